@@ -1,0 +1,16 @@
+# Tables over the whole zoo.
+
+
+rule aggregate_runs:
+    input:
+        run_files(),
+    output:
+        parquet="results/tables/runs.parquet",
+        csv="results/tables/runs.csv",
+    log:
+        "results/logs/aggregate_runs.log",
+    localrule: True
+    conda:
+        "../envs/analysis.yaml"
+    script:
+        "../workflow/scripts/aggregate_runs.py"

@@ -1,0 +1,72 @@
+# Sweep expansion, paths and wildcard constraints. The logic lives in weightzoo.config.
+import sys
+
+# The library in src/ is importable here whether or not it is installed (workflow/scripts/
+# does the same for the jobs through _src_path.py).
+sys.path.insert(0, str(Path(workflow.basedir) / "src"))
+
+from weightzoo.config import (
+    ConfigError,
+    all_architectures,
+    raw_folder,
+    seed_blocks,
+    training_params,
+    validate_config,
+)
+from weightzoo.data import TORCHVISION_DATASETS
+
+try:
+    validate_config(config, Path(workflow.basedir) / "config" / "schema.yaml")
+except ConfigError as err:
+    sys.exit(f"weightzoo: config error: {err}")
+
+ARCHS = all_architectures(config)
+BLOCKS = seed_blocks(config)
+DATASETS = config["datasets"]
+
+
+wildcard_constraints:
+    dataset=r"[a-z][a-z0-9_]*",
+    arch=r"(mlp|cnn|vit)(-[a-z]\d+)+",
+    seeds=r"\d+-\d+",
+
+
+def train_outputs(kind):
+    """One file per training job (dataset x architecture x seed block) of one output kind."""
+    return [
+        f"results/{kind}/dataset={d}/arch={a}/seeds-{s}.parquet"
+        for d in DATASETS
+        for a in ARCHS
+        for s in BLOCKS
+    ]
+
+
+def weight_files():
+    return train_outputs("weights")
+
+
+def metric_files():
+    return train_outputs("metrics")
+
+
+def run_files():
+    return train_outputs("runs")
+
+
+def dataset_source(wildcards):
+    """How a dataset is prepared (the config slice the prepare job reads)."""
+    name = wildcards.dataset
+    if name == "digits":
+        return {"kind": "digits", **config["data"]["digits"]}
+    if name in TORCHVISION_DATASETS:
+        return {"kind": "torchvision", "folder": str(raw_folder(config, name))}
+    return {"kind": "npz", "path": config["data"]["user"][name]}
+
+
+def dataset_inputs(wildcards):
+    source = dataset_source(wildcards)
+    if source["kind"] == "torchvision":
+        return [f"results/data/raw/{wildcards.dataset}.json"]
+    if source["kind"] == "npz":
+        return [source["path"]]
+    return []

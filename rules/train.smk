@@ -1,0 +1,26 @@
+# Training: one job per (dataset, architecture, block of seeds).
+
+
+rule train:
+    input:
+        data="results/data/{dataset}.npz",
+    output:
+        weights="results/weights/dataset={dataset}/arch={arch}/seeds-{seeds}.parquet",
+        metrics="results/metrics/dataset={dataset}/arch={arch}/seeds-{seeds}.parquet",
+        runs="results/runs/dataset={dataset}/arch={arch}/seeds-{seeds}.parquet",
+    params:
+        family=lambda w: ARCHS[w.arch].family,
+        arch=lambda w: ARCHS[w.arch].params,
+        train=lambda w: training_params(config, ARCHS[w.arch].family)["train"],
+        dump_epochs=lambda w: training_params(config, ARCHS[w.arch].family)["dump_epochs"],
+        seeds=lambda w: BLOCKS[w.seeds],
+        device=config["device"],
+    threads: config["threads"]
+    log:
+        "results/logs/train/{dataset}/{arch}/seeds-{seeds}.log",
+    benchmark:
+        "results/benchmarks/train/{dataset}/{arch}/seeds-{seeds}.tsv"
+    conda:
+        "../envs/train.yaml"
+    script:
+        "../workflow/scripts/train.py"

@@ -1,0 +1,175 @@
+"""Configuration: schema validation, cross-key checks and sweep expansion.
+
+Everything here runs when Snakemake parses the workflow, before any job starts, so a bad
+config stops the run with one line that names the key at fault.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+from weightzoo import data
+
+ARCH_KEYS = {
+    "mlp": ("depth", "width"),
+    "cnn": ("blocks", "channels"),
+    "vit": ("depth", "heads", "embed", "patch"),
+}
+# one-letter tags of the architecture ids, e.g. mlp-d2-w50, cnn-b3-c16, vit-d2-h4-e32-p4
+ARCH_TAGS = {"depth": "d", "width": "w", "blocks": "b", "channels": "c", "heads": "h",
+             "embed": "e", "patch": "p"}  # fmt: skip
+# family-level settings that complete an architecture (not part of its id)
+FAMILY_SETTINGS = {"mlp": ("activation",), "cnn": ("activation",),
+                   "vit": ("activation", "mlp_ratio", "pool")}  # fmt: skip
+
+
+class ConfigError(ValueError):
+    """A configuration value is invalid; the message starts with the key path."""
+
+
+@dataclass(frozen=True)
+class Arch:
+    """One architecture of a sweep: its readable id and the model's keyword arguments."""
+
+    family: str
+    id: str
+    params: dict[str, Any]
+
+
+def _key(path) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "<top level>"
+
+
+def validate_config(config: dict, schema_path: str | Path) -> dict:
+    """Check `config` against the JSON schema and the cross-key rules; raise ConfigError."""
+    schema = yaml.safe_load(Path(schema_path).read_text())
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))
+    if errors:
+        err = jsonschema.exceptions.best_match(errors)
+        raise ConfigError(f"{_key(err.absolute_path)}: {err.message}")
+    _check_datasets(config)
+    _check_families(config)
+    return config
+
+
+def _check_datasets(config: dict) -> None:
+    user = config["data"]["user"]
+    for name in user:
+        if name in data.BUILTIN_DATASETS:
+            raise ConfigError(f"data.user.{name}: the name of a built-in dataset cannot be reused")
+    for i, name in enumerate(config["datasets"]):
+        if name not in data.BUILTIN_DATASETS and name not in user:
+            known = ", ".join([*data.BUILTIN_DATASETS, *user])
+            raise ConfigError(f"datasets[{i}]: unknown dataset {name!r} (known: {known})")
+        if name in user and not Path(user[name]).is_file():
+            raise ConfigError(f"data.user.{name}: file not found: {user[name]}")
+        if name in data.TORCHVISION_DATASETS and not config["data"]["download"]:
+            folder = raw_folder(config, name)
+            missing = data.missing_files(data.raw_files(name), folder)
+            if missing:
+                raise ConfigError(
+                    f"data.download is false but {name} is not pre-staged in {folder}: missing "
+                    + ", ".join(str(p) for p in missing)
+                )
+
+
+def _check_families(config: dict) -> None:
+    if not any(f["enabled"] for f in config["families"].values()):
+        raise ConfigError("families: every family is disabled; enable at least one")
+    shapes = {name: image_shape(config, name) for name in config["datasets"]}
+    for family, spec in config["families"].items():
+        if not spec["enabled"]:
+            continue
+        for i, grid in enumerate(spec["grid"]):
+            for point in _grid_points(grid):
+                _check_point(family, point, f"families.{family}.grid[{i}]", shapes)
+
+
+def _check_point(family: str, p: dict, where: str, shapes: dict) -> None:
+    if family != "vit":
+        return
+    if p["embed"] % p["heads"]:
+        raise ConfigError(f"{where}: heads={p['heads']} does not divide embed={p['embed']}")
+    for name, (_, h, w) in shapes.items():
+        if h % p["patch"] or w % p["patch"]:
+            raise ConfigError(
+                f"{where}: patch={p['patch']} does not divide the {h}x{w} images of {name}"
+            )
+
+
+def raw_folder(config: dict, dataset: str) -> Path:
+    """Folder holding the raw (downloaded or pre-staged) files of a torchvision dataset."""
+    return Path(config["data"]["root"]) / dataset
+
+
+def image_shape(config: dict, dataset: str) -> tuple[int, int, int]:
+    """(C, H, W) of a dataset's images, known without preparing it."""
+    if dataset in data.IMAGE_SHAPES:
+        return data.IMAGE_SHAPES[dataset]
+    return data.npz_image_shape(Path(config["data"]["user"][dataset]))
+
+
+def _grid_points(grid: dict) -> list[dict]:
+    keys = list(grid)
+    values = [v if isinstance(v, list) else [v] for v in grid.values()]
+    return [dict(zip(keys, combo, strict=True)) for combo in itertools.product(*values)]
+
+
+def arch_id(family: str, point: dict) -> str:
+    return "-".join([family, *(f"{ARCH_TAGS[k]}{point[k]}" for k in ARCH_KEYS[family])])
+
+
+def architectures(config: dict, family: str) -> list[Arch]:
+    """The architectures of one family's sweep, in config order, without duplicates."""
+    spec = config["families"][family]
+    if not spec["enabled"]:
+        return []
+    settings = {k: spec[k] for k in FAMILY_SETTINGS[family]}
+    archs: dict[str, Arch] = {}
+    for grid in spec["grid"]:
+        for point in _grid_points(grid):
+            aid = arch_id(family, point)
+            archs.setdefault(aid, Arch(family, aid, {**point, **settings}))
+    return list(archs.values())
+
+
+def all_architectures(config: dict) -> dict[str, Arch]:
+    """Every architecture of every enabled family, keyed by id."""
+    return {a.id: a for family in ARCH_KEYS for a in architectures(config, family)}
+
+
+def seed_blocks(config: dict) -> dict[str, list[int]]:
+    """Seeds grouped into jobs: label 'first-last' -> seeds, in fixed blocks aligned on start.
+
+    Blocks are aligned so that raising `seeds.count` by whole blocks adds new blocks and leaves
+    the existing ones (and their outputs) untouched.
+    """
+    start, count, per_job = (
+        config["seeds"]["start"],
+        config["seeds"]["count"],
+        config["seeds_per_job"],
+    )
+    seeds = list(range(start, start + count))
+    blocks = [seeds[i : i + per_job] for i in range(0, count, per_job)]
+    return {f"{b[0]}-{b[-1]}": b for b in blocks}
+
+
+def dump_epochs(config: dict, epochs: int) -> list[int]:
+    """Epochs to dump for a run of `epochs` epochs: 0, the listed ones below it, and the last."""
+    return sorted({0, epochs, *(e for e in config["dump_epochs"] if e < epochs)})
+
+
+def training_params(config: dict, family: str) -> dict:
+    """The config slice a training job of `family` reads (changes to it retrain that family)."""
+    train = dict(config["families"][family]["train"])
+    return {"train": train, "dump_epochs": dump_epochs(config, train["epochs"])}

@@ -1,0 +1,122 @@
+"""Weight dumps: state_dicts to long Parquet rows and back.
+
+One row per (seed, epoch, tensor) with the tensor's shape and its values flattened in
+row-major order, so `rows_to_state_dict` rebuilds the exact state_dict. Rows are built with
+Arrow list arrays from one flat buffer per dump: no Python loop over weights.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import torch
+
+from weightzoo.io import atomic_path
+
+WEIGHTS_SCHEMA = pa.schema(
+    [
+        ("dataset", pa.string()),
+        ("family", pa.string()),
+        ("arch", pa.string()),
+        ("seed", pa.int32()),
+        ("epoch", pa.int32()),
+        ("tensor", pa.string()),
+        ("kind", pa.string()),
+        ("layer", pa.string()),
+        ("numel", pa.int64()),
+        ("shape", pa.list_(pa.int32())),
+        ("values", pa.list_(pa.float32())),
+    ]
+)
+PARQUET_OPTIONS = {"compression": "zstd", "compression_level": 3}
+
+
+def state_dict_table(
+    state: dict[str, torch.Tensor],
+    kinds: dict[str, tuple[str, str]],
+    *,
+    dataset: str,
+    family: str,
+    arch: str,
+    seed: int,
+    epoch: int,
+) -> pa.Table:
+    """One dump as an Arrow table: a row per tensor, in state_dict order."""
+    names = list(state)
+    arrays = [
+        state[k].detach().to("cpu", torch.float32).contiguous().numpy().ravel() for k in names
+    ]
+    sizes = np.array([a.size for a in arrays], dtype=np.int64)
+    offsets = np.concatenate([[0], np.cumsum(sizes)])
+    flat = np.concatenate(arrays) if arrays else np.zeros(0, np.float32)
+    values = pa.LargeListArray.from_arrays(pa.array(offsets), pa.array(flat)).cast(
+        pa.list_(pa.float32())
+    )
+    shapes = [list(state[k].shape) for k in names]
+    n = len(names)
+    return pa.table(
+        {
+            "dataset": [dataset] * n,
+            "family": [family] * n,
+            "arch": [arch] * n,
+            "seed": pa.array([seed] * n, pa.int32()),
+            "epoch": pa.array([epoch] * n, pa.int32()),
+            "tensor": names,
+            "kind": [kinds[k][0] for k in names],
+            "layer": [kinds[k][1] for k in names],
+            "numel": pa.array(sizes),
+            "shape": pa.array(shapes, pa.list_(pa.int32())),
+            "values": values,
+        },
+        schema=WEIGHTS_SCHEMA,
+    )
+
+
+class DumpWriter:
+    """Streams dumps into one Parquet file (a row group per dump), renamed into place on close.
+
+    Use as a context manager: on an exception the temporary file is removed and nothing
+    appears at `path`.
+    """
+
+    def __init__(self, path: str | Path):
+        self._atomic = atomic_path(Path(path))
+        tmp = self._atomic.__enter__()
+        try:
+            self._writer = pq.ParquetWriter(tmp, WEIGHTS_SCHEMA, **PARQUET_OPTIONS)
+        except BaseException as err:
+            self._atomic.__exit__(type(err), err, err.__traceback__)
+            raise
+
+    def write(self, table: pa.Table) -> None:
+        self._writer.write_table(table)
+
+    def __enter__(self) -> DumpWriter:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self._writer.close()
+        self._atomic.__exit__(exc_type, exc, tb)
+
+
+def rows_to_state_dict(rows: pa.Table) -> dict[str, torch.Tensor]:
+    """Rebuild a state_dict from the rows of one (seed, epoch) dump (polars: `.to_arrow()`)."""
+    values = rows.column("values").combine_chunks()
+    flat = values.flatten().to_numpy()
+    offsets = values.offsets.to_numpy()
+    offsets = offsets - offsets[0]
+    return {
+        name: torch.from_numpy(flat[offsets[i] : offsets[i + 1]].copy()).reshape(shape)
+        for i, (name, shape) in enumerate(
+            zip(rows.column("tensor").to_pylist(), rows.column("shape").to_pylist(), strict=True)
+        )
+    }
+
+
+def write_table(table: pa.Table, path: str | Path) -> None:
+    """Write a small table atomically as zstd Parquet."""
+    with atomic_path(Path(path)) as tmp:
+        pq.write_table(table, tmp, **PARQUET_OPTIONS)

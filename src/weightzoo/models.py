@@ -1,0 +1,342 @@
+"""The three model families of a weight zoo: MLP, CNN and ViT, written out in plain PyTorch.
+
+Every model takes a float batch (B, C, H, W), already normalised, and returns logits
+(B, n_classes). There is no dropout and no batch norm, so a forward pass is deterministic and
+the state_dict holds learnable parameters only (no buffers): the dumped tensors are exactly
+the weights we study.
+
+Initialisation is PyTorch's default for nn.Linear, nn.Conv2d and nn.LayerNorm (Kaiming-uniform
+weights with a = sqrt(5), uniform biases in +-1/sqrt(fan_in), LayerNorm weight 1 and bias 0).
+The ViT's position embedding and class token are drawn from a normal with std 0.02 truncated
+at +-2 std. All of it draws from the global torch RNG, so `torch.manual_seed(s)` before
+`build_model` makes the initial weights reproducible.
+"""
+
+from __future__ import annotations
+
+import inspect
+import itertools
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+ACTIVATIONS = {
+    "relu": nn.ReLU,
+    "tanh": nn.Tanh,
+    "gelu": nn.GELU,
+    "sigmoid": nn.Sigmoid,
+    "silu": nn.SiLU,
+    "leaky_relu": nn.LeakyReLU,
+}
+
+
+def make_activation(name: str) -> nn.Module:
+    """A fresh activation module from its config name, or a ValueError naming the bad one."""
+    if name not in ACTIVATIONS:
+        raise ValueError(f"unknown activation {name!r}; choose one of {sorted(ACTIVATIONS)}")
+    return ACTIVATIONS[name]()
+
+
+def _check_in_shape(in_shape: tuple[int, int, int]) -> tuple[int, int, int]:
+    shape = tuple(int(s) for s in in_shape)
+    if len(shape) != 3 or min(shape) < 1:
+        raise ValueError(f"in_shape must be (C, H, W) with positive sizes, got {in_shape!r}")
+    return shape  # type: ignore[return-value]
+
+
+def _check_positive(name: str, value: int, minimum: int = 1) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+
+
+# --------------------------------------------------------------------------------------------
+# MLP: flatten -> depth x (Linear -> activation) -> Linear head
+# --------------------------------------------------------------------------------------------
+
+
+class MLP(nn.Module):
+    """Fully connected network; depth=0 is multinomial logistic regression on the pixels."""
+
+    def __init__(
+        self,
+        in_shape: tuple[int, int, int],
+        n_classes: int,
+        depth: int,
+        width: int,
+        activation: str = "relu",
+    ) -> None:
+        super().__init__()
+        c, h, w = _check_in_shape(in_shape)
+        _check_positive("n_classes", n_classes)
+        _check_positive("depth", depth, minimum=0)
+        _check_positive("width", width)
+        # hidden.{i} are exactly the Linear layers; the (parameter-free) activation lives apart.
+        sizes = [c * h * w] + [width] * depth
+        self.hidden = nn.ModuleList(nn.Linear(a, b) for a, b in itertools.pairwise(sizes))
+        self.act = make_activation(activation)
+        self.head = nn.Linear(sizes[-1], n_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.flatten(1)
+        for layer in self.hidden:
+            x = self.act(layer(x))
+        return self.head(x)
+
+
+# --------------------------------------------------------------------------------------------
+# CNN: blocks x (Conv3x3 -> activation -> MaxPool2 while the map is >= 2x2) -> Linear head
+# --------------------------------------------------------------------------------------------
+
+
+class ConvBlock(nn.Module):
+    """3x3 convolution (same padding), activation, then a 2x2 max-pool or nothing."""
+
+    def __init__(self, in_channels: int, out_channels: int, activation: str, pool: bool) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=1)
+        self.act = make_activation(activation)
+        self.pool = nn.MaxPool2d(2) if pool else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.pool(self.act(self.conv(x)))
+
+
+class CNN(nn.Module):
+    """Stack of conv blocks with a linear read-out; pooling stops once the map is 1 pixel wide.
+
+    On 8x8 digits the maps go 8 -> 4 -> 2 -> 1 -> 1 ..., on 28x28 28 -> 14 -> 7 -> 3 -> 1, on
+    32x32 32 -> 16 -> 8 -> 4 -> 2 -> 1, so any number of blocks is valid on any input.
+    """
+
+    def __init__(
+        self,
+        in_shape: tuple[int, int, int],
+        n_classes: int,
+        blocks: int,
+        channels: int,
+        activation: str = "relu",
+    ) -> None:
+        super().__init__()
+        c, h, w = _check_in_shape(in_shape)
+        _check_positive("n_classes", n_classes)
+        _check_positive("blocks", blocks, minimum=0)
+        _check_positive("channels", channels)
+        layers = []
+        for _ in range(blocks):
+            pool = min(h, w) >= 2
+            layers.append(ConvBlock(c, channels, activation, pool))
+            c = channels
+            if pool:  # MaxPool2d(2) floors odd sizes: 7 -> 3
+                h, w = h // 2, w // 2
+        self.blocks = nn.ModuleList(layers)
+        self.head = nn.Linear(c * h * w, n_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for block in self.blocks:
+            x = block(x)
+        return self.head(x.flatten(1))
+
+
+# --------------------------------------------------------------------------------------------
+# ViT: patches -> tokens (+ class token, + position) -> depth x pre-norm Block -> norm -> head
+# --------------------------------------------------------------------------------------------
+
+
+class PatchEmbedding(nn.Module):
+    """Cut the image into non-overlapping patch x patch tiles and project each to `embed`."""
+
+    def __init__(self, in_channels: int, patch: int, embed: int) -> None:
+        super().__init__()
+        self.patch = patch
+        self.proj = nn.Linear(in_channels * patch * patch, embed)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, c, h, w = x.shape
+        p = self.patch
+        # (B, C, H, W) -> (B, C, H/p, p, W/p, p) -> (B, H/p, W/p, C, p, p): tiles in row-major
+        # order, each flattened channel-first, exactly like a Conv2d(kernel=p, stride=p) sees it.
+        x = x.reshape(b, c, h // p, p, w // p, p).permute(0, 2, 4, 1, 3, 5)
+        return self.proj(x.reshape(b, (h // p) * (w // p), c * p * p))
+
+
+class Attention(nn.Module):
+    """Multi-head self-attention with separate q, k, v projections and an output projection."""
+
+    def __init__(self, embed: int, heads: int) -> None:
+        super().__init__()
+        self.heads = heads
+        self.q = nn.Linear(embed, embed)
+        self.k = nn.Linear(embed, embed)
+        self.v = nn.Linear(embed, embed)
+        self.proj = nn.Linear(embed, embed)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, n, e = x.shape
+
+        def split(t: torch.Tensor) -> torch.Tensor:  # (B, N, E) -> (B, heads, N, head_dim)
+            return t.reshape(b, n, self.heads, e // self.heads).transpose(1, 2)
+
+        q, k, v = split(self.q(x)), split(self.k(x)), split(self.v(x))
+        # softmax(q k^T / sqrt(head_dim)) v, per head; every token attends to every token.
+        y = F.scaled_dot_product_attention(q, k, v)
+        return self.proj(y.transpose(1, 2).reshape(b, n, e))
+
+
+class MLPBlock(nn.Module):
+    """The transformer's position-wise feed-forward: fc1 -> activation -> fc2."""
+
+    def __init__(self, embed: int, hidden: int, activation: str) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(embed, hidden)
+        self.act = make_activation(activation)
+        self.fc2 = nn.Linear(hidden, embed)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(self.act(self.fc1(x)))
+
+
+class Block(nn.Module):
+    """Pre-norm transformer block: x + attn(norm1(x)), then x + mlp(norm2(x))."""
+
+    def __init__(self, embed: int, heads: int, mlp_ratio: float, activation: str) -> None:
+        super().__init__()
+        self.norm1 = nn.LayerNorm(embed)
+        self.attn = Attention(embed, heads)
+        self.norm2 = nn.LayerNorm(embed)
+        self.mlp = MLPBlock(embed, int(embed * mlp_ratio), activation)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.attn(self.norm1(x))
+        return x + self.mlp(self.norm2(x))
+
+
+class ViT(nn.Module):
+    """Vision transformer; the logits come from the class token (pool="cls") or the token mean."""
+
+    def __init__(
+        self,
+        in_shape: tuple[int, int, int],
+        n_classes: int,
+        patch: int,
+        embed: int,
+        depth: int,
+        heads: int,
+        mlp_ratio: float = 2.0,
+        pool: str = "cls",
+        activation: str = "gelu",
+    ) -> None:
+        super().__init__()
+        c, h, w = _check_in_shape(in_shape)
+        _check_positive("n_classes", n_classes)
+        for name, value in [("patch", patch), ("embed", embed), ("heads", heads)]:
+            _check_positive(name, value)
+        _check_positive("depth", depth, minimum=0)
+        if embed % heads:
+            raise ValueError(f"heads={heads} does not divide embed={embed}")
+        if h % patch or w % patch:
+            raise ValueError(f"patch={patch} does not divide the image size {h}x{w}")
+        if pool not in ("cls", "mean"):
+            raise ValueError(f"unknown pool {pool!r}; choose 'cls' or 'mean'")
+        if int(embed * mlp_ratio) < 1:
+            raise ValueError(f"mlp_ratio={mlp_ratio} gives an empty MLP for embed={embed}")
+        make_activation(activation)  # fail here, even when depth=0
+
+        self.pool = pool
+        self.patch_embed = PatchEmbedding(c, patch, embed)
+        n_tokens = (h // patch) * (w // patch) + (pool == "cls")
+        self.pos_embed = nn.Parameter(torch.empty(1, n_tokens, embed))
+        if pool == "cls":
+            self.cls_token = nn.Parameter(torch.empty(1, 1, embed))
+        # One Block per constructor call: each draws its own initial weights from the RNG.
+        self.blocks = nn.ModuleList(
+            Block(embed, heads, mlp_ratio, activation) for _ in range(depth)
+        )
+        self.norm = nn.LayerNorm(embed)
+        self.head = nn.Linear(embed, n_classes)
+
+        # std 0.02 as in timm's ViT, cut at +-2 std (timm's default a=-2, b=2 never cuts).
+        nn.init.trunc_normal_(self.pos_embed, std=0.02, a=-0.04, b=0.04)
+        if pool == "cls":
+            nn.init.trunc_normal_(self.cls_token, std=0.02, a=-0.04, b=0.04)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.patch_embed(x)  # (B, n_patches, embed)
+        if self.pool == "cls":
+            x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1)
+        x = x + self.pos_embed
+        for block in self.blocks:
+            x = block(x)
+        x = self.norm(x)
+        return self.head(x[:, 0] if self.pool == "cls" else x.mean(dim=1))
+
+
+# --------------------------------------------------------------------------------------------
+# Building models from config and naming their tensors
+# --------------------------------------------------------------------------------------------
+
+FAMILIES = {"mlp": MLP, "cnn": CNN, "vit": ViT}
+
+
+def build_model(
+    family: str, arch: dict, in_shape: tuple[int, int, int], n_classes: int
+) -> nn.Module:
+    """Construct `family` with the keyword arguments in `arch`; bad names fail with ValueError.
+
+    Initial weights come from the global torch RNG: seed it first for reproducible weights.
+    """
+    if family not in FAMILIES:
+        raise ValueError(f"unknown model family {family!r}; choose one of {sorted(FAMILIES)}")
+    cls = FAMILIES[family]
+    params = dict(inspect.signature(cls.__init__).parameters)
+    for fixed in ("self", "in_shape", "n_classes"):
+        params.pop(fixed)
+    unknown = sorted(set(arch) - set(params))
+    if unknown:
+        raise ValueError(
+            f"unknown argument(s) {unknown} for family {family!r}; accepted: {sorted(params)}"
+        )
+    missing = sorted(
+        name for name, p in params.items() if p.default is p.empty and name not in arch
+    )
+    if missing:
+        raise ValueError(f"missing argument(s) {missing} for family {family!r}")
+    return cls(in_shape=tuple(in_shape), n_classes=n_classes, **arch)
+
+
+def count_params(model: nn.Module) -> int:
+    """Number of learnable scalars."""
+    return sum(p.numel() for p in model.parameters())
+
+
+_WEIGHTED = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
+_NORMS = (nn.LayerNorm, nn.GroupNorm, nn.RMSNorm, nn.modules.batchnorm._NormBase)
+
+
+def tensor_kinds(model: nn.Module) -> dict[str, tuple[str, str]]:
+    """Map every state_dict key to (kind, layer), kind from the owning module's type.
+
+    kind is "weight" / "bias" for Linear and Conv layers, "norm" for both tensors of a
+    normalisation layer, and "embedding" for tensors the ViT holds itself (pos_embed,
+    cls_token); layer is the owning module's path ("" for the model itself).
+    """
+    keys = list(model.state_dict())
+    params = [name for name, _ in model.named_parameters()]
+    assert keys == params, "models here hold parameters only: state_dict has buffers or misses"
+
+    kinds: dict[str, tuple[str, str]] = {}
+    for layer, module in model.named_modules():
+        for name, _ in module.named_parameters(recurse=False):
+            key = f"{layer}.{name}" if layer else name
+            if isinstance(module, _WEIGHTED) and name in ("weight", "bias"):
+                kind = name
+            elif isinstance(module, _NORMS):
+                kind = "norm"
+            elif isinstance(module, ViT):
+                kind = "embedding"
+            else:
+                raise ValueError(
+                    f"cannot classify parameter {key!r} of {type(module).__name__} {layer!r}"
+                )
+            kinds[key] = (kind, layer)
+    return kinds
