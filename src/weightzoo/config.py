@@ -56,7 +56,14 @@ def validate_config(config: dict, schema_path: str | Path) -> dict:
     errors = sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))
     if errors:
         err = jsonschema.exceptions.best_match(errors)
-        raise ConfigError(f"{_key(err.absolute_path)}: {err.message}")
+        path = list(err.absolute_path)
+        if err.validator == "additionalProperties" and isinstance(err.instance, dict):
+            known = list(err.schema.get("properties", {}))
+            unknown = sorted(set(err.instance) - set(known))
+            raise ConfigError(
+                f"{_key([*path, unknown[0]])}: unknown key (known here: {', '.join(known)})"
+            )
+        raise ConfigError(f"{_key(path)}: {err.message}")
     _check_datasets(config)
     _check_families(config)
     return config

@@ -1,0 +1,136 @@
+"""Training: determinism, divergence, weight-dump round trip and sane accuracy on digits."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+import torch
+
+from weightzoo import dumps, jobs, training
+from weightzoo.data import save_prepared
+from weightzoo.models import build_model
+
+MLP = {"depth": 1, "width": 16, "activation": "relu"}
+ADAM = {"optimizer": "adam", "lr": 0.003, "batch_size": 64, "epochs": 3, "weight_decay": 0.0,
+        "momentum": 0.9, "schedule": "cosine"}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def digits_file(tmp_path_factory, digits):
+    path = tmp_path_factory.mktemp("data") / "digits.npz"
+    save_prepared(digits, path)
+    return path
+
+
+def run_job(tmp_path, digits_file, *, seeds, family="mlp", arch=MLP, train=ADAM, epochs=(0, 1, 3)):
+    out = {k: tmp_path / f"{k}.parquet" for k in ("weights", "metrics", "runs")}
+    runs = jobs.train_job(
+        data_path=digits_file, dataset="digits", family=family, arch=f"{family}-test",
+        arch_params=arch, train=train, seeds=seeds, dump_epochs=list(epochs), device="cpu",
+        threads=1, weights_out=out["weights"], metrics_out=out["metrics"], runs_out=out["runs"],
+    )  # fmt: skip
+    return runs, {k: pq.read_table(v) for k, v in out.items()}
+
+
+def values_of(table, seed):
+    rows = table.filter(table["seed"].to_numpy() == seed).sort_by([("epoch", "ascending")])
+    return rows.column("values").combine_chunks().flatten().to_numpy()
+
+
+def test_same_seed_gives_identical_weights_and_metrics(tmp_path, digits_file):
+    _, a = run_job(tmp_path / "a", digits_file, seeds=[3])
+    _, b = run_job(tmp_path / "b", digits_file, seeds=[3])
+    assert a["weights"].drop(["values"]).equals(b["weights"].drop(["values"]))
+    assert np.array_equal(values_of(a["weights"], 3), values_of(b["weights"], 3))
+    cols = ["epoch", "train_loss", "train_acc", "test_loss", "test_acc"]
+    assert a["metrics"].select(cols).equals(b["metrics"].select(cols))
+
+
+def test_different_seeds_give_different_initialisations(tmp_path, digits_file):
+    _, out = run_job(tmp_path, digits_file, seeds=[0, 1])
+    assert not np.array_equal(values_of(out["weights"], 0), values_of(out["weights"], 1))
+
+
+def test_seed_result_does_not_depend_on_its_job_companions(tmp_path, digits_file):
+    _, alone = run_job(tmp_path / "alone", digits_file, seeds=[1])
+    _, shared = run_job(tmp_path / "shared", digits_file, seeds=[0, 1])
+    assert np.array_equal(values_of(alone["weights"], 1), values_of(shared["weights"], 1))
+
+
+@pytest.mark.parametrize("family,arch", [
+    ("mlp", MLP),
+    ("cnn", {"blocks": 2, "channels": 4, "activation": "relu"}),
+    ("vit", {"patch": 4, "embed": 8, "depth": 2, "heads": 2, "mlp_ratio": 2.0, "pool": "cls",
+             "activation": "gelu"}),
+])  # fmt: skip
+def test_dump_rows_rebuild_a_model_with_identical_predictions(digits, family, arch):
+    data = training.to_tensors(digits, torch.device("cpu"))
+    kept = {}
+
+    def on_dump(epoch, state, model):
+        table = dumps.state_dict_table(state, {k: ("weight", "") for k in state}, dataset="d",
+                                       family=family, arch="a", seed=0, epoch=epoch)  # fmt: skip
+        kept[epoch] = (table, model(data.x_test).detach().clone())
+
+    training.train_seed(family, arch, data, ADAM, 0, [0, 3], on_dump, lambda row: None)
+    table, logits = kept[3]
+    torch.manual_seed(123)  # a different init, overwritten by the dump
+    rebuilt = build_model(family, arch, data.in_shape, data.n_classes)
+    rebuilt.load_state_dict(dumps.rows_to_state_dict(table))
+    assert torch.equal(rebuilt(data.x_test), logits)
+
+
+def test_epoch_zero_and_final_epoch_are_dumped_with_all_tensors(tmp_path, digits_file):
+    runs, out = run_job(tmp_path, digits_file, seeds=[0], epochs=(0, 1, 3))
+    w = out["weights"]
+    assert sorted(set(w["epoch"].to_pylist())) == [0, 1, 3]
+    # mlp-d1-w16 on 8x8 digits: hidden.0.weight/bias, head.weight/bias
+    assert w.filter(w["epoch"].to_numpy() == 3)["tensor"].to_pylist() == [
+        "hidden.0.weight", "hidden.0.bias", "head.weight", "head.bias"]  # fmt: skip
+    assert w.filter(w["epoch"].to_numpy() == 3)["shape"].to_pylist() == [
+        [16, 64], [16], [10, 16], [10]]  # fmt: skip
+    assert sum(w.filter(w["epoch"].to_numpy() == 0)["numel"].to_pylist()) == 64 * 16 + 16 + 170
+    assert runs["n_params"].to_list() == [1210]
+    assert out["metrics"]["epoch"].to_pylist() == [0, 1, 2, 3]
+
+
+def test_mlp_learns_digits(tmp_path, digits_file):
+    train = {**ADAM, "epochs": 10}
+    runs, _ = run_job(tmp_path, digits_file, seeds=[0], arch={**MLP, "width": 32}, train=train,
+                      epochs=(0, 10))  # fmt: skip
+    assert runs["status"].to_list() == ["ok"]
+    assert runs["final_test_acc"][0] > 0.9  # a 1-hidden-layer MLP reaches ~95 % on digits
+    assert runs["final_train_acc"][0] > 0.9
+
+
+def test_diverging_run_is_recorded_and_keeps_its_dumps(tmp_path, digits_file):
+    sgd = {**ADAM, "optimizer": "sgd", "lr": 1e30, "schedule": "constant", "epochs": 4}
+    runs, out = run_job(tmp_path, digits_file, seeds=[0, 1], train=sgd, epochs=(0, 2, 4))
+    assert runs["status"].to_list() == ["diverged", "diverged"]
+    assert runs["diverged_epoch"].to_list() == [1, 1]
+    assert runs["epochs_run"].to_list() == [0, 0]
+    w = out["weights"]
+    # only the initialisation (= the last finite state) is dumped, and it is finite
+    assert sorted(set(w["epoch"].to_pylist())) == [0]
+    assert np.isfinite(w.column("values").combine_chunks().flatten().to_numpy()).all()
+    metrics = out["metrics"].to_pydict()
+    assert metrics["epoch"] == [0, 1, 0, 1]
+    assert not math.isfinite(metrics["train_loss"][1])
+
+
+def test_cosine_schedule_decays_to_zero():
+    train = {**ADAM, "lr": 1.0, "epochs": 4}
+    assert [round(training.lr_at(train, e), 4) for e in (1, 2, 3, 4)] == [
+        1.0, 0.8536, 0.5, 0.1464]  # fmt: skip
+    assert training.lr_at({**train, "schedule": "constant"}, 4) == 1.0
+
+
+def test_cuda_request_without_a_gpu_is_a_clear_error():
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA device is present")
+    with pytest.raises(RuntimeError, match="no CUDA device"):
+        training.select_device("cuda")
+    assert training.select_device("auto").type == "cpu"

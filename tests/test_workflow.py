@@ -1,0 +1,234 @@
+"""End to end: real `snakemake` runs on tiny configs, checked against the result contracts."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+import yaml
+from conftest import ROOT
+
+from weightzoo.dumps import rows_to_state_dict
+from weightzoo.models import build_model, count_params
+
+pytestmark = pytest.mark.e2e
+SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
+TINY = ROOT / "config" / "test" / "tiny.yaml"
+WEIGHT_COLUMNS = {"dataset": pl.String, "family": pl.String, "arch": pl.String, "seed": pl.Int32,
+                  "epoch": pl.Int32, "tensor": pl.String, "kind": pl.String,
+                  "shape": pl.List(pl.Int32), "values": pl.List(pl.Float32)}  # fmt: skip
+
+
+def snakemake(workdir: Path, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
+    cmd = [SNAKEMAKE, "--snakefile", str(ROOT / "Snakefile"), "--directory", str(workdir), *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+
+
+def write_config(path: Path, config: dict) -> Path:
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def write_blobs(path: Path) -> None:
+    """A learnable 3-class user dataset: 8x8 RGB images whose colour gives the class."""
+    rng = np.random.default_rng(0)
+
+    def split(n):
+        y = np.arange(n) % 3
+        x = rng.integers(0, 60, size=(n, 8, 8, 3))
+        x[np.arange(n), :, :, y] += 180  # class k lights up channel k
+        return x.astype(np.uint8), y
+
+    (x_train, y_train), (x_test, y_test) = split(90), split(30)
+    np.savez(path, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """The tiny config on digits plus a user .npz dataset, run once for the module."""
+    work = tmp_path_factory.mktemp("tiny")
+    write_blobs(work / "blobs.npz")
+    extra = write_config(work / "extra.yaml", {"datasets": ["digits", "blobs"],
+                                               "data": {"user": {"blobs": "blobs.npz"}}})  # fmt: skip
+    started = time.perf_counter()
+    proc = snakemake(work, "--cores", "2", "--configfile", str(TINY), str(extra))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return work, [str(TINY), str(extra)], time.perf_counter() - started
+
+
+def test_weights_are_one_hive_partitioned_table(tiny_run):
+    work, _, _ = tiny_run
+    w = pl.scan_parquet(work / "results/weights/**/*.parquet", hive_partitioning=True).collect()
+    for name, dtype in WEIGHT_COLUMNS.items():
+        assert w.schema[name] == dtype, name
+    assert set(w["dataset"]) == {"digits", "blobs"}
+    assert set(w["arch"]) == {"mlp-d1-w1", "mlp-d1-w16", "cnn-b1-c1", "cnn-b1-c4",
+                              "vit-d1-h1-e4-p4", "vit-d1-h2-e4-p4"}  # fmt: skip
+    epochs = w.group_by("dataset", "family", "seed").agg(pl.col("epoch").unique().sort())
+    # tiny.yaml: dump_epochs [1]; mlp trains 3 epochs, cnn and vit 2
+    expected = {"mlp": [0, 1, 3], "cnn": [0, 1, 2], "vit": [0, 1, 2]}
+    for row in epochs.iter_rows(named=True):
+        assert row["epoch"] == expected[row["family"]], row
+    # one row per (seed, epoch, tensor)
+    assert w.select("dataset", "arch", "seed", "epoch", "tensor").is_duplicated().sum() == 0
+
+
+def test_dumped_rows_rebuild_the_exact_state_dict(tiny_run):
+    work, _, _ = tiny_run
+    rows = (
+        pl.scan_parquet(work / "results/weights/**/*.parquet", hive_partitioning=True)
+        .filter(dataset="blobs", arch="cnn-b1-c4", seed=1, epoch=2)
+        .collect()
+    )
+    state = rows_to_state_dict(rows.to_arrow())
+    model = build_model("cnn", {"blocks": 1, "channels": 4, "activation": "relu"}, (3, 8, 8), 3)
+    model.load_state_dict(state, strict=True)
+    # conv 4*3*9+4 = 112, head (4*4*4)*3+3 = 195
+    assert (
+        count_params(model)
+        == 307
+        == rows["shape"].list.eval(pl.element().product()).explode().sum()
+    )
+
+
+def test_metrics_have_one_row_per_seed_and_epoch(tiny_run):
+    work, _, _ = tiny_run
+    m = pl.scan_parquet(work / "results/metrics/**/*.parquet", hive_partitioning=True).collect()
+    counts = m.group_by("dataset", "arch", "seed").agg(pl.len(), pl.col("epoch").max())
+    # 2 datasets x 6 architectures x 2 seeds, epochs 0..E
+    assert counts.height == 24
+    assert (counts["len"] == counts["epoch"] + 1).all()
+    assert m.select("dataset", "arch", "seed", "epoch").is_duplicated().sum() == 0
+    assert m["test_acc"].is_between(0, 1).all()
+
+
+def test_runs_table_has_one_row_per_run(tiny_run):
+    work, _, _ = tiny_run
+    runs = pl.read_parquet(work / "results/tables/runs.parquet")
+    assert runs.height == 24
+    for col in ["dataset", "family", "arch", "seed", "n_params", "final_test_acc", "best_test_acc",
+                "final_train_acc", "epochs_run", "status", "wall_time_s", "torch_version",
+                "device", "config"]:  # fmt: skip
+        assert col in runs.columns, col
+    assert set(runs["status"]) == {"ok"}
+    assert runs.filter(arch="mlp-d1-w16", dataset="digits")["n_params"].to_list() == [1210, 1210]
+    assert (runs["best_test_acc"] >= runs["final_test_acc"]).all()
+    # the colour-coded blobs are easy: the widest MLP is far above chance (1/3)
+    assert runs.filter(arch="mlp-d1-w16", dataset="blobs")["final_test_acc"].min() > 0.6
+    csv = pl.read_csv(work / "results/tables/runs.csv")
+    assert csv.height == 24 and "config" not in csv.columns
+
+
+def test_no_temporary_files_are_left_and_every_job_has_a_log(tiny_run):
+    work, _, _ = tiny_run
+    assert not [p for p in (work / "results").rglob("*") if p.name.endswith(".tmp")]
+    logs = list((work / "results/logs/train").rglob("*.log"))
+    assert len(logs) == 12
+    assert all("job done" in p.read_text() for p in logs)
+
+
+def test_rerun_with_nothing_changed_does_nothing(tiny_run):
+    work, configs, _ = tiny_run
+    proc = snakemake(work, "-n", "--configfile", *configs)
+    assert proc.returncode == 0
+    assert "Nothing to be done" in proc.stdout + proc.stderr
+
+
+def test_diverging_family_is_recorded_without_failing_the_workflow(tmp_path):
+    write_blobs(tmp_path / "blobs.npz")
+    extra = write_config(tmp_path / "extra.yaml", {
+        "datasets": ["blobs"], "data": {"user": {"blobs": "blobs.npz"}},
+        "seeds": {"start": 0, "count": 1}, "seeds_per_job": 1,
+        "families": {
+            "mlp": {"grid": [{"depth": 1, "width": 8}]},
+            "cnn": {"grid": [{"blocks": 1, "channels": 2}],
+                    "train": {"optimizer": "sgd", "lr": 1.0e30, "schedule": "constant"}},
+            "vit": {"enabled": False},
+        },
+    })  # fmt: skip
+    proc = snakemake(tmp_path, "--cores", "2", "--configfile", str(TINY), str(extra))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    runs = pl.read_parquet(tmp_path / "results/tables/runs.parquet").sort("family")
+    assert runs.select("family", "status").rows() == [("cnn", "diverged"), ("mlp", "ok")]
+
+
+@pytest.mark.parametrize("override,message", [
+    ({"families": {"mlp": {"grid": [{"depth": 1, "width": [0, 4]}]}}},
+     "families.mlp.grid[0].width[0]: 0 is less than the minimum of 1"),
+    ({"families": {"cnn": {"train": {"epochs": 0}}}}, "families.cnn.train.epochs:"),
+    ({"datasets": ["svhn"]}, "datasets[0]: unknown dataset 'svhn'"),
+    ({"families": {"vit": {"grid": [{"patch": 2, "depth": 1, "heads": 3, "embed": 8}]}}},
+     "families.vit.grid[0]: heads=3 does not divide embed=8"),
+    ({"threads": "many"}, "threads:"),
+])  # fmt: skip
+def test_config_error_stops_before_any_job(tmp_path, override, message):
+    bad = write_config(tmp_path / "bad.yaml", override)
+    proc = snakemake(tmp_path, "--cores", "1", "--configfile", str(bad))
+    assert proc.returncode != 0
+    last_line = proc.stderr.strip().splitlines()[-1]
+    assert last_line.startswith("weightzoo: config error: ") and message in last_line
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "results").exists()
+
+
+def test_killed_training_job_leaves_no_complete_looking_file(tmp_path):
+    long = write_config(tmp_path / "long.yaml", {
+        "seeds": {"start": 0, "count": 1}, "seeds_per_job": 1,
+        "families": {"mlp": {"grid": [{"depth": 1, "width": 64}], "train": {"epochs": 5000}},
+                     "cnn": {"enabled": False}, "vit": {"enabled": False}},
+    })  # fmt: skip
+    cmd = [SNAKEMAKE, "--snakefile", str(ROOT / "Snakefile"), "--directory", str(tmp_path),
+           "--cores", "1", "--configfile", str(long)]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)  # fmt: skip
+    part = tmp_path / "results/weights/dataset=digits/arch=mlp-d1-w64"
+    try:
+        deadline = time.monotonic() + 120
+        while not list(part.glob(".seeds-0-0.parquet.*.tmp")):
+            assert time.monotonic() < deadline and proc.poll() is None, "training never started"
+            time.sleep(0.2)
+        time.sleep(1.0)  # mid-training: the epoch-0 dump is in the temporary file
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert not (part / "seeds-0-0.parquet").exists()
+    assert not (
+        tmp_path / "results/metrics/dataset=digits/arch=mlp-d1-w64/seeds-0-0.parquet"
+    ).exists()
+    assert not list((tmp_path / "results").rglob("*.parquet")), "a partial file looks complete"
+    # the next invocation plans the interrupted job again
+    assert snakemake(tmp_path, "--unlock", "--configfile", str(long)).returncode == 0
+    plan = snakemake(tmp_path, "-n", "--configfile", str(long))
+    assert re.search(r"^train\s+1$", plan.stdout, re.M), plan.stdout[-2000:]
+
+
+def job_counts(stdout: str) -> dict[str, int]:
+    table = stdout.split("Job stats:")[1]
+    return {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.M)}
+
+
+def test_paper_config_plans_the_expected_jobs_offline(tmp_path):
+    proc = snakemake(tmp_path, "-n", "--configfile", str(ROOT / "config/paper.yaml"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    counts = job_counts(proc.stdout)
+    paper = yaml.safe_load((ROOT / "config/paper.yaml").read_text())
+    # 3 datasets x (40 MLPs + 24 CNNs + 8 ViTs) x 30 seeds / 10 per job
+    assert paper["datasets"] == ["mnist", "fashion_mnist", "cifar10"]
+    assert counts["train"] == 3 * (40 + 24 + 8) * 3 == 648
+    assert counts["download_dataset"] == 3 and counts["prepare_dataset"] == 3
+    assert counts["total"] == 648 + 3 + 3 + 1 + 1
+
+
+def test_lint_is_clean():
+    proc = subprocess.run([SNAKEMAKE, "--lint", "--snakefile", str(ROOT / "Snakefile")],
+                          capture_output=True, text=True, cwd=ROOT, timeout=120)  # fmt: skip
+    assert proc.returncode == 0
+    assert "Congratulations, your workflow is in a good condition!" in proc.stdout + proc.stderr
