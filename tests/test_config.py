@@ -148,3 +148,13 @@ def test_dump_epochs_always_hold_init_and_final(config):
     config["dump_epochs"] = [1, 5, 50]
     assert dump_epochs(config, 10) == [0, 1, 5, 10]
     assert dump_epochs(config, 1) == [0, 1]
+
+
+def test_user_dataset_with_bad_images_is_named_at_validation(config, tmp_path):
+    path = tmp_path / "flat.npz"
+    y = np.array([0, 1])
+    np.savez(path, x_train=np.zeros((2, 64), np.float32), y_train=y, x_test=y, y_test=y)
+    config["data"]["user"] = {"flat": str(path)}
+    config["datasets"] = ["flat"]
+    message = errors_for(config)
+    assert message.startswith("data.user.flat: ") and "x_train" in message

@@ -142,6 +142,28 @@ def test_rerun_with_nothing_changed_does_nothing(tiny_run):
     assert "Nothing to be done" in proc.stdout + proc.stderr
 
 
+def planned_jobs(work: Path, configs: list[str], override: dict) -> dict[str, int]:
+    extra = write_config(work / "override.yaml", override)
+    proc = snakemake(work, "-n", "--configfile", *configs, str(extra))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    if "Nothing to be done" in proc.stdout + proc.stderr:
+        return {}
+    return job_counts(proc.stdout)
+
+
+def test_changing_one_family_retrains_only_that_family(tiny_run):
+    work, configs, _ = tiny_run
+    plan = planned_jobs(work, configs, {"families": {"cnn": {"train": {"lr": 0.01}}}})
+    # 2 CNN architectures x 2 datasets x 1 seed block, then the runs table
+    assert plan == {"train": 4, "aggregate_runs": 1, "all": 1, "total": 6}
+
+
+def test_adding_a_block_of_seeds_trains_only_the_new_block(tiny_run):
+    work, configs, _ = tiny_run
+    plan = planned_jobs(work, configs, {"seeds": {"start": 0, "count": 4}})
+    assert plan == {"train": 12, "aggregate_runs": 1, "all": 1, "total": 14}
+
+
 def test_diverging_family_is_recorded_without_failing_the_workflow(tmp_path):
     write_blobs(tmp_path / "blobs.npz")
     extra = write_config(tmp_path / "extra.yaml", {

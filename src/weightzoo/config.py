@@ -123,7 +123,10 @@ def image_shape(config: dict, dataset: str) -> tuple[int, int, int]:
     """(C, H, W) of a dataset's images, known without preparing it."""
     if dataset in data.IMAGE_SHAPES:
         return data.IMAGE_SHAPES[dataset]
-    return data.npz_image_shape(Path(config["data"]["user"][dataset]))
+    try:
+        return data.npz_image_shape(Path(config["data"]["user"][dataset]))
+    except data.DatasetError as err:
+        raise ConfigError(f"data.user.{dataset}: {err}") from err
 
 
 def _grid_points(grid: dict) -> list[dict]:
