@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 CORES ?= 8
 
-.PHONY: run test lint clean
+.PHONY: run test lint clean browser
 .DEFAULT_GOAL := run
 
 $(BIN)/snakemake: pyproject.toml
@@ -16,8 +16,14 @@ $(BIN)/snakemake: pyproject.toml
 run: $(BIN)/snakemake  ## set up, then build the whole zoo and its tables in results/
 	$(BIN)/snakemake --cores $(CORES)
 
-test: $(BIN)/snakemake  ## set up, then run the test suite
+test: $(BIN)/snakemake browser  ## set up, then run the test suite
 	$(BIN)/python -m pytest
+
+# Headless Chromium for the dashboard test (Debian's package; needs root to install).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
+	  else echo "chromium is missing and apt-get needs root: the dashboard test will be skipped"; fi; }
 
 lint: $(BIN)/snakemake
 	$(BIN)/ruff check .

@@ -14,6 +14,9 @@ include: "rules/common.smk"
 include: "rules/data.smk"
 include: "rules/train.smk"
 include: "rules/aggregate.smk"
+include: "rules/stats.smk"
+include: "rules/claims.smk"
+include: "rules/figures.smk"
 
 
 rule all:
@@ -21,4 +24,8 @@ rule all:
         weights=weight_files(),
         metrics=metric_files(),
         runs="results/tables/runs.parquet",
+        stats="results/tables/stats.parquet",
+        maps="results/tables/strength_maps.parquet",
+        claims="results/tables/claims.parquet",
+        dashboard="results/index.html",
     default_target: True

@@ -8,6 +8,7 @@ sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 from weightzoo.config import (
     ConfigError,
     all_architectures,
+    image_shape,
     raw_folder,
     seed_blocks,
     training_params,

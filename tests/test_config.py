@@ -158,3 +158,13 @@ def test_user_dataset_with_bad_images_is_named_at_validation(config, tmp_path):
     config["datasets"] = ["flat"]
     message = errors_for(config)
     assert message.startswith("data.user.flat: ") and "x_train" in message
+
+
+def test_empty_histogram_range_is_rejected(config):
+    config["analysis"]["hist"]["range"] = [1.0, -1.0]
+    assert errors_for(config).startswith("analysis.hist.range:")
+
+
+def test_group_bands_must_not_overlap(config):
+    config["analysis"]["groups"] = {"optimal_within": 0.2, "suboptimal_below": 0.1}
+    assert errors_for(config).startswith("analysis.groups: suboptimal_below must be at least")

@@ -15,8 +15,10 @@ import polars as pl
 import pytest
 import yaml
 from conftest import ROOT
+from test_dashboard import Page, dump_dom
 
 from weightzoo.dumps import rows_to_state_dict
+from weightzoo.jobs import FIGURE_TABLES as FIGURES
 from weightzoo.models import build_model, count_params
 
 pytestmark = pytest.mark.e2e
@@ -127,6 +129,63 @@ def test_runs_table_has_one_row_per_run(tiny_run):
     assert csv.height == 24 and "config" not in csv.columns
 
 
+def test_stats_table_summarises_every_dump(tiny_run):
+    work, _, _ = tiny_run
+    st = pl.read_parquet(work / "results/tables/stats.parquet")
+    run = st.filter(dataset="digits", arch="mlp-d1-w16", seed=0)
+    # 3 dumps (epochs 0, 1, 3) x (4 tensors + 2 pools) x 2 targets (w, w - w0)
+    assert run.height == 3 * 6 * 2
+    assert set(run["scope"]) == {"hidden.0.weight", "hidden.0.bias", "head.weight", "head.bias",
+                                 "all_weights", "all_params"}  # fmt: skip
+    # the statistics are those of the dumped values
+    w = (
+        pl.scan_parquet(work / "results/weights/**/*.parquet", hive_partitioning=True)
+        .filter(dataset="digits", arch="mlp-d1-w16", seed=0, epoch=3, tensor="head.weight")
+        .collect()
+    )
+    values = w["values"][0].to_numpy()
+    row = run.filter(epoch=3, scope="head.weight", target="w")
+    assert row["std"][0] == pytest.approx(values.std())
+    assert row["count"][0] == 160
+    assert row["max_abs"][0] == pytest.approx(np.abs(values).max())
+    init = run.filter(epoch=0, target="delta", scope="all_params")
+    assert init["l2"][0] == 0.0
+
+
+def test_claims_are_tested_and_written(tiny_run):
+    work, _, _ = tiny_run
+    claims = pl.read_parquet(work / "results/tables/claims.parquet")
+    assert set(claims["claim"]) == {1, 2, 3}
+    assert claims.filter(claim=1, test="spearman", dataset="all")["n_a"].to_list()[0] == 24
+    page = (work / "results/claims.md").read_text()
+    for n in (1, 2, 3):
+        assert f"## Claim {n}:" in page
+    groups = pl.read_parquet(work / "results/tables/groups.parquet")
+    assert set(groups["group"]) <= {"optimal", "intermediate", "suboptimal"}
+    assert groups.height == 24
+
+
+def test_dashboard_renders_every_figure_offline(tiny_run, tmp_path):
+    work, _, _ = tiny_run
+    page = work / "results/index.html"
+    for name in FIGURES:
+        assert (work / f"results/figures/{name}.html").stat().st_size > 0
+        assert (work / f"results/figures/{name}.svg").read_text().startswith("<svg")
+    dom = Page(dump_dom(page, tmp_path / "profile"))
+    assert dom.errors == "", dom.errors
+    assert dom.body.get("data-status") == "done"
+    assert len(dom.charts) == len(FIGURES)
+    assert all(c.get("data-rendered") == "true" and c["svg"] for c in dom.charts.values())
+
+
+def test_report_is_built(tiny_run):
+    work, configs, _ = tiny_run
+    proc = snakemake(work, "--report", "report.html", "--configfile", *configs)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    text = (work / "report.html").read_text()
+    assert "Claims" in text and "Figures" in text
+
+
 def test_no_temporary_files_are_left_and_every_job_has_a_log(tiny_run):
     work, _, _ = tiny_run
     assert not [p for p in (work / "results").rglob("*") if p.name.endswith(".tmp")]
@@ -151,17 +210,34 @@ def planned_jobs(work: Path, configs: list[str], override: dict) -> dict[str, in
     return job_counts(proc.stdout)
 
 
+DOWNSTREAM = {"aggregate_runs": 1, "aggregate_stats": 1, "aggregate_strength_maps": 1,
+              "claims": 1, "figure": 7, "dashboard": 1, "all": 1}  # fmt: skip
+
+
 def test_changing_one_family_retrains_only_that_family(tiny_run):
     work, configs, _ = tiny_run
     plan = planned_jobs(work, configs, {"families": {"cnn": {"train": {"lr": 0.01}}}})
-    # 2 CNN architectures x 2 datasets x 1 seed block, then the runs table
-    assert plan == {"train": 4, "aggregate_runs": 1, "all": 1, "total": 6}
+    # 2 CNN architectures x 2 datasets x 1 seed block, their statistics, then every table,
+    # the claims, the 7 figures and the dashboard that depend on them
+    assert plan == {"train": 4, "weight_stats": 4, **DOWNSTREAM, "total": 8 + 13}
 
 
 def test_adding_a_block_of_seeds_trains_only_the_new_block(tiny_run):
     work, configs, _ = tiny_run
     plan = planned_jobs(work, configs, {"seeds": {"start": 0, "count": 4}})
-    assert plan == {"train": 12, "aggregate_runs": 1, "all": 1, "total": 14}
+    assert plan == {"train": 12, "weight_stats": 12, **DOWNSTREAM, "total": 24 + 13}
+
+
+def test_changing_figure_settings_redoes_only_figures(tiny_run):
+    work, configs, _ = tiny_run
+    plan = planned_jobs(work, configs, {"figures": {"width": 333, "statistic": "kurtosis"}})
+    assert plan == {"figure": 7, "dashboard": 1, "all": 1, "total": 9}
+
+
+def test_changing_the_histogram_range_redoes_statistics_not_training(tiny_run):
+    work, configs, _ = tiny_run
+    plan = planned_jobs(work, configs, {"analysis": {"hist": {"range": [-2.0, 2.0]}}})
+    assert "train" not in plan and plan["weight_stats"] == 12 and plan["claims"] == 1
 
 
 def test_diverging_family_is_recorded_without_failing_the_workflow(tmp_path):
@@ -246,7 +322,9 @@ def test_paper_config_plans_the_expected_jobs_offline(tmp_path):
     assert paper["datasets"] == ["mnist", "fashion_mnist", "cifar10"]
     assert counts["train"] == 3 * (40 + 24 + 8) * 3 == 648
     assert counts["download_dataset"] == 3 and counts["prepare_dataset"] == 3
-    assert counts["total"] == 648 + 3 + 3 + 1 + 1
+    assert counts["weight_stats"] == 648 and counts["figure"] == 7
+    # + 3 aggregations, claims, dashboard, all
+    assert counts["total"] == 2 * 648 + 3 + 3 + 3 + 1 + 7 + 1 + 1
 
 
 def test_lint_is_clean():

@@ -66,7 +66,20 @@ def validate_config(config: dict, schema_path: str | Path) -> dict:
         raise ConfigError(f"{_key(path)}: {err.message}")
     _check_datasets(config)
     _check_families(config)
+    _check_analysis(config["analysis"])
     return config
+
+
+def _check_analysis(analysis: dict) -> None:
+    lo, hi = analysis["hist"]["range"]
+    if not lo < hi:
+        raise ConfigError(f"analysis.hist.range: [{lo}, {hi}] is empty; give [low, high]")
+    groups = analysis["groups"]
+    if groups["suboptimal_below"] < groups["optimal_within"]:
+        raise ConfigError(
+            "analysis.groups: suboptimal_below must be at least optimal_within "
+            f"(got {groups['suboptimal_below']} < {groups['optimal_within']})"
+        )
 
 
 def _check_datasets(config: dict) -> None:

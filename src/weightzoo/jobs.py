@@ -17,7 +17,7 @@ import polars as pl
 import torch
 
 import weightzoo
-from weightzoo import data, dumps, training
+from weightzoo import analysis, dashboard, data, dumps, figures, stats, training
 from weightzoo.io import atomic_path
 from weightzoo.models import tensor_kinds
 
@@ -182,3 +182,125 @@ def aggregate_runs(*, run_files: list[str | Path], parquet_out: str | Path,
     )  # fmt: skip
     logger.info("runs summary:\n%s", summary)
     return runs
+
+
+def stats_job(*, weights_path: str | Path, family: str, in_shape: list[int],
+              hist_range: list[float], bins: int, stats_out: str | Path,
+              maps_out: str | Path) -> None:  # fmt: skip
+    """Statistics (and first-layer strength maps) of one training job's dumps."""
+    started = time.perf_counter()
+    table = stats.file_stats(weights_path, tuple(hist_range), bins)
+    dumps.write_table(table.to_arrow(), stats_out)
+    maps = stats.file_strength_maps(weights_path, family, tuple(in_shape))
+    dumps.write_table(maps.to_arrow(), maps_out)
+    logger.info("%d statistics rows, %d map pixels in %.1f s", table.height, maps.height,
+                time.perf_counter() - started)  # fmt: skip
+
+
+def concat_tables(*, files: list[str | Path], output: str | Path) -> None:
+    """Concatenate per-job Parquet files into one table, streamed (never all in memory)."""
+    with atomic_path(Path(output)) as tmp:
+        pl.scan_parquet([str(f) for f in files]).sink_parquet(tmp, compression="zstd")
+    logger.info(
+        "%s: %d rows from %d files",
+        output,
+        pl.scan_parquet(output).select(pl.len()).collect().item(),
+        len(files),
+    )
+
+
+def claims_job(*, runs_path: str | Path, stats_path: str | Path, analysis_cfg: dict,
+               groups_out: str | Path, final_out: str | Path, trajectories_out: str | Path,
+               claims_out: str | Path, claims_md_out: str | Path) -> pl.DataFrame:  # fmt: skip
+    """Label runs, test the paper's three claims, write the claims table and page."""
+    cfg = analysis_cfg
+    runs = pl.read_parquet(runs_path)
+    groups = analysis.label_groups(runs, **cfg["groups"])
+    stats_lf = pl.scan_parquet(stats_path)
+    final = analysis.final_stats(stats_lf, groups)
+    medians = analysis.median_trajectories(analysis.trajectories(stats_lf, groups))
+    tests = {"alpha": cfg["alpha"], "min_group": cfg["min_group"]}
+    rows = [
+        *analysis.correlation_tests(final, cfg["statistics"], n_boot=cfg["bootstrap"],
+                                    seed=cfg["seed"], **tests),
+        *analysis.resemblance_tests(final, cfg["statistics"], tuple(cfg["hist"]["range"]),
+                                    n_perm=cfg["permutations"], seed=cfg["seed"], **tests),
+        *analysis.family_similarity_tests(medians, alpha=cfg["alpha"]),
+    ]  # fmt: skip
+    claims = analysis.claims_table(rows)
+    n_runs = groups.group_by("group").len().sort("group").rows()
+    page = analysis.claims_markdown(claims, groups["group_rule"][0], cfg["alpha"],
+                                    dict(n_runs) | {"diverged": int((groups["status"] == "diverged").sum())})  # fmt: skip
+    dumps.write_table(groups.to_arrow(), groups_out)
+    dumps.write_table(final.to_arrow(), final_out)
+    dumps.write_table(medians.to_arrow(), trajectories_out)
+    dumps.write_table(claims.to_arrow(), claims_out)
+    with atomic_path(Path(claims_md_out)) as tmp:
+        tmp.write_text(page)
+    logger.info("claims:\n%s", analysis.verdicts(claims))
+    return claims
+
+
+# The tables each figure is drawn from (rules/figures.smk asks for exactly these).
+FIGURE_TABLES = {
+    "accuracy_vs_params": ["groups"],
+    "statistic_vs_accuracy": ["final"],
+    "weight_histograms": ["final"],
+    "node_strength": ["final"],
+    "strength_maps": ["groups", "maps"],
+    "trajectories": ["trajectories"],
+    "distance_heatmap": ["final"],
+}
+
+
+def figure_chart(name: str, tables: dict[str, str | Path], settings: dict, hist_range):
+    """Build one figure from its tables, aggregated with polars before plotting."""
+    fn = figures.FIGURES[name][0]
+    size = {"width": settings["width"], "height": settings["height"]}
+    if name == "accuracy_vs_params":
+        return fn(pl.read_parquet(tables["groups"]), **size)
+    if name == "trajectories":
+        return fn(pl.read_parquet(tables["trajectories"]), **size)
+    if name == "strength_maps":
+        groups = pl.read_parquet(tables["groups"])
+        final_epochs = groups.select(*analysis.RUN_KEYS, epoch="epochs_run").lazy()
+        maps = pl.scan_parquet(tables["maps"]).join(final_epochs, on=[*analysis.RUN_KEYS, "epoch"])
+        return fn(maps.collect(), groups, **size)
+    final = pl.read_parquet(tables["final"])
+    if name == "statistic_vs_accuracy":
+        return fn(final, settings["statistic"], **size)
+    if name == "weight_histograms":
+        return fn(final, tuple(hist_range), **size)
+    if name == "distance_heatmap":
+        dist = analysis.heatmap_distances(final, tuple(hist_range), settings["max_heatmap_runs"])
+        return fn(dist, max_runs=settings["max_heatmap_runs"], **size)
+    return fn(final, **size)
+
+
+def figure_job(*, name: str, tables: dict[str, str | Path], settings: dict, hist_range: list,
+               html_out: str | Path, image_out: str | Path, spec_out: str | Path) -> None:  # fmt: skip
+    """One figure: offline HTML, an SVG or PNG image and its spec (for the dashboard)."""
+    chart = figure_chart(name, tables, settings, hist_range)
+    fn, title = figures.FIGURES[name]
+    figures.save_chart(chart.properties(title=title), html_out, image_out)
+    # the dashboard gives each figure a heading of its own, so its spec carries no title
+    record = {"name": name, "title": title, "caption": figures.caption(fn),
+              "spec": figures.chart_spec(chart)}  # fmt: skip
+    with atomic_path(Path(spec_out)) as tmp:
+        tmp.write_text(json.dumps(record))
+
+
+def dashboard_job(*, spec_files: list[str | Path], claims_path: str | Path,
+                  groups_path: str | Path, output: str | Path) -> None:  # fmt: skip
+    """results/index.html: verdicts, every figure and the claims table on one offline page."""
+    claims = pl.read_parquet(claims_path)
+    groups = pl.read_parquet(groups_path)
+    counts = dict(groups.group_by("group").len().rows())
+    summary = (
+        f"{groups.height} trained networks ({', '.join(f'{n} {g}' for g, n in sorted(counts.items()))}; "
+        f"{int((groups['status'] == 'diverged').sum())} diverged) over "
+        f"{groups['dataset'].n_unique()} dataset(s) and {groups['arch'].n_unique()} architectures. "
+        f"Groups: {groups['group_rule'][0]}."
+    )
+    specs = [json.loads(Path(f).read_text()) for f in spec_files]
+    dashboard.build_dashboard(specs, claims, analysis.verdicts(claims), summary, output)

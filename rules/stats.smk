@@ -1,0 +1,50 @@
+# Statistics of the dumped weights: one job per training job, then one table.
+
+
+rule weight_stats:
+    input:
+        weights="results/weights/dataset={dataset}/arch={arch}/seeds-{seeds}.parquet",
+    output:
+        stats="results/stats/dataset={dataset}/arch={arch}/seeds-{seeds}.parquet",
+        maps="results/strength_maps/dataset={dataset}/arch={arch}/seeds-{seeds}.parquet",
+    params:
+        family=lambda w: ARCHS[w.arch].family,
+        in_shape=lambda w: list(image_shape(config, w.dataset)),
+        hist_range=config["analysis"]["hist"]["range"],
+        bins=config["analysis"]["hist"]["bins"],
+    log:
+        "results/logs/weight_stats/{dataset}/{arch}/seeds-{seeds}.log",
+    benchmark:
+        "results/benchmarks/weight_stats/{dataset}/{arch}/seeds-{seeds}.tsv"
+    conda:
+        "../envs/analysis.yaml"
+    script:
+        "../workflow/scripts/weight_stats.py"
+
+
+rule aggregate_stats:
+    input:
+        train_outputs("stats"),
+    output:
+        "results/tables/stats.parquet",
+    log:
+        "results/logs/aggregate_stats.log",
+    localrule: True
+    conda:
+        "../envs/analysis.yaml"
+    script:
+        "../workflow/scripts/concat_tables.py"
+
+
+rule aggregate_strength_maps:
+    input:
+        train_outputs("strength_maps"),
+    output:
+        "results/tables/strength_maps.parquet",
+    log:
+        "results/logs/aggregate_strength_maps.log",
+    localrule: True
+    conda:
+        "../envs/analysis.yaml"
+    script:
+        "../workflow/scripts/concat_tables.py"

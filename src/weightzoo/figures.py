@@ -1,0 +1,720 @@
+"""Altair figures of the zoo: one function per figure, polars frames in, an Altair chart out.
+
+Every function aggregates with polars before it builds the chart, so a figure's inline data
+stay small at the paper's scale (19,440 runs): no per-weight data ever, per-run points only
+where the figure is about runs (a few columns, written as compact inline CSV). Each
+function's docstring is the figure's caption (`caption`); `FIGURES` maps a figure's name to
+(function, title). `save_chart` writes a self-contained offline HTML and an SVG or PNG.
+
+Input frames (see weightzoo.stats and weightzoo.analysis): `groups` (one row per run with its
+group), `final` (statistics of each run's final epoch joined with its group), `maps`
+(first-layer out-strength maps, long), `medians` (median trajectories) and `distances` (a
+run x run 1-Wasserstein matrix of one dataset x family, long).
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import re
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+
+import altair as alt
+import polars as pl
+import vl_convert
+
+from weightzoo.io import atomic_path
+
+GROUPS = ("optimal", "intermediate", "suboptimal")
+GROUP_COLORS = ("#1b9e77", "#9e9e9e", "#d95f02")
+FAMILIES = ("mlp", "cnn", "vit")
+POOL = "all_weights"
+TARGET_TITLES = {"w": "weights w", "delta": "change from initialisation w − w0"}
+STRENGTH_TITLES = {
+    "in_abs_mean": "mean absolute in-strength",
+    "out_abs_mean": "mean absolute out-strength",
+}
+SIG_DIGITS = 4  # significant digits of the floats written into a figure's inline data
+TRIM = 1e-3  # histogram bins below TRIM x the panel's peak in every group are trimmed off the ends
+
+
+def _vl_version() -> str | None:
+    """The Vega-Lite version Altair writes specs for, as vl-convert names it ('6.4')."""
+    version = ".".join(alt.SCHEMA_VERSION.lstrip("v").split(".")[:2])
+    return version if version in vl_convert.get_vegalite_versions() else None
+
+
+VL_VERSION = _vl_version()
+
+
+# --------------------------------------------------------------------------------------------
+# Helpers
+# --------------------------------------------------------------------------------------------
+
+
+def caption(function: Callable) -> str:
+    """A figure function's docstring as a caption: paragraphs, each joined into one line."""
+    text = inspect.cleandoc(function.__doc__ or "")
+    return "\n\n".join(" ".join(p.split()) for p in text.split("\n\n") if p.strip())
+
+
+def no_data(reason: str = "", width: int = 300, height: int = 100) -> alt.Chart:
+    """A chart with a single text mark saying "no data" (and why), for empty inputs."""
+    text = f"no data: {reason}" if reason else "no data"
+    return (
+        alt.Chart(alt.InlineData(values=[{"text": text}]))
+        .mark_text(fontSize=14, color="gray")
+        .encode(text="text:N")
+        .properties(width=width, height=height)
+    )
+
+
+def _inline(df: pl.DataFrame) -> alt.InlineData:
+    """The frame as compact inline CSV: floats rounded to SIG_DIGITS significant digits,
+    NaN/inf written as empty (null) cells, numeric columns parsed as numbers."""
+    numeric = [c for c, t in df.schema.items() if t.is_numeric()]
+    floats = [c for c, t in df.schema.items() if t.is_float()]
+    df = df.with_columns(
+        pl.when(pl.col(c).is_finite()).then(pl.col(c).round_sig_figs(SIG_DIGITS)).alias(c)
+        for c in floats
+    )
+    return alt.InlineData(
+        values=df.write_csv(),
+        format=alt.DataFormat(type="csv", parse=dict.fromkeys(numeric, "number")),
+    )
+
+
+def _require(df: pl.DataFrame, columns: Iterable[str], what: str) -> None:
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise ValueError(f"{what}: missing column(s) {missing}; has {df.columns}")
+
+
+def _finite(column: str) -> pl.Expr:
+    """The column with NaN/inf turned into null."""
+    return pl.when(pl.col(column).is_finite()).then(pl.col(column)).alias(column)
+
+
+def _ok_runs(df: pl.DataFrame) -> pl.DataFrame:
+    return df.filter(pl.col("status") == "ok") if "status" in df.columns else df
+
+
+def _order(values: Iterable[str], first: Sequence[str] = (), last: Sequence[str] = ()) -> list:
+    """Distinct values: those in `first` in that order, the rest sorted, `last` at the end."""
+    present = set(values)
+    head = [v for v in first if v in present]
+    tail = [v for v in last if v in present and v not in head]
+    return head + sorted(present - set(head) - set(tail)) + tail
+
+
+def _group_color(groups: Sequence[str] = GROUPS) -> alt.Color:
+    colors = dict(zip(GROUPS, GROUP_COLORS, strict=True))
+    return alt.Color(
+        "group:N",
+        title="group",
+        scale=alt.Scale(domain=list(groups), range=[colors[g] for g in groups]),
+    )
+
+
+def _facets(df: pl.DataFrame) -> dict:
+    """Facet rows by dataset and columns by family, in the paper's family order."""
+    return {
+        "row": alt.Row("dataset:N", title=None, sort=_order(df["dataset"])),
+        "column": alt.Column("family:N", title=None, sort=_order(df["family"], FAMILIES)),
+    }
+
+
+def _acc_axis(values: pl.Series) -> alt.Axis:
+    """Accuracies in [0, 1] are shown as percentages."""
+    top = values.max()
+    return alt.Axis(format=".0%") if top is not None and top <= 1 else alt.Axis()
+
+
+# --------------------------------------------------------------------------------------------
+# The figures
+# --------------------------------------------------------------------------------------------
+
+
+def accuracy_vs_params(groups: pl.DataFrame, width: int = 220, height: int = 180) -> alt.Chart:
+    """Final test accuracy against the number of parameters (log scale), one panel per
+    dataset (rows) and model family (columns). Each point is one architecture: the mean
+    over its seeds, with a bar from the worst to the best seed; its colour is the
+    architecture's group (optimal: within the chosen margin of the best architecture;
+    suboptimal: far below it). Read it as the sweep's learning curve in model size: where
+    accuracy saturates, and how much seeds disagree at each size.
+    """
+    if groups.height == 0:
+        return no_data("no runs", width, height)
+    _require(
+        groups,
+        ["dataset", "family", "arch", "n_params", "final_test_acc", "group"],
+        "accuracy_vs_params(groups)",
+    )
+    status = pl.col("status") if "status" in groups.columns else pl.lit("ok")
+    archs = (
+        groups.with_columns(_finite("final_test_acc"))
+        .group_by("dataset", "family", "arch")
+        .agg(
+            n_params=pl.col("n_params").max(),
+            group=pl.col("group").first(),
+            acc_mean=pl.col("final_test_acc").mean(),
+            acc_min=pl.col("final_test_acc").min(),
+            acc_max=pl.col("final_test_acc").max(),
+            seeds=pl.len(),
+            diverged=(status == "diverged").sum(),
+        )
+        .filter(pl.col("n_params") > 0)
+        .sort("dataset", "family", "n_params", "arch")
+    )
+    if archs.height == 0:
+        return no_data("no architecture with a parameter count", width, height)
+    x = alt.X(
+        "n_params:Q",
+        title="parameters",
+        scale=alt.Scale(type="log", padding=8),
+        axis=alt.Axis(format="~s"),
+    )
+    axis = _acc_axis(archs["acc_max"])
+    tooltip = [
+        "arch:N",
+        "n_params:Q",
+        "group:N",
+        alt.Tooltip("acc_mean:Q", title="mean acc", format=".3f"),
+        alt.Tooltip("acc_min:Q", title="worst seed", format=".3f"),
+        alt.Tooltip("acc_max:Q", title="best seed", format=".3f"),
+        "seeds:Q",
+        "diverged:Q",
+    ]
+    base = alt.Chart().encode(x=x, color=_group_color())
+    bars = base.mark_rule(opacity=0.6).encode(
+        y=alt.Y("acc_min:Q", title="final test accuracy", axis=axis), y2="acc_max:Q"
+    )
+    points = base.mark_circle(size=40, opacity=0.9).encode(
+        y=alt.Y("acc_mean:Q", title="final test accuracy", axis=axis), tooltip=tooltip
+    )
+    return (
+        alt.layer(bars, points, data=_inline(archs))
+        .properties(width=width, height=height)
+        .facet(**_facets(archs))
+    )
+
+
+def statistic_vs_accuracy(
+    final: pl.DataFrame, statistic: str = "std", width: int = 220, height: int = 180
+) -> alt.Chart:
+    """A statistic of each network's final weights (all weight matrices pooled) against its
+    final test accuracy, one point per run, coloured by the run's group; one panel per
+    dataset (rows) and model family (columns). If weight statistics track performance
+    (claim 1), the points follow a trend within a panel; optimal runs that bunch together
+    while suboptimal runs spread out support claim 2. Diverged runs are left out, as in
+    the tests of the claims.
+    """
+    if final.height == 0:
+        return no_data("no runs", width, height)
+    _require(
+        final,
+        ["dataset", "family", "arch", "scope", "target", "final_test_acc", "group"],
+        "statistic_vs_accuracy(final)",
+    )
+    if statistic not in final.columns:
+        raise ValueError(f"statistic_vs_accuracy: no statistic column {statistic!r} in final")
+    runs = (
+        _ok_runs(final)
+        .filter(scope=POOL, target="w")
+        .select("dataset", "family", "group", "arch", acc="final_test_acc", value=statistic)
+        .with_columns(_finite("acc"), _finite("value"))
+        .drop_nulls(["acc", "value"])
+        .sort("dataset", "family", "acc")
+    )
+    if runs.height == 0:
+        return no_data(f"no finite {statistic} of pooled weights", width, height)
+    tooltip = ["arch:N", "group:N", alt.Tooltip("acc:Q", format=".3f"), "value:Q"]
+    return (
+        alt.Chart(_inline(runs))
+        .mark_circle(size=14, opacity=0.55)
+        .encode(
+            x=alt.X("acc:Q", title="final test accuracy", axis=_acc_axis(runs["acc"])),
+            y=alt.Y(
+                "value:Q", title=f"{statistic} of the pooled weights", scale=alt.Scale(zero=False)
+            ),
+            color=_group_color(),
+            tooltip=tooltip,
+        )
+        .properties(width=width, height=height)
+        .facet(**_facets(runs))
+        .resolve_scale(y="independent")
+    )
+
+
+def weight_histograms(
+    final: pl.DataFrame,
+    hist_range: tuple[float, float] = (-1.0, 1.0),
+    width: int = 220,
+    height: int = 140,
+) -> alt.Chart:
+    """The distribution of each network's final weights (all weight matrices pooled), as
+    the mean normalised histogram over the runs of the optimal group and of the suboptimal
+    group, one panel per dataset (rows) and family (columns): on top the weights w, below
+    their change from initialisation w − w0. The y axis is the share of a network's weights
+    in each bin; empty bins at both ends are trimmed, and values outside the histogram range
+    are counted in its edge bins. Where the two curves differ, successful and failing
+    networks have learned differently shaped weights.
+    """
+    hist_range = (float(hist_range[0]), float(hist_range[1]))
+    if not hist_range[0] < hist_range[1]:
+        raise ValueError(f"weight_histograms: hist_range must be (lo, hi), lo < hi: {hist_range}")
+    if final.height == 0:
+        return no_data("no runs", width, height)
+    _require(
+        final, ["dataset", "family", "scope", "target", "group", "hist"], "weight_histograms(final)"
+    )
+    panel = ["dataset", "family", "target"]
+    runs = (
+        _ok_runs(final)
+        .filter(
+            pl.col("scope") == POOL,
+            pl.col("target").is_in(list(TARGET_TITLES)),
+            pl.col("group").is_in(["optimal", "suboptimal"]),
+            pl.col("hist").list.len() > 0,
+        )
+        .select(*panel, "group", "hist", bins=pl.col("hist").list.len())
+    )
+    if runs.height == 0:
+        return no_data("no optimal or suboptimal runs with a histogram", width, height)
+    lo, hi = hist_range
+    mean = (
+        runs.with_columns(bin=pl.int_ranges(pl.col("bins")))
+        .explode("hist", "bin")
+        .group_by(*panel, "group", "bins", "bin")
+        .agg(share=pl.col("hist").cast(pl.Float64).mean(), runs=pl.len())
+    )
+    # Trim from both ends the bins that are ~0 in every group of the panel.
+    kept = (
+        mean.group_by(*panel, "bin")
+        .agg(top=pl.col("share").max())
+        .with_columns(peak=pl.col("top").max().over(panel))
+        .filter(pl.col("top") >= TRIM * pl.col("peak"), pl.col("peak") > 0)
+        .group_by(panel)
+        .agg(first=pl.col("bin").min(), last=pl.col("bin").max())
+    )
+    hists = (
+        mean.join(kept, on=panel)
+        .filter(pl.col("bin").is_between(pl.col("first"), pl.col("last")))
+        .with_columns(value=lo + (pl.col("bin") + 0.5) * (hi - lo) / pl.col("bins"))
+        .select(*panel, "group", "value", "share", "runs")
+        .sort(*panel, "group", "value")
+    )
+    charts = []
+    for target, title in TARGET_TITLES.items():
+        part = hists.filter(target=target).drop("target")
+        if part.height == 0:
+            continue
+        base = alt.Chart().encode(
+            x=alt.X("value:Q", title=title),
+            y=alt.Y("share:Q", title="share of weights per bin"),
+            color=_group_color(("optimal", "suboptimal")),
+        )
+        tooltip = [
+            "group:N",
+            alt.Tooltip("value:Q", format=".3g"),
+            alt.Tooltip("share:Q", format=".3g"),
+            "runs:Q",
+        ]
+        layer = alt.layer(
+            base.mark_area(opacity=0.25, interpolate="step"),
+            base.mark_line(interpolate="step", strokeWidth=1.5).encode(tooltip=tooltip),
+            data=_inline(part),
+        ).properties(width=width, height=height)
+        charts.append(
+            layer.facet(**_facets(part), title=title).resolve_scale(
+                x="independent", y="independent"
+            )
+        )
+    if not charts:
+        return no_data("no histogram has any mass", width, height)
+    return charts[0] if len(charts) == 1 else alt.vconcat(*charts)
+
+
+def _tensor_order(name: str) -> tuple:
+    """Sort key putting a network's weight tensors in forward order: input embedding first,
+    then blocks/hidden layers by index (q, k, v, proj, fc1, fc2 within a ViT block), head last."""
+    if name.startswith("head"):
+        return (2, 0, 0, name)
+    number = re.search(r"\.(\d+)\.", name)
+    if number is None:
+        return (0, 0, 0, name)
+    roles = ("attn.q.", "attn.k.", "attn.v.", "attn.proj.", "fc1", "fc2")
+    role = next((i for i, r in enumerate(roles) if r in name), len(roles))
+    return (1, int(number.group(1)), role, name)
+
+
+def node_strength(final: pl.DataFrame, width: int = 220, height: int = 160) -> alt.Chart:
+    """Node strength of every weight tensor of the final networks: for each tensor, the mean
+    over its neurons of the summed absolute incoming weights (in-strength, top) and
+    outgoing weights (out-strength, bottom), whose distribution across runs is drawn as a
+    box per group: the box spans the middle half of the runs, the tick is the median and
+    the whisker runs from the smallest to the largest run. One panel per dataset (rows) and
+    family (columns), tensors in forward order; the y axis is logarithmic when the values
+    span more than two decades. Higher, tighter boxes for the optimal group show that
+    successful networks build stronger, more uniform connections.
+    """
+    if final.height == 0:
+        return no_data("no runs", width, height)
+    _require(
+        final,
+        ["dataset", "family", "scope", "scope_type", "kind", "target", "group", *STRENGTH_TITLES],
+        "node_strength(final)",
+    )
+    keys = ["dataset", "family", "scope", "group"]
+    long = (
+        _ok_runs(final)
+        .filter(scope_type="tensor", kind="weight", target="w")
+        .select(*keys, *STRENGTH_TITLES)
+        .unpivot(index=keys, variable_name="measure", value_name="value")
+        .with_columns(_finite("value"))
+        .drop_nulls("value")
+    )
+    if long.height == 0:
+        return no_data("no weight tensors", width, height)
+    q = pl.col("value")
+    boxes = (
+        long.group_by(*keys, "measure")
+        .agg(
+            low=q.min(),
+            q1=q.quantile(0.25, "linear"),
+            median=q.median(),
+            q3=q.quantile(0.75, "linear"),
+            high=q.max(),
+            runs=pl.len(),
+        )
+        .sort(*keys, "measure")
+    )
+    tensors = sorted(boxes["scope"].unique(), key=_tensor_order)
+    groups = [g for g in GROUPS if g in set(boxes["group"])]
+    charts = []
+    for measure, title in STRENGTH_TITLES.items():
+        part = boxes.filter(measure=measure).drop("measure")
+        if part.height == 0:
+            continue
+        positive = part.filter(pl.col("low") > 0)
+        log = positive.height == part.height and part["high"].max() > 100 * positive["low"].min()
+        scale = alt.Scale(type="log") if log else alt.Scale(zero=False)
+        base = alt.Chart().encode(
+            # a band scale (not the point scale a rule would get) leaves room for the groups
+            x=alt.X("scope:N", title="weight tensor", sort=tensors, scale=alt.Scale(type="band")),
+            xOffset=alt.XOffset("group:N", sort=groups),
+            color=_group_color(),
+        )
+        tooltip = ["scope:N", "group:N", "runs:Q"] + [
+            alt.Tooltip(f"{c}:Q", format=".3g") for c in ("low", "q1", "median", "q3", "high")
+        ]
+        layer = alt.layer(
+            base.mark_rule().encode(y=alt.Y("low:Q", title=title, scale=scale), y2="high:Q"),
+            base.mark_bar(size=8, opacity=0.7).encode(y="q1:Q", y2="q3:Q", tooltip=tooltip),
+            base.mark_tick(size=8, thickness=1.5).encode(y="median:Q", color=alt.value("black")),
+            data=_inline(part),
+        ).properties(width=width, height=height)
+        # xOffset must be resolved with x: a shared one cannot see each panel's band width
+        charts.append(
+            layer.facet(**_facets(part), title=title).resolve_scale(
+                x="independent", xOffset="independent", y="independent"
+            )
+        )
+    return charts[0] if len(charts) == 1 else alt.vconcat(*charts)
+
+
+def strength_maps(
+    maps: pl.DataFrame, groups: pl.DataFrame, width: int = 110, height: int = 110
+) -> alt.Chart:
+    """What the first layer looks at: each input pixel's absolute out-strength (the summed
+    absolute weights leaving it into the first layer), averaged over seeds at the final
+    epoch, for the best and the worst architecture (by mean test accuracy) of each dataset
+    and family. An MLP's map has the shape of the image; a ViT's has the shape of one patch,
+    since its projection is shared by every patch (CNNs have no per-pixel weights). One
+    panel per architecture (rows) and input channel (columns), each map divided by its
+    architecture's largest value, so bright means "most used pixel". A trained network
+    concentrates on the informative pixels; an untrained-looking, uniform map suggests the
+    layer has learned little.
+    """
+    if maps.height == 0 or groups.height == 0:
+        return no_data("no first-layer maps" if maps.height == 0 else "no runs", width, height)
+    run = ["dataset", "family", "arch", "seed"]
+    _require(maps, [*run, "epoch", "channel", "row", "col", "value"], "strength_maps(maps)")
+    _require(groups, ["dataset", "family", "arch", "arch_mean_acc"], "strength_maps(groups)")
+    arch = ["dataset", "family", "arch"]
+    mean = (
+        maps.filter(pl.col("epoch") == pl.col("epoch").max().over(run))
+        .group_by(*arch, "channel", "row", "col")
+        .agg(value=pl.col("value").mean())
+    )
+    accs = groups.group_by(arch).agg(acc=pl.col("arch_mean_acc").first())
+    ranked = (
+        mean.select(arch)
+        .unique()
+        .join(accs, on=arch)
+        .drop_nulls("acc")
+        .filter(pl.col("acc").is_finite())
+        .sort("dataset", "family", "acc", "arch")
+    )
+    if ranked.height == 0:
+        return no_data("no maps of a labelled architecture", width, height)
+    chosen = pl.concat(
+        [
+            ranked.group_by("dataset", "family").last().with_columns(rank=pl.lit("best")),
+            ranked.group_by("dataset", "family").first().with_columns(rank=pl.lit("worst")),
+        ]
+    ).unique(arch, keep="first", maintain_order=True)  # one architecture: shown once, as best
+    family_rank = {f: i for i, f in enumerate(FAMILIES)}
+    chosen = (
+        chosen.with_columns(
+            f=pl.col("family").replace_strict(family_rank, default=len(FAMILIES)),
+            r=(pl.col("rank") == "worst").cast(pl.Int32),
+        )
+        .sort("dataset", "f", "family", "r")
+        .with_row_index("panel")
+        .with_columns(
+            label=pl.format(
+                "{} · {} · {}: {} ({})",
+                "dataset",
+                "family",
+                "rank",
+                "arch",
+                pl.col("acc").round_sig_figs(3).cast(pl.String),
+            )
+        )
+    )
+    pixels = (
+        mean.join(chosen.select(*arch, "panel"), on=arch)
+        .with_columns(value=pl.col("value") / pl.col("value").max().over("panel"))
+        .select("panel", "channel", "row", "col", "value")
+        .sort("panel", "channel", "row", "col")
+    )
+    labels = chosen["label"].to_list()  # panel i is labels[i]
+    heat = (
+        alt.Chart(_inline(pixels))
+        .mark_rect()
+        .encode(
+            x=alt.X("col:O", axis=None),
+            y=alt.Y("row:O", axis=None),
+            color=alt.Color(
+                "value:Q",
+                title="relative out-strength",
+                scale=alt.Scale(scheme="viridis", domain=[0, 1]),
+            ),
+            tooltip=["row:O", "col:O", alt.Tooltip("value:Q", format=".3f")],
+        )
+        .properties(width=width, height=height)
+    )
+    # Panels are numbered; the header turns a number into its label, so the pixel rows
+    # carry a small integer rather than a long string.
+    header = alt.Header(
+        labelExpr=f"{json.dumps(labels)}[datum.value]", labelAngle=0, labelAlign="left"
+    )
+    return heat.facet(
+        row=alt.Row("panel:O", title=None, header=header),
+        column=alt.Column("channel:O", title="input channel"),
+    ).resolve_scale(x="independent", y="independent")
+
+
+def trajectories(medians: pl.DataFrame, width: int = 200, height: int = 150) -> alt.Chart:
+    """How the weights move during training, per model family: the median over runs of
+    std(w_t)/std(w_0) (top; 1 = the initial spread) and of ||w_t − w_0|| / ||w_0|| (bottom;
+    0 = still at the initialisation) of the whole network's weights, against training
+    progress (epoch / final epoch). One column per dataset, and "all" pooling every
+    dataset. Curves of the three families that rise or fall together support claim 3:
+    MLPs, CNNs and ViTs learn alike.
+    """
+    if medians.height == 0:
+        return no_data("no trajectories", width, height)
+    _require(
+        medians, ["dataset", "family", "progress", "rel_std", "rel_dist"], "trajectories(medians)"
+    )
+    titles = {"rel_std": "std(w_t) / std(w_0)", "rel_dist": "‖w_t − w_0‖ / ‖w_0‖"}
+    extra = ["runs"] if "runs" in medians.columns else []
+    long = (
+        medians.select("dataset", "family", "progress", *titles, *extra)
+        .unpivot(index=["dataset", "family", "progress", *extra], variable_name="measure")
+        .with_columns(_finite("value"), measure=pl.col("measure").replace_strict(titles))
+        .drop_nulls(["value", "progress"])
+        .sort("dataset", "family", "measure", "progress")
+    )
+    if long.height == 0:
+        return no_data("no finite trajectory values", width, height)
+    families = _order(long["family"], FAMILIES)
+    tooltip = [
+        "family:N",
+        alt.Tooltip("progress:Q", format=".2f"),
+        alt.Tooltip("value:Q", format=".3g"),
+    ]
+    tooltip += [f"{c}:Q" for c in extra]
+    base = alt.Chart().encode(
+        x=alt.X("progress:Q", title="training progress", scale=alt.Scale(domain=[0, 1])),
+        y=alt.Y("value:Q", title=None, scale=alt.Scale(zero=False)),
+        color=alt.Color("family:N", title="family", sort=families),
+    )
+    return (
+        alt.layer(
+            base.mark_line(strokeWidth=2),
+            base.mark_circle(size=25).encode(tooltip=tooltip),
+            data=_inline(long),
+        )
+        .properties(width=width, height=height)
+        .facet(
+            row=alt.Row("measure:N", title=None, sort=list(titles.values())),
+            column=alt.Column("dataset:N", title=None, sort=_order(long["dataset"], last=["all"])),
+        )
+        .resolve_scale(y="independent")
+    )
+
+
+def distance_heatmap(
+    distances: pl.DataFrame, width: int = 360, height: int = 360, max_runs: int = 80
+) -> alt.Chart:
+    """How alike the networks' weight distributions are: the 1-Wasserstein distance between
+    the final-weight histograms of every pair of runs of one dataset and family, runs
+    ordered by final test accuracy (worst at the left and top). Dark cells are similar
+    networks. A dark block in the high-accuracy corner and a light, patchy low-accuracy
+    corner mean that successful networks resemble each other while poor ones scatter
+    (claim 2). With many runs, neighbouring runs (in accuracy order) are merged into at most
+    `max_runs` groups and a cell is the mean distance between two groups' runs.
+    """
+    if distances.height == 0:
+        return no_data("no distances", width, height)
+    _require(
+        distances,
+        ["dataset", "family", "run_a", "run_b", "acc_a", "acc_b", "w1"],
+        "distance_heatmap",
+    )
+    subsets = distances.select("dataset", "family").unique().sort("dataset", "family")
+    if subsets.height > 1:
+        raise ValueError(
+            "distance_heatmap takes the runs of one dataset x family, got "
+            + ", ".join(f"{d}/{f}" for d, f in subsets.iter_rows())
+        )
+    if max_runs < 1:
+        raise ValueError(f"distance_heatmap: max_runs must be >= 1, got {max_runs}")
+    pairs = distances.select("run_a", "run_b", "acc_a", "acc_b", "w1").with_columns(_finite("w1"))
+    mirrored = pairs.select(
+        run_a="run_b", run_b="run_a", acc_a="acc_b", acc_b="acc_a", w1="w1"
+    )  # the matrix may be given as one triangle
+    pairs = pl.concat([pairs, mirrored]).unique(["run_a", "run_b"], keep="first")
+    runs = (
+        pl.concat([pairs.select(run="run_a", acc="acc_a"), pairs.select(run="run_b", acc="acc_b")])
+        .group_by("run")
+        .agg(pl.col("acc").first())
+        .sort("acc", "run", nulls_last=True)
+        .with_row_index("rank")
+    )
+    n = runs.height
+    if n <= max_runs:
+        runs = runs.with_columns(cell=pl.col("rank"), label=pl.col("run"))
+        labels = runs.select("cell", "label", "acc")
+    else:
+        runs = runs.with_columns(cell=(pl.col("rank") * max_runs // n))
+        labels = (
+            runs.group_by("cell")
+            .agg(lo=pl.col("acc").min(), hi=pl.col("acc").max(), acc=pl.col("acc").mean())
+            .with_columns(
+                label=pl.format(
+                    "#{} acc {}–{}",
+                    pl.col("cell").cast(pl.String).str.zfill(len(str(max_runs - 1))),
+                    pl.col("lo").round(3).cast(pl.String),
+                    pl.col("hi").round(3).cast(pl.String),
+                )
+            )
+            .select("cell", "label", "acc")
+        )
+        pairs = pairs.filter(pl.col("run_a") != pl.col("run_b"))
+    index = runs.select("run", "cell")
+    cells = (
+        pairs.join(index.rename({"run": "run_a", "cell": "a"}), on="run_a")
+        .join(index.rename({"run": "run_b", "cell": "b"}), on="run_b")
+        .group_by("a", "b")
+        .agg(w1=pl.col("w1").mean())
+        .sort("a", "b")
+    )
+    labels = labels.sort("cell")  # cell i (0 = least accurate) is names[i]
+    names = json.dumps(labels["label"].to_list())
+    accs = json.dumps([None if a is None else float(f"{a:.4g}") for a in labels["acc"].to_list()])
+    dataset, family = distances["dataset"][0], distances["family"][0]
+    axis = {"title": "run (by final test accuracy)", "sort": "ascending"}
+    labels_axis = alt.Axis(labelExpr=f"{names}[datum.value]", labelOverlap=True, labelLimit=120)
+    return (
+        alt.Chart(_inline(cells))
+        .transform_calculate(
+            run_a=f"{names}[datum.a]",
+            run_b=f"{names}[datum.b]",
+            acc_a=f"{accs}[datum.a]",
+            acc_b=f"{accs}[datum.b]",
+        )
+        .mark_rect()
+        .encode(
+            x=alt.X("a:O", **axis, axis=labels_axis),
+            y=alt.Y("b:O", **axis, axis=labels_axis),
+            color=alt.Color("w1:Q", title="W1", scale=alt.Scale(scheme="viridis")),  # dark: alike
+            tooltip=[
+                "run_a:N",
+                alt.Tooltip("acc_a:Q", format=".3f"),
+                "run_b:N",
+                alt.Tooltip("acc_b:Q", format=".3f"),
+                alt.Tooltip("w1:Q", format=".3g"),
+            ],
+        )
+        .properties(width=width, height=height, title=f"{dataset} · {family}: {n} runs")
+    )
+
+
+FIGURES: dict[str, tuple[Callable[..., alt.TopLevelMixin], str]] = {
+    "accuracy_vs_params": (accuracy_vs_params, "Accuracy against model size"),
+    "statistic_vs_accuracy": (statistic_vs_accuracy, "A weight statistic against accuracy"),
+    "weight_histograms": (weight_histograms, "Weight distributions, optimal vs suboptimal"),
+    "node_strength": (node_strength, "Node strength of each weight tensor"),
+    "strength_maps": (strength_maps, "First-layer strength maps of the best and worst models"),
+    "trajectories": (trajectories, "How the weights move during training"),
+    "distance_heatmap": (distance_heatmap, "Distances between runs' weight distributions"),
+}
+
+
+# --------------------------------------------------------------------------------------------
+# Output
+# --------------------------------------------------------------------------------------------
+
+
+def chart_spec(chart: alt.TopLevelMixin) -> dict:
+    """The chart's Vega-Lite spec (a JSON-ready dict, data inline), e.g. for the dashboard."""
+    return chart.to_dict()
+
+
+_REMOTE = re.compile(
+    r"<(?:script|link|img|iframe)\b[^>]*?\b(?:src|href)\s*=\s*[\"']?\s*(?:https?:)?//", re.I
+)
+
+
+def check_offline(html: str, what: str = "page") -> None:
+    """Raise if the HTML loads a script, style sheet, image or frame from the network."""
+    found = _REMOTE.search(html)
+    if found:
+        raise RuntimeError(f"{what} would load {found.group(0)!r} from the network")
+
+
+def save_chart(
+    chart: alt.TopLevelMixin, html_path: str | Path, image_path: str | Path
+) -> tuple[Path, Path]:
+    """Write the chart as a self-contained offline HTML (Vega libraries inlined) and as an
+    image, SVG or PNG by `image_path`'s suffix; both atomically. Returns the two paths."""
+    html_path, image_path = Path(html_path), Path(image_path)
+    suffix = image_path.suffix.lower()
+    if suffix not in (".svg", ".png"):
+        raise ValueError(f"image path {image_path} must end in .svg or .png")
+    spec = chart_spec(chart)
+    html = vl_convert.vegalite_to_html(spec, vl_version=VL_VERSION, bundle=True)
+    check_offline(html, str(html_path))
+    with atomic_path(html_path) as tmp:
+        tmp.write_text(html, encoding="utf-8")
+    with atomic_path(image_path) as tmp:
+        if suffix == ".svg":
+            tmp.write_text(vl_convert.vegalite_to_svg(spec, vl_version=VL_VERSION), "utf-8")
+        else:
+            tmp.write_bytes(vl_convert.vegalite_to_png(spec, vl_version=VL_VERSION, scale=2))
+    return html_path, image_path

@@ -1,0 +1,329 @@
+"""Unit tests of weightzoo.stats: values checked by hand or against numpy/scipy."""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+import pytest
+import scipy.stats
+
+from weightzoo.dumps import WEIGHTS_SCHEMA
+from weightzoo.stats import (
+    QUANTILES,
+    STAT_COLUMNS,
+    STRENGTH_COLUMNS,
+    dump_stats,
+    first_layer_strength_map,
+    matrix_stats,
+    network_scopes,
+    node_strength,
+    stats_table,
+    strength_maps,
+    strength_summary,
+    tensor_stats,
+)
+
+RANGE = (-1.0, 1.0)
+
+
+# -- tensor_stats ----------------------------------------------------------------------------
+
+
+def test_tensor_stats_by_hand():
+    s = tensor_stats(np.array([1, 2, 3, 4], np.float32), RANGE, 4)
+    assert s["count"] == 4
+    assert s["mean"] == 2.5
+    assert s["var"] == 1.25  # ((1.5^2 + 0.5^2) * 2) / 4, population
+    assert s["std"] == pytest.approx(math.sqrt(1.25))
+    assert s["skew"] == pytest.approx(0.0, abs=1e-12)
+    assert s["min"] == s["q0"] == 1 and s["max"] == s["q100"] == 4
+    assert s["q50"] == 2.5
+    assert s["l1"] == 10 and s["l2"] == pytest.approx(math.sqrt(30)) and s["max_abs"] == 4
+
+
+def test_tensor_stats_match_numpy_and_scipy():
+    x = np.random.default_rng(0).standard_t(4, size=1001).astype(np.float32)
+    s = tensor_stats(x, (-3, 3), 12)
+    x64 = x.astype(np.float64)
+    expected = {
+        "count": x.size,
+        "mean": np.mean(x64),
+        "std": np.std(x64, ddof=0),
+        "var": np.var(x64, ddof=0),
+        "skew": scipy.stats.skew(x64, bias=True),
+        "kurtosis": scipy.stats.kurtosis(x64, fisher=True, bias=True),
+        "min": x64.min(),
+        "max": x64.max(),
+        "l1": np.abs(x64).sum(),
+        "l2": np.linalg.norm(x64),
+        "max_abs": np.abs(x64).max(),
+    }
+    expected.update({f"q{q}": np.percentile(x64, q) for q in QUANTILES})
+    for key, value in expected.items():
+        assert s[key] == pytest.approx(value, rel=1e-9, abs=1e-12), key
+    counts = np.histogram(np.clip(x64, -3, 3), bins=12, range=(-3, 3))[0]
+    np.testing.assert_allclose(s["hist"], counts / x.size, rtol=1e-6)
+
+
+def test_histogram_clips_outliers_into_edge_bins_and_sums_to_one():
+    s = tensor_stats(np.array([-5, 0.1, 0.2, 7]), RANGE, 4)
+    assert s["hist"].dtype == np.float32 and s["hist"].shape == (4,)
+    np.testing.assert_array_equal(s["hist"], [0.25, 0, 0.5, 0.25])
+    wide = tensor_stats(np.random.default_rng(1).normal(0, 5, 500), RANGE, 7)
+    assert wide["hist"].sum() == pytest.approx(1.0, rel=1e-6)
+
+
+def test_constant_array_has_nan_skew_and_kurtosis_without_warnings():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        s = tensor_stats(np.full(10, 0.5), RANGE, 4)
+    assert math.isnan(s["skew"]) and math.isnan(s["kurtosis"])
+    assert s["std"] == 0 and s["mean"] == 0.5
+
+
+def test_empty_array_is_nan_except_count():
+    s = tensor_stats(np.zeros(0, np.float32), RANGE, 3)
+    assert s["count"] == 0
+    assert all(math.isnan(v) for k, v in s.items() if k not in ("count", "hist"))
+    assert s["hist"].shape == (3,) and np.isnan(s["hist"]).all()
+
+
+@pytest.mark.parametrize(("hist_range", "bins"), [((1, 1), 4), ((0, float("inf")), 4), (RANGE, 0)])
+def test_bad_histogram_settings_are_rejected(hist_range, bins):
+    with pytest.raises(ValueError, match="hist_range|bins"):
+        tensor_stats(np.ones(3), hist_range, bins)
+
+
+# -- matrix_stats ----------------------------------------------------------------------------
+
+
+def test_matrix_stats_by_hand():
+    s = matrix_stats(np.diag([3.0, 1.0]))
+    assert s["spectral_norm"] == pytest.approx(3)
+    assert s["stable_rank"] == pytest.approx((9 + 1) / 9)
+    rank1 = np.outer([1.0, 2.0, 3.0], [4.0, -1.0])
+    assert matrix_stats(rank1)["stable_rank"] == pytest.approx(1)
+
+
+def test_matrix_stats_match_numpy_norms_and_reshape_conv_kernels():
+    w = np.random.default_rng(2).normal(size=(4, 3, 3, 3)).astype(np.float32)
+    m = w.reshape(4, -1).astype(np.float64)
+    s = matrix_stats(w)
+    assert s["spectral_norm"] == pytest.approx(np.linalg.norm(m, 2))
+    assert s["stable_rank"] == pytest.approx(
+        np.linalg.norm(m, "fro") ** 2 / np.linalg.norm(m, 2) ** 2
+    )
+    assert all(math.isnan(v) for v in matrix_stats(np.ones(5)).values())
+    assert math.isnan(matrix_stats(np.zeros((2, 2)))["stable_rank"])
+
+
+# -- node strength ---------------------------------------------------------------------------
+
+
+def test_node_strength_of_a_linear_by_hand():
+    w = np.array([[1, -2, 3], [0, 4, -1]], np.float32)
+    s = node_strength("hidden.0.weight", "weight", (2, 3), w.ravel())
+    np.testing.assert_array_equal(s["in_signed"], [2, 3])
+    np.testing.assert_array_equal(s["in_abs"], [6, 5])
+    np.testing.assert_array_equal(s["out_signed"], [1, 2, 2])
+    np.testing.assert_array_equal(s["out_abs"], [1, 6, 4])
+    summary = strength_summary(s)
+    assert list(summary) == list(STRENGTH_COLUMNS)
+    assert summary["in_abs_mean"] == 5.5 and summary["in_abs_std"] == 0.5
+    assert summary["out_abs_min"] == 1 and summary["out_signed_max"] == 2
+
+
+def test_node_strength_of_a_conv_kernel_sums_over_channels_and_taps():
+    s = node_strength("blocks.0.conv.weight", "weight", (2, 3, 3, 3), np.ones(54))
+    np.testing.assert_array_equal(s["in_abs"], [27, 27])  # 3 in-channels x 3 x 3
+    np.testing.assert_array_equal(s["out_signed"], [18, 18, 18])  # 2 out-channels x 3 x 3
+
+
+def test_node_strength_is_none_for_non_weights():
+    assert node_strength("head.bias", "bias", (10,), np.ones(10)) is None
+    assert node_strength("pos_embed", "embedding", (1, 5, 4), np.ones(20)) is None
+    assert all(math.isnan(v) for v in strength_summary(None).values())
+
+
+# -- first-layer strength maps ---------------------------------------------------------------
+
+
+def test_mlp_first_layer_map_is_out_strength_per_pixel():
+    w = np.arange(12, dtype=np.float32).reshape(3, 4) - 5
+    m = first_layer_strength_map("hidden.0.weight", (3, 4), w.ravel(), (1, 2, 2))
+    assert m.shape == (1, 2, 2)
+    for r in range(2):
+        for c in range(2):
+            assert m[0, r, c] == np.abs(w[:, 2 * r + c]).sum()
+
+
+def test_vit_patch_map_follows_the_patch_embedding_flattening():
+    import torch
+
+    from weightzoo.models import PatchEmbedding
+
+    c, p = 2, 2  # on a (2, 4, 4) image: four 2x2 tiles, 8 inputs per tile
+    embed = PatchEmbedding(c, p, embed=1)
+    with torch.no_grad():
+        embed.proj.bias.zero_()
+        embed.proj.weight.zero_()
+        embed.proj.weight[0, 5] = 1.0  # one input of the tile: which pixel is it?
+    m = first_layer_strength_map(
+        "patch_embed.proj.weight",
+        (1, c * p * p),
+        embed.proj.weight.detach().numpy().ravel(),
+        (c, 4, 4),
+    )
+    assert m.shape == (c, p, p)
+    ch, r, col = np.argwhere(m == 1)[0]
+    x = torch.zeros(1, c, 4, 4)
+    x[0, ch, r, col] = 1.0  # the same pixel of the first tile lights its token
+    assert embed(x)[0, 0, 0].item() == 1.0
+
+
+def test_first_layer_map_of_a_conv_is_none_and_bad_sizes_fail():
+    assert (
+        first_layer_strength_map("blocks.0.conv.weight", (2, 1, 3, 3), np.ones(18), (1, 8, 8))
+        is None
+    )
+    with pytest.raises(ValueError, match="hidden.0.weight"):
+        first_layer_strength_map("hidden.0.weight", (3, 7), np.ones(21), (1, 2, 2))
+
+
+# -- whole dumps -----------------------------------------------------------------------------
+
+W0 = np.array([[1, -2, 3], [0, 4, -1]], np.float32)
+B0 = np.array([0.5, -0.5], np.float32)
+W1, B1 = W0 * 2, B0 + 1
+
+
+def weights_table(dumps: dict[tuple[int, int], list[tuple[str, str, np.ndarray]]]) -> pa.Table:
+    """A weights table like the training dumps, from {(seed, epoch): [(tensor, kind, array)]}."""
+    rows = [(k, t) for k, tensors in dumps.items() for t in tensors]
+    return pa.table(
+        {
+            "dataset": ["digits"] * len(rows),
+            "family": ["mlp"] * len(rows),
+            "arch": ["mlp-d1-w2"] * len(rows),
+            "seed": [s for (s, _), _ in rows],
+            "epoch": [e for (_, e), _ in rows],
+            "tensor": [t for _, (t, _, _) in rows],
+            "kind": [k for _, (_, k, _) in rows],
+            "layer": [t.rsplit(".", 1)[0] for _, (t, _, _) in rows],
+            "numel": [a.size for _, (_, _, a) in rows],
+            "shape": [list(a.shape) for _, (_, _, a) in rows],
+            "values": [a.ravel().tolist() for _, (_, _, a) in rows],
+        },
+        schema=WEIGHTS_SCHEMA,
+    )
+
+
+def tensors(w, b):
+    return [("hidden.0.weight", "weight", w), ("hidden.0.bias", "bias", b)]
+
+
+@pytest.fixture
+def table() -> pa.Table:
+    return weights_table({(0, 0): tensors(W0, B0), (0, 1): tensors(W1, B1)})
+
+
+def test_network_scopes_are_tensors_then_pools(table):
+    rows = table.filter(pa.array(np.array(table["epoch"]) == 1))
+    scopes = network_scopes(rows)
+    assert [(s.scope, s.scope_type, s.kind) for s in scopes] == [
+        ("hidden.0.weight", "tensor", "weight"),
+        ("hidden.0.bias", "tensor", "bias"),
+        ("all_weights", "pool", "pool"),
+        ("all_params", "pool", "pool"),
+    ]
+    np.testing.assert_array_equal(scopes[0].values.reshape(scopes[0].shape), W1)
+    np.testing.assert_array_equal(scopes[2].values, W1.ravel())
+    np.testing.assert_array_equal(scopes[3].values, np.concatenate([W1.ravel(), B1]))
+    assert np.shares_memory(scopes[0].values, scopes[3].values)  # slices, not copies
+
+
+def test_dump_stats_pools_and_delta(table):
+    init = table.filter(pa.array(np.array(table["epoch"]) == 0))
+    rows = table.filter(pa.array(np.array(table["epoch"]) == 1))
+    out = {(d["scope"], d["target"]): d for d in dump_stats(rows, init, RANGE, 4)}
+    assert len(out) == 8
+    both = tensor_stats(np.concatenate([W1.ravel(), B1]), RANGE, 4)
+    assert out["all_params", "w"]["l2"] == pytest.approx(both["l2"])
+    pool = out["all_weights", "w"]
+    for key, value in tensor_stats(W1.ravel(), RANGE, 4).items():
+        np.testing.assert_allclose(pool[key], value, err_msg=key)
+    delta = out["hidden.0.weight", "delta"]
+    assert delta["mean"] == pytest.approx((W1 - W0).mean())
+    assert delta["in_signed_mean"] == pytest.approx(W0.sum(axis=1).mean())  # W1 - W0 == W0
+    assert delta["spectral_norm"] == pytest.approx(np.linalg.norm(W0, 2))
+    assert math.isnan(out["hidden.0.bias", "w"]["spectral_norm"])
+    assert math.isnan(out["all_weights", "w"]["in_abs_mean"])
+    assert math.isnan(out["hidden.0.bias", "delta"]["skew"])  # B1 - B0 is constant (1)
+    # w0 is matched by tensor name, not by row order
+    reordered = init.take([1, 0])
+    again = {(d["scope"], d["target"]): d for d in dump_stats(rows, reordered, RANGE, 4)}
+    assert again["all_params", "delta"]["l1"] == out["all_params", "delta"]["l1"]
+    assert [d["target"] for d in dump_stats(rows, None, RANGE, 4)] == ["w"] * 4
+
+
+def test_stats_table_is_tidy_with_zero_delta_at_epoch_0(table):
+    df = stats_table(table, RANGE, 4)
+    assert df.columns == [
+        "dataset", "family", "arch", "seed", "epoch",
+        "scope", "scope_type", "kind", "layer", "target",
+        *STAT_COLUMNS, "hist",
+    ]  # fmt: skip
+    assert df.height == (2 + 2) * 2 * 2  # (tensors + pools) x targets x epochs
+    assert df.schema["hist"] == pl.List(pl.Float32) and df.schema["seed"] == pl.Int32
+    zero = df.filter(epoch=0, target="delta")
+    assert zero.height == 4
+    assert (zero["mean"] == 0).all() and (zero["l2"] == 0).all()
+    w1 = df.filter(epoch=1, target="w", scope="hidden.0.weight").row(0, named=True)
+    assert w1["dataset"] == "digits" and w1["layer"] == "hidden.0" and w1["kind"] == "weight"
+    assert w1["mean"] == pytest.approx(W1.mean()) and w1["in_abs_max"] == 12
+    np.testing.assert_allclose(w1["hist"], tensor_stats(W1.ravel(), RANGE, 4)["hist"])
+    empty = stats_table(table.slice(0, 0), RANGE, 4)
+    assert empty.height == 0 and empty.columns == df.columns
+
+
+def test_strength_maps_long_format(table):
+    df = strength_maps(table, "mlp", (1, 1, 3))
+    assert df.columns == [
+        "dataset", "family", "arch", "seed", "epoch", "tensor", "channel", "row", "col", "value"
+    ]  # fmt: skip
+    assert df.height == 2 * 3  # epochs x pixels
+    e1 = df.filter(epoch=1).sort("col")
+    np.testing.assert_allclose(e1["value"].to_numpy(), np.abs(W1).sum(axis=0))
+    assert set(e1["tensor"]) == {"hidden.0.weight"}
+    assert strength_maps(table, "cnn", (1, 1, 3)).height == 0
+
+
+def test_stats_and_maps_of_a_real_vit_dump():
+    import torch
+
+    from weightzoo.dumps import state_dict_table
+    from weightzoo.models import build_model, tensor_kinds
+
+    torch.manual_seed(0)
+    model = build_model("vit", {"patch": 2, "embed": 4, "depth": 1, "heads": 2}, (3, 4, 4), 10)
+    dump = state_dict_table(
+        model.state_dict(),
+        tensor_kinds(model),
+        dataset="d",
+        family="vit",
+        arch="v",
+        seed=3,
+        epoch=0,
+    )
+    df = stats_table(dump, RANGE, 8)
+    assert df.height == (dump.num_rows + 2) * 2
+    pos = df.filter(scope="pos_embed", target="w").row(0, named=True)
+    assert pos["kind"] == "embedding" and math.isnan(pos["spectral_norm"])
+    q = df.filter(scope="blocks.0.attn.q.weight", target="w").row(0, named=True)
+    assert q["layer"] == "blocks.0.attn.q" and q["in_abs_mean"] > 0
+    maps = strength_maps(dump, "vit", (3, 4, 4))
+    assert maps.height == 3 * 2 * 2 and set(maps["tensor"]) == {"patch_embed.proj.weight"}
