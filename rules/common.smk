@@ -12,6 +12,7 @@ from weightzoo.config import (
     raw_folder,
     seed_blocks,
     training_params,
+    training_resources,
     validate_config,
 )
 from weightzoo.data import TORCHVISION_DATASETS

@@ -16,6 +16,11 @@ rule train:
         seeds=lambda w: BLOCKS[w.seeds],
         device=config["device"],
     threads: config["threads"]
+    resources:
+        gpu=lambda w: training_resources(config, ARCHS[w.arch].family)["gpu"],
+        gpu_model=lambda w: training_resources(config, ARCHS[w.arch].family)["gpu_model"],
+        mem_mb=lambda w, attempt: training_resources(config, ARCHS[w.arch].family, attempt)["mem_mb"],
+        runtime=lambda w, attempt: training_resources(config, ARCHS[w.arch].family, attempt)["runtime"],
     log:
         "results/logs/train/{dataset}/{arch}/seeds-{seeds}.log",
     benchmark:

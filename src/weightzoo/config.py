@@ -110,6 +110,9 @@ def _check_families(config: dict) -> None:
     for family, spec in config["families"].items():
         if not spec["enabled"]:
             continue
+        res = spec["resources"]
+        if res["gpu_model"] and res["gpu"] < 1:
+            raise ConfigError(f"families.{family}.resources.gpu_model: set gpu >= 1 to use it")
         for i, grid in enumerate(spec["grid"]):
             for point in _grid_points(grid):
                 _check_point(family, point, f"families.{family}.grid[{i}]", shapes)
@@ -190,6 +193,12 @@ def seed_blocks(config: dict) -> dict[str, list[int]]:
 def dump_epochs(config: dict, epochs: int) -> list[int]:
     """Epochs to dump for a run of `epochs` epochs: 0, the listed ones below it, and the last."""
     return sorted({0, epochs, *(e for e in config["dump_epochs"] if e < epochs)})
+
+
+def training_resources(config: dict, family: str, attempt: int = 1) -> dict:
+    """Scheduler resources of one training job; memory and runtime grow with each retry."""
+    res = config["families"][family]["resources"]
+    return {**res, "mem_mb": res["mem_mb"] * attempt, "runtime": res["runtime"] * attempt}
 
 
 def training_params(config: dict, family: str) -> dict:
