@@ -31,7 +31,9 @@ def run_job(tmp_path, digits_file, *, seeds, family="mlp", arch=MLP, train=ADAM,
         data_path=digits_file, dataset="digits", family=family, arch=f"{family}-test",
         arch_params=arch, train=train, seeds=seeds, dump_epochs=list(epochs), device="cpu",
         threads=1, weights_out=out["weights"], metrics_out=out["metrics"], runs_out=out["runs"],
+        resume_dir=tmp_path / "resume",
     )  # fmt: skip
+    assert not (tmp_path / "resume").exists()  # removed once the job is complete
     return runs, {k: pq.read_table(v) for k, v in out.items()}
 
 
@@ -134,3 +136,18 @@ def test_cuda_request_without_a_gpu_is_a_clear_error():
     with pytest.raises(RuntimeError, match="no CUDA device"):
         training.select_device("cuda")
     assert training.select_device("auto").type == "cpu"
+
+
+@pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="no CUDA GPU here: device 'auto' trains on the CPU"
+)
+def test_auto_device_trains_on_cuda_with_sane_accuracy(tmp_path, digits_file):
+    out = {k: tmp_path / f"{k}.parquet" for k in ("weights", "metrics", "runs")}
+    runs = jobs.train_job(
+        data_path=digits_file, dataset="digits", family="mlp", arch="mlp-d1-w32",
+        arch_params={**MLP, "width": 32}, train={**ADAM, "epochs": 10}, seeds=[0],
+        dump_epochs=[0, 10], device="auto", threads=1, weights_out=out["weights"],
+        metrics_out=out["metrics"], runs_out=out["runs"], resume_dir=tmp_path / "resume",
+    )  # fmt: skip
+    assert runs["device"].to_list() == ["cuda"]
+    assert runs["final_test_acc"][0] > 0.9

@@ -134,11 +134,16 @@ def train_seed(
     dump_epochs: list[int],
     on_dump: Callable[[int, dict[str, torch.Tensor], nn.Module], None],
     on_epoch: Callable[[dict], None],
+    on_checkpoint: Callable[[dict], None] | None = None,
+    resume: dict | None = None,
 ) -> SeedResult:
     """Train one seed; call on_dump(epoch, state_dict, model) and on_epoch(metrics row).
 
     A loss that becomes NaN or infinite stops the run with status 'diverged'; the last
     finite state is then dumped as the run's final epoch, so every run ends with a dump.
+    After every completed epoch, on_checkpoint gets everything needed to continue (model,
+    optimizer and batch-order RNG states, history); passing that back as `resume` continues
+    after that epoch and ends with bit-identical weights.
     """
     t0 = time.perf_counter()
     torch.manual_seed(seed)
@@ -146,6 +151,12 @@ def train_seed(
     opt = make_optimizer(model, train)
     order = torch.Generator().manual_seed(seed)  # batch order, independent of the init RNG
     n, bs = len(data.x_train), train["batch_size"]
+
+    def checkpoint(epoch: int) -> None:
+        if on_checkpoint is not None:
+            on_checkpoint({"seed": seed, "epoch": epoch, "model": model.state_dict(),
+                           "optimizer": opt.state_dict(), "order": order.get_state(),
+                           "history": history, "elapsed": time.perf_counter() - t0})  # fmt: skip
 
     def record(epoch: int, train_loss: float, train_acc: float, lr: float) -> dict:
         test_loss, test_acc = evaluate(model, data.x_test, data.y_test)
@@ -155,12 +166,23 @@ def train_seed(
         on_epoch(row)
         return row
 
-    train_loss, train_acc = evaluate(model, data.x_train, data.y_train)
-    history = [record(0, train_loss, train_acc, 0.0)]
-    on_dump(0, model.state_dict(), model)
+    if resume is None:
+        train_loss, train_acc = evaluate(model, data.x_train, data.y_train)
+        history = [record(0, train_loss, train_acc, 0.0)]
+        on_dump(0, model.state_dict(), model)
+        checkpoint(0)
+    else:  # continue after the last completed epoch
+        if resume["seed"] != seed:
+            raise ValueError(f"resume state is for seed {resume['seed']}, not {seed}")
+        model.load_state_dict(resume["model"])
+        opt.load_state_dict(resume["optimizer"])
+        order.set_state(resume["order"])
+        history = list(resume["history"])
+        t0 -= resume["elapsed"]
+        logger.info("seed %d: resuming after epoch %d", seed, resume["epoch"])
     last_good = copy.deepcopy(model.state_dict())
     status, diverged_epoch = "ok", None
-    for epoch in range(1, train["epochs"] + 1):
+    for epoch in range(history[-1]["epoch"] + 1, train["epochs"] + 1):
         lr = lr_at(train, epoch)
         for group in opt.param_groups:
             group["lr"] = lr
@@ -188,6 +210,7 @@ def train_seed(
         if epoch in dump_epochs:
             on_dump(epoch, model.state_dict(), model)
         last_good = copy.deepcopy(model.state_dict())
+        checkpoint(epoch)
     epochs_run = history[-1]["epoch"]
     if status == "diverged":
         model.load_state_dict(last_good)

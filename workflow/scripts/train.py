@@ -20,4 +20,5 @@ run_logged(
     weights_out=snakemake.output.weights,
     metrics_out=snakemake.output.metrics,
     runs_out=snakemake.output.runs,
+    resume_dir=snakemake.params.resume,
 )
