@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
+import torch
 import yaml
 from conftest import ROOT
 from test_dashboard import Page, dump_dom
@@ -277,35 +278,40 @@ def test_config_error_stops_before_any_job(tmp_path, override, message):
     assert not (tmp_path / "results").exists()
 
 
-def test_killed_training_job_leaves_no_complete_looking_file(tmp_path):
-    long = write_config(tmp_path / "long.yaml", {
+def test_killed_workflow_leaves_no_complete_looking_file_and_resumes(tmp_path):
+    slow = write_config(tmp_path / "slow.yaml", {
         "seeds": {"start": 0, "count": 1}, "seeds_per_job": 1,
-        "families": {"mlp": {"grid": [{"depth": 1, "width": 64}], "train": {"epochs": 5000}},
-                     "cnn": {"enabled": False}, "vit": {"enabled": False}},
+        "families": {"cnn": {"grid": [{"blocks": 2, "channels": 16}],
+                             "train": {"epochs": 25, "batch_size": 8}},
+                     "mlp": {"enabled": False}, "vit": {"enabled": False}},
     })  # fmt: skip
     cmd = [SNAKEMAKE, "--snakefile", str(ROOT / "Snakefile"), "--directory", str(tmp_path),
-           "--cores", "1", "--configfile", str(long)]  # fmt: skip
+           "--cores", "1", "--configfile", str(slow), "results/tables/runs.parquet"]  # fmt: skip
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)  # fmt: skip
-    part = tmp_path / "results/weights/dataset=digits/arch=mlp-d1-w64"
+    state = tmp_path / "results/resume/digits/cnn-b2-c16/seeds-0-0/state.pt"
     try:
         deadline = time.monotonic() + 120
-        while not list(part.glob(".seeds-0-0.parquet.*.tmp")):
-            assert time.monotonic() < deadline and proc.poll() is None, "training never started"
-            time.sleep(0.2)
-        time.sleep(1.0)  # mid-training: the epoch-0 dump is in the temporary file
+        while not state.exists() or torch.load(state, weights_only=True)["current"]["epoch"] < 3:
+            assert time.monotonic() < deadline and proc.poll() is None, "training never got going"
+            time.sleep(0.1)
     finally:
-        os.killpg(proc.pid, signal.SIGKILL)
+        os.killpg(proc.pid, signal.SIGKILL)  # snakemake and its job, as a hard kill would
         proc.wait()
-    assert not (part / "seeds-0-0.parquet").exists()
-    assert not (
-        tmp_path / "results/metrics/dataset=digits/arch=mlp-d1-w64/seeds-0-0.parquet"
-    ).exists()
-    assert not list((tmp_path / "results").rglob("*.parquet")), "a partial file looks complete"
-    # the next invocation plans the interrupted job again
-    assert snakemake(tmp_path, "--unlock", "--configfile", str(long)).returncode == 0
-    plan = snakemake(tmp_path, "-n", "--configfile", str(long))
+    results = tmp_path / "results"
+    for part in ("weights", "metrics", "runs", "tables"):
+        assert not list((results / part).rglob("*.parquet")), f"a partial file in {part}/"
+    # the next invocation plans the interrupted job again, which resumes and completes
+    assert snakemake(tmp_path, "--unlock", "--configfile", str(slow)).returncode == 0
+    plan = snakemake(tmp_path, "-n", "--configfile", str(slow), "results/tables/runs.parquet")
     assert re.search(r"^train\s+1$", plan.stdout, re.M), plan.stdout[-2000:]
+    rerun = snakemake(tmp_path, "--cores", "1", "--configfile", str(slow),
+                      "results/tables/runs.parquet")  # fmt: skip
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    log = (results / "logs/train/digits/cnn-b2-c16/seeds-0-0.log").read_text()
+    assert re.search(r"seed 0: resuming after epoch \d+", log)
+    runs = pl.read_parquet(results / "tables/runs.parquet")
+    assert runs["epochs_run"].to_list() == [25] and not state.parent.exists()
 
 
 def job_counts(stdout: str) -> dict[str, int]:
