@@ -286,7 +286,7 @@ def test_killed_workflow_leaves_no_complete_looking_file_and_resumes(tmp_path):
                      "mlp": {"enabled": False}, "vit": {"enabled": False}},
     })  # fmt: skip
     cmd = [SNAKEMAKE, "--snakefile", str(ROOT / "Snakefile"), "--directory", str(tmp_path),
-           "--cores", "1", "--configfile", str(slow), "results/tables/runs.parquet"]  # fmt: skip
+           "results/tables/runs.parquet", "--cores", "1", "--configfile", str(slow)]  # fmt: skip
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)  # fmt: skip
     state = tmp_path / "results/resume/digits/cnn-b2-c16/seeds-0-0/state.pt"
@@ -303,10 +303,10 @@ def test_killed_workflow_leaves_no_complete_looking_file_and_resumes(tmp_path):
         assert not list((results / part).rglob("*.parquet")), f"a partial file in {part}/"
     # the next invocation plans the interrupted job again, which resumes and completes
     assert snakemake(tmp_path, "--unlock", "--configfile", str(slow)).returncode == 0
-    plan = snakemake(tmp_path, "-n", "--configfile", str(slow), "results/tables/runs.parquet")
+    plan = snakemake(tmp_path, "results/tables/runs.parquet", "-n", "--configfile", str(slow))
     assert re.search(r"^train\s+1$", plan.stdout, re.M), plan.stdout[-2000:]
-    rerun = snakemake(tmp_path, "--cores", "1", "--configfile", str(slow),
-                      "results/tables/runs.parquet")  # fmt: skip
+    rerun = snakemake(tmp_path, "results/tables/runs.parquet", "--cores", "1",
+                      "--configfile", str(slow))  # fmt: skip
     assert rerun.returncode == 0, rerun.stderr[-2000:]
     log = (results / "logs/train/digits/cnn-b2-c16/seeds-0-0.log").read_text()
     assert re.search(r"seed 0: resuming after epoch \d+", log)
