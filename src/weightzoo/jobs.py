@@ -44,7 +44,7 @@ def run_logged(fn, log_path: str | Path | None, **kwargs):
     try:
         return fn(**kwargs)
     except (data.DatasetError, ValueError) as err:
-        logger.error("%s", err)
+        logger.exception("%s", err)  # the log keeps the traceback; the terminal gets one line
         sys.exit(f"weightzoo: {err}")
     except Exception:
         logger.exception("job failed")
