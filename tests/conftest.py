@@ -28,3 +28,11 @@ def config(default_config) -> dict:
 @pytest.fixture(scope="session")
 def digits() -> data.Prepared:
     return data.prepare_digits(test_fraction=0.25, split_seed=0)
+
+
+@pytest.fixture(scope="session")
+def digits_file(tmp_path_factory, digits) -> Path:
+    """The prepared digits dataset on disk, as training jobs read it."""
+    path = tmp_path_factory.mktemp("data") / "digits.npz"
+    data.save_prepared(digits, path)
+    return path

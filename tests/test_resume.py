@@ -16,18 +16,10 @@ import pytest
 import torch
 
 from weightzoo import jobs
-from weightzoo.data import save_prepared
 
 CNN = {"blocks": 2, "channels": 16, "activation": "relu"}
 TRAIN = {"optimizer": "adam", "lr": 0.003, "batch_size": 32, "epochs": 8, "weight_decay": 0.0,
          "momentum": 0.9, "schedule": "cosine"}  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def digits_file(tmp_path_factory, digits):
-    path = tmp_path_factory.mktemp("data") / "digits.npz"
-    save_prepared(digits, path)
-    return path
 
 
 def job_args(digits_file: Path, out: Path, train: dict = TRAIN) -> dict:

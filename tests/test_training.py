@@ -10,19 +10,11 @@ import pytest
 import torch
 
 from weightzoo import dumps, jobs, training
-from weightzoo.data import save_prepared
 from weightzoo.models import build_model
 
 MLP = {"depth": 1, "width": 16, "activation": "relu"}
 ADAM = {"optimizer": "adam", "lr": 0.003, "batch_size": 64, "epochs": 3, "weight_decay": 0.0,
         "momentum": 0.9, "schedule": "cosine"}  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def digits_file(tmp_path_factory, digits):
-    path = tmp_path_factory.mktemp("data") / "digits.npz"
-    save_prepared(digits, path)
-    return path
 
 
 def run_job(tmp_path, digits_file, *, seeds, family="mlp", arch=MLP, train=ADAM, epochs=(0, 1, 3)):
