@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 CORES ?= 8
 
-.PHONY: run test lint clean browser
+.PHONY: run test lint clean browser slurm
 .DEFAULT_GOAL := run
 
 $(BIN)/snakemake: pyproject.toml
@@ -16,7 +16,7 @@ $(BIN)/snakemake: pyproject.toml
 run: $(BIN)/snakemake  ## set up, then build the whole zoo and its tables in results/
 	$(BIN)/snakemake --cores $(CORES)
 
-test: $(BIN)/snakemake browser  ## set up, then run the test suite
+test: $(BIN)/snakemake browser slurm  ## set up, then run the test suite
 	$(BIN)/python -m pytest
 
 # Headless Chromium for the dashboard test (Debian's package; needs root to install).
@@ -24,6 +24,13 @@ browser:
 	@command -v chromium >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
 	  else echo "chromium is missing and apt-get needs root: the dashboard test will be skipped"; fi; }
+
+# SLURM and munge for the single-node test cluster of tests/slurm (Debian's packages; the
+# test starts and stops the daemons itself, as root).
+slurm:
+	@command -v slurmctld >/dev/null 2>&1 && command -v munged >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq slurm-wlm munge >/dev/null; \
+	  else echo "slurm-wlm or munge is missing and apt-get needs root: the SLURM test will be skipped"; fi; }
 
 lint: $(BIN)/snakemake
 	$(BIN)/ruff check .

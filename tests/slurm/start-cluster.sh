@@ -8,7 +8,9 @@
 # `squeue` (use `--slurm-status-command squeue`).
 #
 # Needs root (SlurmUser=root). Installs slurm-wlm and munge with apt-get when missing.
-# Prints the state directory on stdout; exits 2 when SLURM cannot be installed, 1 on failure.
+# Prints the state directory on stdout. Exits 2 when this machine cannot host the cluster
+# (not root, SLURM missing and not installable, a foreign /etc/slurm/slurm.conf, mknod
+# refused), 1 when the cluster failed to come up.
 # A running cluster of the same state directory is stopped first, and the folder is wiped:
 # nothing leaks from one start to the next. stop-cluster.sh STATE_DIR undoes everything.
 set -euo pipefail
@@ -24,6 +26,7 @@ CONF_DIR=/etc/slurm  # srun inside a job drops SLURM_CONF (the jobstep executor 
 
 log() { echo "start-cluster: $*" >&2; }
 die() { log "$*"; exit 1; }
+cannot() { log "$*"; exit 2; }
 
 if [ "$(id -u)" != 0 ]; then
   log "needs root (SlurmUser=root, config in $CONF_DIR)"
@@ -42,9 +45,15 @@ fi
 # Our config files in /etc/slurm are symlinks into a state dir; anything else is not ours.
 for f in slurm.conf gres.conf cgroup.conf; do
   if [ -e "$CONF_DIR/$f" ] && [ ! -L "$CONF_DIR/$f" ]; then
-    die "$CONF_DIR/$f exists and is not ours: refusing to replace a real SLURM config"
+    cannot "$CONF_DIR/$f exists and is not ours: refusing to replace a real SLURM config"
   fi
 done
+
+# The state dir is wiped below: it must be new, empty, or one of ours.
+if [ -d "$STATE" ] && [ -n "$(ls -A "$STATE")" ] \
+  && ! [ -f "$STATE/.weightzoo-test-cluster" ]; then
+  cannot "$STATE is not empty and holds no test cluster: choose another state directory"
+fi
 
 # A fresh start: stop whatever ran from this state dir (or from the one /etc/slurm points to).
 "$HERE/stop-cluster.sh" "$STATE" >/dev/null 2>&1 || true
@@ -53,6 +62,9 @@ if [ -L "$CONF_DIR/slurm.conf" ]; then
 fi
 rm -rf "$STATE"
 mkdir -p "$STATE"/{munge,ctld,spool,log,dev}
+touch "$STATE/.weightzoo-test-cluster"  # marks a folder that the scripts may wipe
+# From here on, a failed start stops what it started (daemons, /etc/slurm links).
+trap 'rc=$?; if [ $rc -ne 0 ]; then WZ_SLURM_KEEP=1 "$HERE/stop-cluster.sh" "$STATE" >&2 || true; fi' EXIT
 chmod 700 "$STATE" "$STATE/munge"
 
 NODE="$(hostname -s)"
@@ -67,13 +79,13 @@ SOCKET="$STATE/munge/munge.socket"
 munged --force --key-file="$STATE/munge/munge.key" --socket="$SOCKET" \
   --pid-file="$STATE/munge/munged.pid" --log-file="$STATE/log/munged.log" \
   --seed-file="$STATE/munge/munged.seed" \
-  || die "munged did not start: $(tail -3 "$STATE/log/munged.log" 2>/dev/null)"
+  || die "munged did not start: $(tail -n 3 "$STATE/log/munged.log" 2>/dev/null)"
 munge -n -S "$SOCKET" | unmunge -S "$SOCKET" >/dev/null || die "munge round trip failed"
 
 # --- GPUs: character devices with /dev/null's numbers -----------------------------------
 GPU_FILES=""
 for i in $(seq 0 $((GPUS - 1))); do
-  mknod "$STATE/dev/gpu$i" c 1 3 || die "mknod failed: cannot declare GPUs"
+  mknod "$STATE/dev/gpu$i" c 1 3 || cannot "mknod refused: cannot declare GPUs"
 done
 if [ "$GPUS" -gt 0 ]; then GPU_FILES="$STATE/dev/gpu[0-$((GPUS - 1))]"; fi
 
@@ -137,15 +149,14 @@ done
 export SLURM_CONF="$STATE/slurm.conf"
 
 # --- daemons -------------------------------------------------------------------------------
-slurmctld -f "$SLURM_CONF" -c || die "slurmctld did not start: $(tail -5 "$STATE/log/slurmctld.log")"
-slurmd -f "$SLURM_CONF" || die "slurmd did not start: $(tail -5 "$STATE/log/slurmd.log")"
+slurmctld -f "$SLURM_CONF" -c || die "slurmctld did not start: $(tail -n 5 "$STATE/log/slurmctld.log")"
+slurmd -f "$SLURM_CONF" || die "slurmd did not start: $(tail -n 5 "$STATE/log/slurmd.log")"
 
 deadline=$((SECONDS + 60))
 until [ "$(sinfo -h -N -n "$NODE" -o '%t' 2>/dev/null)" = idle ]; do
   if [ $SECONDS -ge $deadline ]; then
     log "node $NODE never became idle: $(sinfo -N 2>&1 | tail -2)"
-    tail -5 "$STATE/log/slurmctld.log" "$STATE/log/slurmd.log" >&2 || true
-    "$HERE/stop-cluster.sh" "$STATE" >&2 || true
+    tail -n 5 "$STATE/log/slurmctld.log" "$STATE/log/slurmd.log" >&2 || true
     exit 1
   fi
   sleep 0.5

@@ -61,7 +61,7 @@ done
 
 if [ "${WZ_SLURM_KEEP:-0}" = 1 ]; then
   log "kept $STATE"
-elif [ -d "$STATE" ]; then
-  rm -rf "$STATE"
+elif [ -f "$STATE/.weightzoo-test-cluster" ]; then
+  rm -rf "$STATE"  # only a folder that start-cluster.sh made
 fi
 exit 0
