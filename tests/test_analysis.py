@@ -127,3 +127,20 @@ def test_verdict_flags_a_raw_weights_only_result():
     assert v["verdict"].to_list() == ["raw weights only"]
     page = analysis.claims_markdown(claims, "rule", 0.05, {"optimal": 3})
     assert "## Claim 2" in page and "**raw weights only**" in page
+
+
+def test_final_stats_have_a_fixed_row_order_so_claims_reproduce():
+    final = _final().with_columns(epoch=pl.lit(3, pl.Int32))
+    stats = final.select("dataset", "family", "arch", "seed", "epoch", "scope", "target", "std")
+    groups = final.select("dataset", "family", "arch", "seed", "status", "final_test_acc",
+                          "group", n_params=pl.lit(10), epochs_run=pl.lit(3, pl.Int32))  # fmt: skip
+    outs = [
+        analysis.final_stats(stats.sample(fraction=1.0, shuffle=True, seed=s).lazy(),
+                             groups.sample(fraction=1.0, shuffle=True, seed=s + 1))
+        for s in (1, 2)
+    ]  # fmt: skip
+    assert outs[0].equals(outs[1])
+    args = {"n_boot": 199, "seed": 0, **TESTS}
+    assert analysis.correlation_tests(outs[0], ["std"], **args) == analysis.correlation_tests(
+        outs[1], ["std"], **args
+    )

@@ -80,6 +80,7 @@ def final_stats(stats: pl.LazyFrame, groups: pl.DataFrame) -> pl.DataFrame:
     return (
         stats.join(groups.select(cols).lazy(), on=RUN_KEYS, how="inner")
         .filter(pl.col("epoch") == pl.col("epochs_run"))
+        .sort(*RUN_KEYS, "scope", "target")  # a fixed order: same seed, same p-values
         .collect()
     )
 
