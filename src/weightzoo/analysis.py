@@ -28,8 +28,9 @@ import polars as pl
 from scipy import stats as sps
 from scipy.spatial.distance import pdist, squareform
 
+from weightzoo.stats import WEIGHT_POOL as POOL
+
 RUN_KEYS = ["dataset", "family", "arch", "seed"]
-POOL = "all_weights"
 CLAIMS = {
     1: "Weight statistics correlate with performance",
     2: "Successful networks resemble each other in weight statistics and distribution; "

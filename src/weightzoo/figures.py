@@ -25,11 +25,11 @@ import polars as pl
 import vl_convert
 
 from weightzoo.io import atomic_path
+from weightzoo.stats import WEIGHT_POOL as POOL
 
 GROUPS = ("optimal", "intermediate", "suboptimal")
 GROUP_COLORS = ("#1b9e77", "#9e9e9e", "#d95f02")
 FAMILIES = ("mlp", "cnn", "vit")
-POOL = "all_weights"
 TARGET_TITLES = {"w": "weights w", "delta": "change from initialisation w − w0"}
 STRENGTH_TITLES = {
     "in_abs_mean": "mean absolute in-strength",

@@ -34,10 +34,10 @@ STRENGTHS = ("in_signed", "in_abs", "out_signed", "out_abs")
 STRENGTH_COLUMNS = tuple(f"{s}_{a}" for s in STRENGTHS for a in ("mean", "std", "min", "max"))
 # The scalar statistic columns of `stats_table`, in order; `hist` follows them.
 STAT_COLUMNS = MOMENT_COLUMNS + QUANTILE_COLUMNS + NORM_COLUMNS + MATRIX_COLUMNS + STRENGTH_COLUMNS
-ID_COLUMNS = ("dataset", "family", "arch", "seed", "epoch")
 SCOPE_COLUMNS = ("scope", "scope_type", "kind", "layer", "target")
 
-POOLS = ("all_weights", "all_params")
+WEIGHT_POOL, PARAM_POOL = "all_weights", "all_params"  # the whole-network scopes
+POOLS = (WEIGHT_POOL, PARAM_POOL)
 FIRST_LAYER = {"mlp": ("hidden.0.weight", "head.weight"), "vit": ("patch_embed.proj.weight",)}
 
 
@@ -255,8 +255,8 @@ def network_scopes(rows: pa.Table, flat: np.ndarray | None = None) -> list[Scope
 
     weights = [s.values for s in scopes if s.kind == "weight"]
     pooled = np.concatenate(weights) if weights else np.zeros(0, flat.dtype)
-    scopes.append(Scope("all_weights", "pool", "pool", "", (pooled.size,), pooled))
-    scopes.append(Scope("all_params", "pool", "pool", "", (flat.size,), flat))
+    scopes.append(Scope(WEIGHT_POOL, "pool", "pool", "", (pooled.size,), pooled))
+    scopes.append(Scope(PARAM_POOL, "pool", "pool", "", (flat.size,), flat))
     return scopes
 
 
