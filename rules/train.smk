@@ -15,6 +15,7 @@ rule train:
         dump_epochs=lambda w: training_params(config, ARCHS[w.arch].family)["dump_epochs"],
         seeds=lambda w: BLOCKS[w.seeds],
         device=config["device"],
+        vectorise=config["vectorise_seeds"],
         resume="results/resume/{dataset}/{arch}/seeds-{seeds}",
     threads: config["threads"]
     resources:

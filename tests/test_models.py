@@ -96,6 +96,22 @@ def test_forward_gives_logits_per_sample(family, in_shape):
     assert torch.isfinite(logits).all()
 
 
+@pytest.mark.parametrize("family,arch", [
+    ("mlp", TINY["mlp"]), ("mlp", {"depth": 0, "width": 1}), ("cnn", TINY["cnn"]),
+    ("cnn", {"blocks": 4, "channels": 2, "activation": "tanh"}), ("vit", TINY["vit"]),
+    ("vit", {**TINY["vit"], "pool": "mean", "depth": 1, "heads": 4}),
+])  # fmt: skip
+@pytest.mark.parametrize("in_shape", [(1, 8, 8), (1, 28, 28), (3, 32, 32)])
+def test_stacked_forward_equals_each_seeds_own_forward(family, arch, in_shape):
+    models = [seeded(s, family, arch, in_shape, n_classes=7) for s in (0, 1, 2)]
+    params, _ = torch.func.stack_module_state(models)
+    x = torch.randn(3, 5, *in_shape)  # each seed its own batch of 5
+    stacked = models[0].forward_stacked(params, x)
+    assert stacked.shape == (3, 5, 7)
+    for k, model in enumerate(models):
+        torch.testing.assert_close(stacked[k], model(x[k]), rtol=1e-5, atol=1e-6)
+
+
 @pytest.mark.parametrize("activation", sorted(ACTIVATIONS))
 def test_every_activation_builds_and_runs(activation):
     model = MLP(DIGITS, 10, depth=1, width=4, activation=activation)

@@ -21,7 +21,7 @@ import torch
 import weightzoo
 from weightzoo import analysis, dashboard, data, dumps, figures, stats, training
 from weightzoo.io import atomic_path
-from weightzoo.models import tensor_kinds
+from weightzoo.models import build_model, tensor_kinds
 
 logger = logging.getLogger(__name__)
 
@@ -106,38 +106,32 @@ def provenance(device: torch.device, threads: int) -> dict:
 class ResumeState:
     """A training job's progress on disk, so a killed job continues where it stopped.
 
-    `folder/state.pt` holds the finished seeds' metrics and run rows and the current seed's
-    last completed epoch (model, optimizer and RNG states); `folder/dumps/` holds one
-    Parquet file per dump made so far. Both are written atomically. The state carries the
-    job's config slice: a job started with other settings discards it and starts afresh.
+    `folder/state.pt` holds the last completed epoch of the job's block of seeds (weights,
+    optimizer and batch-order RNG states, metrics so far); `folder/dumps/` holds one Parquet
+    file per dump made so far. Both are written atomically. The state carries the job's
+    config slice: a job started with other settings discards it and starts afresh.
     """
 
     def __init__(self, folder: str | Path, key: dict):
         self.folder = Path(folder)
         self.dumps = self.folder / "dumps"
         self.key = json.dumps(key, sort_keys=True)
-        self.state = {"key": self.key, "metrics": [], "runs": [], "current": None}
+        self.state = {"key": self.key, "metrics": [], "current": None}
         path = self.folder / "state.pt"
         if path.is_file():
             saved = torch.load(path, weights_only=True)
             if saved.get("key") == self.key:
                 self.state = saved
-                logger.info("resuming: %d seed(s) done, current %s", len(saved["runs"]),
-                            saved["current"] and (saved["current"]["seed"], saved["current"]["epoch"]))  # fmt: skip
+                logger.info("resuming after epoch %d", saved["current"]["epoch"])
             else:
                 logger.info("discarding resume state made with other settings")
-        if self.state["current"] is None and not self.state["runs"]:
+        if self.state["current"] is None:
             shutil.rmtree(self.folder, ignore_errors=True)
         self.dumps.mkdir(parents=True, exist_ok=True)
 
-    def done(self, seed: int) -> bool:
-        return any(r["seed"] == seed for r in self.state["runs"])
-
-    def current(self, seed: int) -> dict | None:
-        cur = self.state["current"]
-        return cur if cur is not None and cur["seed"] == seed else None
-
-    def save(self) -> None:
+    def checkpoint(self, current: dict) -> None:
+        """Save the state after a completed epoch; the metrics rows so far come with it."""
+        self.state["current"] = current
         with atomic_path(self.folder / "state.pt") as tmp:
             torch.save(self.state, tmp)
 
@@ -164,70 +158,71 @@ def train_job(
     metrics_out: str | Path,
     runs_out: str | Path,
     resume_dir: str | Path,
+    vectorise: bool = True,
 ) -> pl.DataFrame:
     """Train `seeds` of one architecture on one dataset; write weights, metrics and runs.
 
-    Progress is saved in `resume_dir` after every epoch: a job killed at any point (time
-    limit, preemption, SIGKILL) and started again continues from the last completed epoch
-    and ends with the same bits as an uninterrupted run. The folder is removed at the end.
+    The seeds train together (vectorised unless `vectorise` is false). Progress is saved in
+    `resume_dir` after every epoch: a job killed at any point (time limit, preemption,
+    SIGKILL) and started again continues from the last completed epoch and ends with the
+    same bits as an uninterrupted run. The folder is removed at the end.
     """
     training.set_determinism(threads)
     dev = training.select_device(device)
     tensors = training.to_tensors(data.load_prepared(Path(data_path)), dev)
     config_slice = {"dataset": dataset, "family": family, "arch": arch, "arch_params": arch_params,
                     "train": train, "dump_epochs": dump_epochs}  # fmt: skip
-    progress = ResumeState(resume_dir, {**config_slice, "seeds": seeds, "device": dev.type})
-    state = progress.state
-    prov = provenance(dev, threads)
+    progress = ResumeState(resume_dir, {**config_slice, "seeds": seeds, "device": dev.type,
+                                        "vectorise": vectorise})  # fmt: skip
+    metrics = progress.state["metrics"]
+    with torch.device("meta"):  # names and kinds of the tensors, without touching any RNG
+        kinds = tensor_kinds(build_model(family, arch_params, tensors.in_shape, tensors.n_classes))
     tags = {"dataset": dataset, "family": family, "arch": arch}
-    started = time.perf_counter()
-    for seed in seeds:
-        if progress.done(seed):
-            continue
 
-        def on_dump(epoch, weights, model, seed=seed):
-            table = dumps.state_dict_table(weights, tensor_kinds(model), seed=seed, epoch=epoch,
-                                           **tags)  # fmt: skip
-            dumps.write_table(table, progress.dump_path(seed, epoch))
+    def on_dump(seed, epoch, weights):
+        table = dumps.state_dict_table(weights, kinds, seed=seed, epoch=epoch, **tags)
+        dumps.write_table(table, progress.dump_path(seed, epoch))
 
-        def on_checkpoint(current):
-            state["current"] = current
-            progress.save()
-
-        result = training.train_seed(family, arch_params, tensors, train, seed, dump_epochs,
-                                     on_dump, state["metrics"].append, on_checkpoint,
-                                     resume=progress.current(seed))  # fmt: skip
-        logger.info("%s %s seed %d: %s after %d epochs, test acc %.4f (best %.4f), %.1f s",
-                    dataset, arch, seed, result.status, result.epochs_run,
-                    result.final_test_acc, result.best_test_acc, result.wall_time_s)  # fmt: skip
-        state["runs"].append({**tags, **vars(result), "epochs_planned": train["epochs"], **prov,
-                              "config": json.dumps(config_slice, sort_keys=True)})  # fmt: skip
-        state["current"] = None
-        progress.save()
+    results = training.train_seeds(family, arch_params, tensors, train, seeds, dump_epochs,
+                                   on_dump, metrics.append, progress.checkpoint,
+                                   resume=progress.state["current"], vectorise=vectorise)  # fmt: skip
+    prov = provenance(dev, threads)
+    runs = []
+    for result in results:
+        logger.info("%s %s seed %d: %s after %d epochs, test acc %.4f (best %.4f)", dataset,
+                    arch, result.seed, result.status, result.epochs_run, result.final_test_acc,
+                    result.best_test_acc)  # fmt: skip
+        runs.append({**tags, **vars(result), "epochs_planned": train["epochs"], **prov,
+                     "config": json.dumps(config_slice, sort_keys=True)})  # fmt: skip
     with dumps.DumpWriter(weights_out) as writer:  # one row group per dump, in order
         for seed in seeds:
             for path in sorted(progress.dumps.glob(f"{seed:010d}-*.parquet")):
                 writer.write(pq.read_table(path))
-    metrics_df = pl.DataFrame(state["metrics"]).select(
-        pl.lit(dataset).alias("dataset"), pl.lit(family).alias("family"),
-        pl.lit(arch).alias("arch"), pl.col("seed").cast(pl.Int32),
-        pl.col("epoch").cast(pl.Int32), pl.exclude("seed", "epoch"),
+    metrics_df = (
+        pl.DataFrame(metrics)
+        .select(
+            pl.lit(dataset).alias("dataset"), pl.lit(family).alias("family"),
+            pl.lit(arch).alias("arch"), pl.col("seed").cast(pl.Int32),
+            pl.col("epoch").cast(pl.Int32), pl.exclude("seed", "epoch"),
+        )
+        .sort("seed", "epoch", maintain_order=True)
     )  # fmt: skip
-    runs_df = pl.DataFrame(state["runs"]).with_columns(
-        pl.col("seed", "epochs_run", "epochs_planned", "best_epoch").cast(pl.Int32),
+    runs_df = pl.DataFrame(runs).with_columns(
+        pl.col("seed", "epochs_run", "epochs_planned", "best_epoch", "seeds_in_block")
+        .cast(pl.Int32),
         pl.col("diverged_epoch").cast(pl.Int32),
     )
     dumps.write_table(metrics_df.to_arrow(), metrics_out)
     dumps.write_table(runs_df.to_arrow(), runs_out)
     progress.remove()
-    logger.info("job done in %.1f s", time.perf_counter() - started)
+    logger.info("job done: %d seed(s) in %.1f s", len(seeds), results[0].wall_time_s)
     return runs_df
 
 
 RUNS_COLUMNS = [
     "dataset", "family", "arch", "seed", "n_params", "status", "final_test_acc",
     "best_test_acc", "best_epoch", "final_train_acc", "final_test_loss", "final_train_loss",
-    "epochs_run", "epochs_planned", "diverged_epoch", "wall_time_s",
+    "epochs_run", "epochs_planned", "diverged_epoch", "wall_time_s", "seeds_in_block",
 ]  # fmt: skip
 
 

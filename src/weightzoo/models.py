@@ -50,6 +50,32 @@ def _check_positive(name: str, value: int, minimum: int = 1) -> None:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
 
 
+# Seed-stacked forward passes. Every model also has `forward_stacked(params, x)`: the same
+# computation for K models at once, their parameters stacked on a leading seed axis
+# ({name: (K, *shape)}, names as in the state_dict) and x of shape (K, B, C, H, W), each seed
+# its own batch. Linear layers become one batched matrix product (baddbmm) and convolutions
+# one grouped convolution, so K tiny models cost about as much as one K times wider.
+# tests/test_models.py pins each to the plain forward of every seed's own model.
+
+
+def stacked_linear(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """x (K, ..., in), w (K, out, in), b (K, out) -> (K, ..., out)."""
+    k, n_in = x.shape[0], x.shape[-1]
+    y = torch.baddbmm(b.unsqueeze(1), x.reshape(k, -1, n_in), w.transpose(1, 2))
+    return y.view(*x.shape[:-1], w.shape[1])
+
+
+def sub(p: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    """The entries of a submodule, its prefix removed: sub(p, "attn")["q.weight"]."""
+    return {k[len(prefix) + 1 :]: v for k, v in p.items() if k.startswith(prefix + ".")}
+
+
+def stacked_layer_norm(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor, eps: float):
+    """LayerNorm over the last axis of x (K, ..., E) with per-seed weight and bias (K, E)."""
+    shape = (x.shape[0],) + (1,) * (x.dim() - 2) + (x.shape[-1],)
+    return torch.addcmul(b.view(shape), F.layer_norm(x, x.shape[-1:], eps=eps), w.view(shape))
+
+
 # --------------------------------------------------------------------------------------------
 # MLP: flatten -> depth x (Linear -> activation) -> Linear head
 # --------------------------------------------------------------------------------------------
@@ -82,6 +108,12 @@ class MLP(nn.Module):
         for layer in self.hidden:
             x = self.act(layer(x))
         return self.head(x)
+
+    def forward_stacked(self, p: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+        x = x.flatten(2)
+        for i in range(len(self.hidden)):
+            x = self.act(stacked_linear(x, p[f"hidden.{i}.weight"], p[f"hidden.{i}.bias"]))
+        return stacked_linear(x, p["head.weight"], p["head.bias"])
 
 
 # --------------------------------------------------------------------------------------------
@@ -137,6 +169,20 @@ class CNN(nn.Module):
             x = block(x)
         return self.head(x.flatten(1))
 
+    def forward_stacked(self, p: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+        k, b = x.shape[:2]
+        # seeds side by side as channel groups: (K, B, C, H, W) -> (B, K*C, H, W), kept
+        # channels-last, where CPU max-pooling is many times faster than on NCHW
+        x = x.transpose(0, 1).reshape(b, -1, *x.shape[3:])
+        x = x.contiguous(memory_format=torch.channels_last)
+        for i, block in enumerate(self.blocks):
+            w = p[f"blocks.{i}.conv.weight"]  # (K, out, in, 3, 3)
+            x = F.conv2d(x, w.flatten(0, 1), p[f"blocks.{i}.conv.bias"].flatten(), padding=1,
+                         groups=k)  # fmt: skip
+            x = block.pool(block.act(x))
+        x = x.contiguous().view(b, k, -1).transpose(0, 1)  # (K, B, out*h*w) in NCHW order
+        return stacked_linear(x, p["head.weight"], p["head.bias"])
+
 
 # --------------------------------------------------------------------------------------------
 # ViT: patches -> tokens (+ class token, + position) -> depth x pre-norm Block -> norm -> head
@@ -158,6 +204,13 @@ class PatchEmbedding(nn.Module):
         # order, each flattened channel-first, exactly like a Conv2d(kernel=p, stride=p) sees it.
         x = x.reshape(b, c, h // p, p, w // p, p).permute(0, 2, 4, 1, 3, 5)
         return self.proj(x.reshape(b, (h // p) * (w // p), c * p * p))
+
+    def forward_stacked(self, params: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+        k, b, c, h, w = x.shape
+        p = self.patch
+        x = x.reshape(k, b, c, h // p, p, w // p, p).permute(0, 1, 3, 5, 2, 4, 6)
+        x = x.reshape(k, b, (h // p) * (w // p), c * p * p)
+        return stacked_linear(x, params["proj.weight"], params["proj.bias"])
 
 
 class Attention(nn.Module):
@@ -182,6 +235,17 @@ class Attention(nn.Module):
         y = F.scaled_dot_product_attention(q, k, v)
         return self.proj(y.transpose(1, 2).reshape(b, n, e))
 
+    def forward_stacked(self, p: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+        k, b, n, e = x.shape
+
+        def split(name: str) -> torch.Tensor:  # (K, B, N, E) -> (K*B, heads, N, head_dim)
+            t = stacked_linear(x, p[f"{name}.weight"], p[f"{name}.bias"])
+            return t.reshape(k * b, n, self.heads, e // self.heads).transpose(1, 2)
+
+        y = F.scaled_dot_product_attention(split("q"), split("k"), split("v"))
+        y = y.transpose(1, 2).reshape(k, b, n, e)
+        return stacked_linear(y, p["proj.weight"], p["proj.bias"])
+
 
 class MLPBlock(nn.Module):
     """The transformer's position-wise feed-forward: fc1 -> activation -> fc2."""
@@ -194,6 +258,10 @@ class MLPBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc2(self.act(self.fc1(x)))
+
+    def forward_stacked(self, p: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+        x = self.act(stacked_linear(x, p["fc1.weight"], p["fc1.bias"]))
+        return stacked_linear(x, p["fc2.weight"], p["fc2.bias"])
 
 
 class Block(nn.Module):
@@ -209,6 +277,14 @@ class Block(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x + self.attn(self.norm1(x))
         return x + self.mlp(self.norm2(x))
+
+    def forward_stacked(self, p: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+        def norm(name: str, x: torch.Tensor) -> torch.Tensor:
+            layer = getattr(self, name)
+            return stacked_layer_norm(x, p[f"{name}.weight"], p[f"{name}.bias"], layer.eps)
+
+        x = x + self.attn.forward_stacked(sub(p, "attn"), norm("norm1", x))
+        return x + self.mlp.forward_stacked(sub(p, "mlp"), norm("norm2", x))
 
 
 class ViT(nn.Module):
@@ -269,6 +345,18 @@ class ViT(nn.Module):
             x = block(x)
         x = self.norm(x)
         return self.head(x[:, 0] if self.pool == "cls" else x.mean(dim=1))
+
+    def forward_stacked(self, p: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+        x = self.patch_embed.forward_stacked(sub(p, "patch_embed"), x)  # (K, B, n, embed)
+        k, b = x.shape[:2]
+        if self.pool == "cls":
+            x = torch.cat([p["cls_token"].expand(k, b, -1, -1), x], dim=2)
+        x = x + p["pos_embed"]  # (K, 1, n, embed)
+        for i, block in enumerate(self.blocks):
+            x = block.forward_stacked(sub(p, f"blocks.{i}"), x)
+        x = stacked_layer_norm(x, p["norm.weight"], p["norm.bias"], self.norm.eps)
+        x = x[:, :, 0] if self.pool == "cls" else x.mean(dim=2)
+        return stacked_linear(x, p["head.weight"], p["head.bias"])
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,9 +1,11 @@
-"""Training: whole datasets as tensors, index-tensor batches, one seed at a time.
+"""Training: whole datasets as tensors, index-tensor batches, a job's seeds side by side.
 
 The data path follows airbench: the prepared uint8 images are normalised once into one float
-tensor on the device, and batches are slices of it taken with a seeded permutation, so there
-is no per-sample Python and no DataLoader. Each seed owns its model-initialisation RNG and its
-batch-order generator, so a seed's result does not depend on which other seeds share its job.
+tensor on the device, and batches are slices of it taken with seeded permutations, so there
+is no per-sample Python and no DataLoader. The seeds of a job train together as one
+stacked model (parameters stacked on a seed axis, batched matrix products and grouped
+convolutions), which turns K tiny kernels into one. Each seed owns its model-initialisation RNG and its batch-order
+generator, so its run is the one it would have alone, up to float rounding.
 """
 
 from __future__ import annotations
@@ -19,14 +21,14 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
+from torch.func import stack_module_state
 
 from weightzoo.data import Prepared
 from weightzoo.models import build_model, count_params
 
 logger = logging.getLogger(__name__)
 
-EVAL_BATCH = 2048
+EVAL_BATCH = 512  # per seed, fixed so that metrics do not depend on how many seeds train together
 
 
 @dataclass
@@ -77,8 +79,10 @@ def to_tensors(p: Prepared, device: torch.device) -> TensorData:
                       int(p.n_classes))  # fmt: skip
 
 
-def make_optimizer(model: nn.Module, train: dict) -> torch.optim.Optimizer:
-    params, lr, wd = model.parameters(), train["lr"], train["weight_decay"]
+def make_optimizer(params: list[torch.Tensor], train: dict) -> torch.optim.Optimizer:
+    """The configured optimizer; all three update element by element, so one optimizer over
+    K seeds' (stacked) parameters updates each seed exactly as its own optimizer would."""
+    lr, wd = train["lr"], train["weight_decay"]
     if train["optimizer"] == "sgd":
         return torch.optim.SGD(params, lr=lr, momentum=train["momentum"], weight_decay=wd)
     if train["optimizer"] == "adam":
@@ -95,16 +99,81 @@ def lr_at(train: dict, epoch: int) -> float:
     return train["lr"] * 0.5 * (1 + math.cos(math.pi * (epoch - 1) / train["epochs"]))
 
 
+class SeedModels:
+    """K models of one architecture, one per seed, trained side by side.
+
+    Vectorised (the default for K > 1), the K models are one stacked model: their parameters
+    are stacked along a leading seed axis (torch.func.stack_module_state) and each model
+    family's `forward_stacked` computes all K at once, so every layer is one batched kernel
+    instead of K tiny ones. Looped, each seed keeps its own nn.Module and the forward pass
+    runs them one after another, bit for bit like training each seed alone. Either way each
+    seed's initialisation comes from `torch.manual_seed(seed)` alone, and inputs and outputs
+    carry the seed axis first: (K, B, C, H, W) -> (K, B, n_classes).
+    """
+
+    def __init__(self, family: str, arch: dict, in_shape, n_classes: int, seeds: list[int],
+                 device: torch.device, vectorise: bool = True) -> None:  # fmt: skip
+        models = []
+        for seed in seeds:
+            torch.manual_seed(seed)
+            models.append(build_model(family, arch, in_shape, n_classes).to(device))
+        self.seeds = list(seeds)
+        self.n_params = count_params(models[0])
+        self.vectorised = vectorise and len(seeds) > 1
+        if self.vectorised:
+            stacked, _ = stack_module_state(models)
+            self.params = {k: v.detach().requires_grad_() for k, v in stacked.items()}
+            self.structure = models[0].to("meta")  # layer settings only; no weights
+        else:
+            self.models = models
+
+    def parameters(self) -> list[torch.Tensor]:
+        if self.vectorised:
+            return list(self.params.values())
+        return [p for m in self.models for p in m.parameters()]
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        """Each seed's own batch: x is (K, B, ...)."""
+        if self.vectorised:
+            return self.structure.forward_stacked(self.params, x)
+        return torch.stack([m(xk) for m, xk in zip(self.models, x, strict=True)])
+
+    def shared(self, x: torch.Tensor) -> torch.Tensor:
+        """The same batch for every seed: x is (B, ...)."""
+        if self.vectorised:
+            return self.structure.forward_stacked(self.params, x.expand(len(self.seeds), *x.shape))
+        return torch.stack([m(x) for m in self.models])
+
+    def seed_state(self, k: int) -> dict[str, torch.Tensor]:
+        """The k-th seed's state_dict (views, not copies)."""
+        if self.vectorised:
+            return {name: p[k].detach() for name, p in self.params.items()}
+        return {name: p.detach() for name, p in self.models[k].state_dict().items()}
+
+    def snapshot(self) -> dict[str, torch.Tensor]:
+        """A copy of every seed's weights, stacked: {name: (K, ...)}."""
+        names = self.seed_state(0)
+        return {n: torch.stack([self.seed_state(k)[n] for k in range(len(self.seeds))])
+                for n in names}  # fmt: skip
+
+    @torch.no_grad()
+    def load(self, snapshot: dict[str, torch.Tensor]) -> None:
+        for k in range(len(self.seeds)):
+            for name, target in self.seed_state(k).items():
+                target.copy_(snapshot[name][k])
+
+
 @torch.inference_mode()
-def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
-    """Mean cross-entropy and accuracy over a whole split, in large batches."""
-    loss, correct = torch.zeros((), device=x.device), torch.zeros((), device=x.device)
+def evaluate(models: SeedModels, x: torch.Tensor, y: torch.Tensor) -> tuple[list, list]:
+    """Every seed's mean cross-entropy and accuracy over a whole split, in fixed-size chunks."""
+    k = len(models.seeds)
+    loss, correct = torch.zeros(k, device=x.device), torch.zeros(k, device=x.device)
     for i in range(0, len(x), EVAL_BATCH):
-        logits = model(x[i : i + EVAL_BATCH])
-        yb = y[i : i + EVAL_BATCH]
-        loss += F.cross_entropy(logits, yb, reduction="sum")
-        correct += (logits.argmax(1) == yb).sum()
-    return loss.item() / len(x), correct.item() / len(x)
+        logits = models.shared(x[i : i + EVAL_BATCH])  # (K, b, n_classes)
+        yb = y[i : i + EVAL_BATCH].expand(k, -1)
+        loss += F.cross_entropy(logits.transpose(1, 2), yb, reduction="none").sum(1)
+        correct += (logits.argmax(2) == yb).sum(1)
+    return (loss / len(x)).tolist(), (correct / len(x)).tolist()
 
 
 @dataclass
@@ -122,107 +191,128 @@ class SeedResult:
     final_test_loss: float
     best_test_acc: float
     best_epoch: int
-    wall_time_s: float
+    wall_time_s: float  # of the whole block of seeds trained together
+    seeds_in_block: int
 
 
-def train_seed(
+def train_seeds(
     family: str,
     arch: dict,
     data: TensorData,
     train: dict,
-    seed: int,
+    seeds: list[int],
     dump_epochs: list[int],
-    on_dump: Callable[[int, dict[str, torch.Tensor], nn.Module], None],
+    on_dump: Callable[[int, int, dict[str, torch.Tensor]], None],
     on_epoch: Callable[[dict], None],
     on_checkpoint: Callable[[dict], None] | None = None,
     resume: dict | None = None,
-) -> SeedResult:
-    """Train one seed; call on_dump(epoch, state_dict, model) and on_epoch(metrics row).
+    vectorise: bool = True,
+) -> list[SeedResult]:
+    """Train `seeds` of one architecture together; on_dump(seed, epoch, state), on_epoch(row).
 
-    A loss that becomes NaN or infinite stops the run with status 'diverged'; the last
-    finite state is then dumped as the run's final epoch, so every run ends with a dump.
-    After every completed epoch, on_checkpoint gets everything needed to continue (model,
-    optimizer and batch-order RNG states, history); passing that back as `resume` continues
-    after that epoch and ends with bit-identical weights.
+    Each seed has its own initialisation and its own batch order (a generator seeded with
+    the seed), so its run is the one it would have alone; vectorised, it agrees with that
+    run to float rounding. A seed whose epoch loss becomes NaN or infinite stops with status
+    'diverged' and its last finite state is dumped as its final epoch; the others go on.
+    After every epoch on_checkpoint gets everything needed to continue; passing that back
+    as `resume` continues after that epoch and ends with bit-identical weights.
     """
     t0 = time.perf_counter()
-    torch.manual_seed(seed)
-    model = build_model(family, arch, data.in_shape, data.n_classes).to(data.x_train.device)
-    opt = make_optimizer(model, train)
-    order = torch.Generator().manual_seed(seed)  # batch order, independent of the init RNG
+    dev, k_seeds = data.x_train.device, len(seeds)
+    models = SeedModels(family, arch, data.in_shape, data.n_classes, seeds, dev, vectorise)
+    opt = make_optimizer(models.parameters(), train)
+    orders = [torch.Generator().manual_seed(s) for s in seeds]  # independent of the init RNG
     n, bs = len(data.x_train), train["batch_size"]
+    history: list[list[dict]] = [[] for _ in seeds]
+    status, diverged_epoch = ["ok"] * k_seeds, [None] * k_seeds
+
+    def record(epoch: int, train_loss: list, train_acc: list, lr: float, which) -> None:
+        test_loss, test_acc = evaluate(models, data.x_test, data.y_test)
+        for k in which:
+            row = {"seed": seeds[k], "epoch": epoch, "train_loss": train_loss[k],
+                   "train_acc": train_acc[k], "test_loss": test_loss[k], "test_acc": test_acc[k],
+                   "lr": lr, "wall_time_s": time.perf_counter() - t0}  # fmt: skip
+            on_epoch(row)
+            if math.isfinite(train_loss[k]):
+                history[k].append(row)
 
     def checkpoint(epoch: int) -> None:
         if on_checkpoint is not None:
-            on_checkpoint({"seed": seed, "epoch": epoch, "model": model.state_dict(),
-                           "optimizer": opt.state_dict(), "order": order.get_state(),
-                           "history": history, "elapsed": time.perf_counter() - t0})  # fmt: skip
-
-    def record(epoch: int, train_loss: float, train_acc: float, lr: float) -> dict:
-        test_loss, test_acc = evaluate(model, data.x_test, data.y_test)
-        row = {"seed": seed, "epoch": epoch, "train_loss": train_loss, "train_acc": train_acc,
-               "test_loss": test_loss, "test_acc": test_acc, "lr": lr,
-               "wall_time_s": time.perf_counter() - t0}  # fmt: skip
-        on_epoch(row)
-        return row
+            on_checkpoint({"seeds": seeds, "epoch": epoch, "weights": models.snapshot(),
+                           "last_good": last_good, "optimizer": opt.state_dict(),
+                           "orders": [g.get_state() for g in orders], "history": history,
+                           "status": status, "diverged_epoch": diverged_epoch,
+                           "elapsed": time.perf_counter() - t0})  # fmt: skip
 
     if resume is None:
-        train_loss, train_acc = evaluate(model, data.x_train, data.y_train)
-        history = [record(0, train_loss, train_acc, 0.0)]
-        on_dump(0, model.state_dict(), model)
+        start = 1
+        record(0, *evaluate(models, data.x_train, data.y_train), 0.0, range(k_seeds))
+        for k, seed in enumerate(seeds):
+            on_dump(seed, 0, models.seed_state(k))
+        last_good = models.snapshot()
         checkpoint(0)
     else:  # continue after the last completed epoch
-        if resume["seed"] != seed:
-            raise ValueError(f"resume state is for seed {resume['seed']}, not {seed}")
-        model.load_state_dict(resume["model"])
+        if list(resume["seeds"]) != list(seeds):
+            raise ValueError(f"resume state is for seeds {resume['seeds']}, not {seeds}")
+        models.load(resume["weights"])
         opt.load_state_dict(resume["optimizer"])
-        order.set_state(resume["order"])
-        history = list(resume["history"])
-        t0 -= resume["elapsed"]
-        logger.info("seed %d: resuming after epoch %d", seed, resume["epoch"])
-    last_good = copy.deepcopy(model.state_dict())
-    status, diverged_epoch = "ok", None
-    for epoch in range(history[-1]["epoch"] + 1, train["epochs"] + 1):
+        for g, state in zip(orders, resume["orders"], strict=True):
+            g.set_state(state)
+        history, last_good = resume["history"], resume["last_good"]
+        status, diverged_epoch = list(resume["status"]), list(resume["diverged_epoch"])
+        start, t0 = resume["epoch"] + 1, t0 - resume["elapsed"]
+        logger.info("seeds %s: resuming after epoch %d", seeds, resume["epoch"])
+
+    for epoch in range(start, train["epochs"] + 1):
+        running = [k for k in range(k_seeds) if status[k] == "ok"]
+        if not running:
+            break
         lr = lr_at(train, epoch)
         for group in opt.param_groups:
             group["lr"] = lr
-        model.train()
-        perm = torch.randperm(n, generator=order).to(data.x_train.device)
-        loss_sum = torch.zeros((), device=data.x_train.device)
-        correct = torch.zeros((), device=data.x_train.device)
+        perms = torch.stack([torch.randperm(n, generator=g) for g in orders]).to(dev)
+        loss_sum, correct = torch.zeros(k_seeds, device=dev), torch.zeros(k_seeds, device=dev)
         for i in range(0, n, bs):
-            idx = perm[i : i + bs]
+            idx = perms[:, i : i + bs]  # (K, b): each seed's own batch
             xb, yb = data.x_train[idx], data.y_train[idx]
-            logits = model(xb)
-            loss = F.cross_entropy(logits, yb)
+            logits = models(xb)
+            # mean loss per seed; their sum gives each seed exactly its own gradient
+            losses = F.cross_entropy(logits.transpose(1, 2), yb, reduction="none").mean(1)
             opt.zero_grad(set_to_none=True)
-            loss.backward()
+            losses.sum().backward()
             opt.step()
-            loss_sum += loss.detach() * len(idx)
-            correct += (logits.detach().argmax(1) == yb).sum()
-        train_loss, train_acc = loss_sum.item() / n, correct.item() / n
-        if not math.isfinite(train_loss):
-            status, diverged_epoch = "diverged", epoch
-            record(epoch, train_loss, train_acc, lr)
-            logger.warning("seed %d diverged at epoch %d (train loss %s)", seed, epoch, train_loss)
-            break
-        history.append(record(epoch, train_loss, train_acc, lr))
-        if epoch in dump_epochs:
-            on_dump(epoch, model.state_dict(), model)
-        last_good = copy.deepcopy(model.state_dict())
+            loss_sum += losses.detach() * idx.shape[1]
+            correct += (logits.detach().argmax(2) == yb).sum(1)
+        train_loss, train_acc = (loss_sum / n).tolist(), (correct / n).tolist()
+        record(epoch, train_loss, train_acc, lr, running)
+        snapshot = models.snapshot()
+        for k in running:
+            seed = seeds[k]
+            if not math.isfinite(train_loss[k]):
+                status[k], diverged_epoch[k] = "diverged", epoch
+                logger.warning("seed %d diverged at epoch %d (train loss %s)", seed, epoch,
+                               train_loss[k])  # fmt: skip
+                if epoch - 1 not in dump_epochs:  # its last finite state ends its dumps
+                    on_dump(seed, epoch - 1, {n: w[k] for n, w in last_good.items()})
+                continue
+            if epoch in dump_epochs:
+                on_dump(seed, epoch, models.seed_state(k))
+            for name, w in snapshot.items():
+                last_good[name][k] = w[k]
         checkpoint(epoch)
-    epochs_run = history[-1]["epoch"]
-    if status == "diverged":
-        model.load_state_dict(last_good)
-        if epochs_run not in dump_epochs:
-            on_dump(epochs_run, model.state_dict(), model)
-    # exact (not running-average) training metrics of the final weights
-    final_train_loss, final_train_acc = evaluate(model, data.x_train, data.y_train)
-    best = max(history, key=lambda r: r["test_acc"])
-    return SeedResult(
-        seed=seed, status=status, n_params=count_params(model), epochs_run=epochs_run,
-        diverged_epoch=diverged_epoch, final_train_acc=final_train_acc,
-        final_train_loss=final_train_loss, final_test_acc=history[-1]["test_acc"],
-        final_test_loss=history[-1]["test_loss"], best_test_acc=best["test_acc"],
-        best_epoch=best["epoch"], wall_time_s=time.perf_counter() - t0,
-    )  # fmt: skip
+
+    models.load(last_good)  # diverged seeds back to their last finite state
+    final_train_loss, final_train_acc = evaluate(models, data.x_train, data.y_train)
+    wall = time.perf_counter() - t0
+    results = []
+    for k, seed in enumerate(seeds):
+        best = max(history[k], key=lambda r: r["test_acc"])
+        results.append(SeedResult(
+            seed=seed, status=status[k], n_params=models.n_params,
+            epochs_run=history[k][-1]["epoch"], diverged_epoch=diverged_epoch[k],
+            final_train_acc=final_train_acc[k], final_train_loss=final_train_loss[k],
+            final_test_acc=history[k][-1]["test_acc"], final_test_loss=history[k][-1]["test_loss"],
+            best_test_acc=best["test_acc"], best_epoch=best["epoch"], wall_time_s=wall,
+            seeds_in_block=k_seeds,
+        ))  # fmt: skip
+    return results

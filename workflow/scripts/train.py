@@ -21,4 +21,5 @@ run_logged(
     metrics_out=snakemake.output.metrics,
     runs_out=snakemake.output.runs,
     resume_dir=snakemake.params.resume,
+    vectorise=snakemake.params.vectorise,
 )
