@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 CORES ?= 8
 
-.PHONY: run test lint clean browser slurm
+.PHONY: run test bench bench-training lint clean browser slurm
 .DEFAULT_GOAL := run
 
 $(BIN)/snakemake: pyproject.toml
@@ -31,6 +31,18 @@ slurm:
 	@command -v slurmctld >/dev/null 2>&1 && command -v munged >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq slurm-wlm munge >/dev/null; \
 	  else echo "slurm-wlm or munge is missing and apt-get needs root: the SLURM test will be skipped"; fi; }
+
+# Benchmarks against reference baselines (README, "Performance"); writes benchmarks/results.md.
+# The `bench` extra adds WeightWatcher, the reference of the statistics benchmark.
+$(VENV)/.bench-installed: $(BIN)/snakemake pyproject.toml
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	touch $@
+
+bench: $(VENV)/.bench-installed  ## measure everything (about 20 minutes on 2 cores)
+	$(BIN)/python benchmarks/run.py
+
+bench-training: $(VENV)/.bench-installed  ## only the training sections (a GPU is used when present)
+	$(BIN)/python benchmarks/run.py --training-only --output benchmarks/results-training.md
 
 lint: $(BIN)/snakemake
 	$(BIN)/ruff check .

@@ -28,7 +28,7 @@ def job_args(digits_file: Path, out: Path, train: dict = TRAIN) -> dict:
         "arch_params": CNN, "train": train, "seeds": [0, 1], "dump_epochs": [0, 2, 8],
         "device": "cpu", "threads": 1, "weights_out": str(out / "weights.parquet"),
         "metrics_out": str(out / "metrics.parquet"), "runs_out": str(out / "runs.parquet"),
-        "resume_dir": str(out / "resume"),
+        "resume_dir": str(out / "resume"), "checkpoint_every_s": 0,
     }  # fmt: skip
 
 

@@ -327,3 +327,30 @@ def test_stats_and_maps_of_a_real_vit_dump():
     assert q["layer"] == "blocks.0.attn.q" and q["in_abs_mean"] > 0
     maps = strength_maps(dump, "vit", (3, 4, 4))
     assert maps.height == 3 * 2 * 2 and set(maps["tensor"]) == {"patch_embed.proj.weight"}
+
+
+def test_large_matrices_get_the_same_spectral_norm_from_lanczos():
+    from weightzoo import stats
+
+    rng = np.random.default_rng(3)
+    w = rng.normal(0, 0.05, (300, stats.LANCZOS_MIN_DIM + 50)).astype(np.float32)
+    s = np.linalg.svd(w.astype(np.float64), compute_uv=False)
+    got = matrix_stats(w)
+    assert got["spectral_norm"] == pytest.approx(s[0], rel=1e-10)
+    assert got["stable_rank"] == pytest.approx(np.sum(s**2) / s[0] ** 2, rel=1e-10)
+    assert matrix_stats(w) == got  # a fixed start vector: the same bits every time
+
+
+def test_segment_stats_equal_tensor_stats_of_each_segment():
+    from weightzoo.stats import segment_stats
+
+    rng = np.random.default_rng(4)
+    parts = [rng.normal(0, 1, n) for n in (5, 0, 1, 300)] + [np.full(7, 0.25)]
+    cols = segment_stats(np.concatenate(parts), np.cumsum([0] + [p.size for p in parts[:-1]]),
+                         RANGE, 8)  # fmt: skip
+    for i, part in enumerate(parts):
+        one = tensor_stats(part, RANGE, 8)
+        for key, value in one.items():
+            got = cols[key][i]
+            np.testing.assert_allclose(got, value, rtol=1e-12, atol=0, equal_nan=True,
+                                       err_msg=f"segment {i} {key}")  # fmt: skip

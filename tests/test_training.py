@@ -72,8 +72,9 @@ def trained(digits, family, arch, train, seeds, vectorise):
     data = training.to_tensors(digits, torch.device("cpu"))
     kept = {}
 
-    def on_dump(seed, epoch, state):
-        kept[seed, epoch] = {k: v.clone() for k, v in state.items()}
+    def on_dump(epoch, states):
+        for seed, state in states.items():
+            kept[seed, epoch] = {k: v.clone() for k, v in state.items()}
 
     results = training.train_seeds(family, arch, data, train, seeds, [0, train["epochs"]],
                                    on_dump, lambda row: None, vectorise=vectorise)  # fmt: skip
@@ -108,15 +109,17 @@ def test_a_diverging_seed_does_not_disturb_its_companions(digits):
     for corrupt in (False, True):
         kept = {}
 
-        def on_dump(seed, epoch, state, corrupt=corrupt, kept=kept):
-            kept[seed, epoch] = {k: v.clone() for k, v in state.items()}
-            if corrupt and (seed, epoch) == (0, 1):  # seed 0 blows up during epoch 2
-                state["head.weight"].fill_(float("nan"))
+        def on_dump(epoch, states, corrupt=corrupt, kept=kept):
+            for seed, state in states.items():
+                kept[seed, epoch] = {k: v.clone() for k, v in state.items()}
+            if corrupt and epoch == 1:  # seed 0 blows up during epoch 2
+                states[0]["head.weight"].fill_(float("nan"))
 
         results = training.train_seeds("mlp", MLP, data, train, [0, 1], [0, 1, 3], on_dump,
                                        lambda row: None)  # fmt: skip
         runs[corrupt] = results, kept
     (clean, clean_w), (hit, hit_w) = runs[False], runs[True]
+    assert [r.status for r in clean] == ["ok", "ok"]
     assert [(r.status, r.diverged_epoch, r.epochs_run) for r in hit] == [
         ("diverged", 2, 1), ("ok", None, 3)]  # fmt: skip
     for name, w in clean_w[0, 1].items():  # seed 0's last finite state, dumped intact
@@ -208,3 +211,14 @@ def test_auto_device_trains_on_cuda_with_sane_accuracy(tmp_path, digits_file):
     )  # fmt: skip
     assert runs["device"].to_list() == ["cuda"]
     assert runs["final_test_acc"][0] > 0.9
+
+
+def test_checkpoints_follow_their_interval(digits):
+    data = training.to_tensors(digits, torch.device("cpu"))
+    seen = []
+    for every in (0.0, 1e9):
+        saved = []
+        training.train_seeds("mlp", MLP, data, ADAM, [0, 1], [0, 3], lambda *a: None,
+                             lambda row: None, saved.append, checkpoint_every_s=every)  # fmt: skip
+        seen.append([c["epoch"] for c in saved])
+    assert seen == [[0, 1, 2, 3], []]  # every epoch, or never within a short run

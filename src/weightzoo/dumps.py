@@ -32,6 +32,17 @@ WEIGHTS_SCHEMA = pa.schema(
     ]
 )
 PARQUET_OPTIONS = {"compression": "zstd", "compression_level": 3}
+# Weight dumps: dictionary encoding only for the label columns (on float values it fails and
+# falls back after writing a useless dictionary: files 1.4x the raw floats), byte-stream-split
+# floats (zstd then finds the repeated exponent bytes), min/max statistics only where a
+# reader filters. Measured on digits MLP/CNN dumps: 0.94-1.0x the raw float32 bytes instead
+# of 1.4x, written 2-3x faster (benchmarks/results.md, section c).
+WEIGHTS_PARQUET_OPTIONS = {
+    **PARQUET_OPTIONS,
+    "use_dictionary": ["dataset", "family", "arch", "tensor", "kind", "layer"],
+    "column_encoding": {"values.list.element": "BYTE_STREAM_SPLIT"},
+    "write_statistics": ["seed", "epoch", "tensor"],
+}
 
 
 def state_dict_table(
@@ -86,7 +97,7 @@ class DumpWriter:
         self._atomic = atomic_path(Path(path))
         tmp = self._atomic.__enter__()
         try:
-            self._writer = pq.ParquetWriter(tmp, WEIGHTS_SCHEMA, **PARQUET_OPTIONS)
+            self._writer = pq.ParquetWriter(tmp, WEIGHTS_SCHEMA, **WEIGHTS_PARQUET_OPTIONS)
         except BaseException as err:
             self._atomic.__exit__(type(err), err, err.__traceback__)
             raise

@@ -106,9 +106,10 @@ def provenance(device: torch.device, threads: int) -> dict:
 class ResumeState:
     """A training job's progress on disk, so a killed job continues where it stopped.
 
-    `folder/state.pt` holds the last completed epoch of the job's block of seeds (weights,
+    `folder/state.pt` holds the last checkpointed epoch of the job's block of seeds (weights,
     optimizer and batch-order RNG states, metrics so far); `folder/dumps/` holds one Parquet
-    file per dump made so far. Both are written atomically. The state carries the job's
+    file per dump epoch made so far, a row group per seed. Both are written atomically; dumps
+    made after the checkpoint are made again, with the same bits, on resume. The state carries the job's
     config slice: a job started with other settings discards it and starts afresh.
     """
 
@@ -135,8 +136,26 @@ class ResumeState:
         with atomic_path(self.folder / "state.pt") as tmp:
             torch.save(self.state, tmp)
 
-    def dump_path(self, seed: int, epoch: int) -> Path:
-        return self.dumps / f"{seed:010d}-{epoch:06d}.parquet"
+    def write_dumps(self, epoch: int, tables: list) -> None:
+        """One file per dump epoch (fewer, larger writes), one row group per seed."""
+        first = tables[0]["seed"][0].as_py()
+        with dumps.DumpWriter(self.dumps / f"{epoch:06d}-{first:010d}.parquet") as writer:
+            for table in tables:
+                writer.write(table)
+
+    def assemble(self, path: str | Path, seeds: list[int]) -> None:
+        """The job's weights file: a row group per dump, seed by seed, epochs in order."""
+        files = [pq.ParquetFile(f) for f in sorted(self.dumps.glob("*.parquet"))]
+        groups = {}  # (seed, epoch) -> (file, row group)
+        for f in files:
+            for i in range(f.metadata.num_row_groups):
+                ids = f.read_row_group(i, columns=["seed", "epoch"])
+                groups[ids["seed"][0].as_py(), ids["epoch"][0].as_py()] = (f, i)
+        with dumps.DumpWriter(path) as writer:  # one dump in memory at a time
+            for seed in seeds:
+                for epoch in sorted(e for s, e in groups if s == seed):
+                    f, i = groups[seed, epoch]
+                    writer.write(f.read_row_group(i))
 
     def remove(self) -> None:
         shutil.rmtree(self.folder, ignore_errors=True)
@@ -159,13 +178,14 @@ def train_job(
     runs_out: str | Path,
     resume_dir: str | Path,
     vectorise: bool = True,
+    checkpoint_every_s: float = 10.0,
 ) -> pl.DataFrame:
     """Train `seeds` of one architecture on one dataset; write weights, metrics and runs.
 
     The seeds train together (vectorised unless `vectorise` is false). Progress is saved in
-    `resume_dir` after every epoch: a job killed at any point (time limit, preemption,
-    SIGKILL) and started again continues from the last completed epoch and ends with the
-    same bits as an uninterrupted run. The folder is removed at the end.
+    `resume_dir` after an epoch every `checkpoint_every_s` seconds: a job killed at any point
+    (time limit, preemption, SIGKILL) and started again continues from the last checkpoint
+    and ends with the same bits as an uninterrupted run. The folder is removed at the end.
     """
     training.set_determinism(threads)
     dev = training.select_device(device)
@@ -179,13 +199,16 @@ def train_job(
         kinds = tensor_kinds(build_model(family, arch_params, tensors.in_shape, tensors.n_classes))
     tags = {"dataset": dataset, "family": family, "arch": arch}
 
-    def on_dump(seed, epoch, weights):
-        table = dumps.state_dict_table(weights, kinds, seed=seed, epoch=epoch, **tags)
-        dumps.write_table(table, progress.dump_path(seed, epoch))
+    def on_dump(epoch, states):
+        progress.write_dumps(epoch, [
+            dumps.state_dict_table(w, kinds, seed=seed, epoch=epoch, **tags)
+            for seed, w in states.items()
+        ])  # fmt: skip
 
     results = training.train_seeds(family, arch_params, tensors, train, seeds, dump_epochs,
                                    on_dump, metrics.append, progress.checkpoint,
-                                   resume=progress.state["current"], vectorise=vectorise)  # fmt: skip
+                                   resume=progress.state["current"], vectorise=vectorise,
+                                   checkpoint_every_s=checkpoint_every_s)  # fmt: skip
     prov = provenance(dev, threads)
     runs = []
     for result in results:
@@ -194,10 +217,7 @@ def train_job(
                     result.best_test_acc)  # fmt: skip
         runs.append({**tags, **vars(result), "epochs_planned": train["epochs"], **prov,
                      "config": json.dumps(config_slice, sort_keys=True)})  # fmt: skip
-    with dumps.DumpWriter(weights_out) as writer:  # one row group per dump, in order
-        for seed in seeds:
-            for path in sorted(progress.dumps.glob(f"{seed:010d}-*.parquet")):
-                writer.write(pq.read_table(path))
+    progress.assemble(weights_out, seeds)
     metrics_df = (
         pl.DataFrame(metrics)
         .select(
@@ -208,8 +228,9 @@ def train_job(
         .sort("seed", "epoch", maintain_order=True)
     )  # fmt: skip
     runs_df = pl.DataFrame(runs).with_columns(
-        pl.col("seed", "epochs_run", "epochs_planned", "best_epoch", "seeds_in_block")
-        .cast(pl.Int32),
+        pl.col("seed", "epochs_run", "epochs_planned", "best_epoch", "seeds_in_block").cast(
+            pl.Int32
+        ),
         pl.col("diverged_epoch").cast(pl.Int32),
     )
     dumps.write_table(metrics_df.to_arrow(), metrics_out)

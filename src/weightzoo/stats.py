@@ -5,14 +5,15 @@ For every (run, epoch) dump and every scope (a tensor, or the pools "all_weights
 moments (mean, population std/var, skew, excess kurtosis), quantiles, norms, a normalised
 histogram on a range common to the whole zoo, the spectral norm and stable rank of weight
 matrices, and a summary of node strength (the complex-network view of a DNN: a neuron's
-summed incoming / outgoing weights). Everything is vectorised numpy/scipy on slices of one
-flat buffer per dump: the only Python loops run over tensors, never over weights.
+summed incoming / outgoing weights). Moments, extremes, norms and histograms of every scope
+of several dumps are a handful of numpy reductions over one flat float64 buffer
+(`segment_stats`); quantiles take one partition per scope, and the spectral norm one SVD per
+weight matrix (Lanczos for large ones). No Python loop ever runs over weights.
 """
 
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import NamedTuple
@@ -22,7 +23,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-import scipy.stats
+import scipy.sparse.linalg
 
 QUANTILES = (0, 1, 5, 25, 50, 75, 95, 99, 100)  # percent
 
@@ -55,6 +56,84 @@ def _check_hist(hist_range: tuple[float, float], bins: int) -> tuple[float, floa
     return lo, hi
 
 
+def segment_stats(
+    x: np.ndarray, starts: np.ndarray, hist_range: tuple[float, float], bins: int
+) -> dict[str, np.ndarray]:
+    """`tensor_stats` of many segments of one flat float64 array at once.
+
+    Segment i is x[starts[i]:starts[i + 1]] (the last runs to the end; starts ascending).
+    Moments, extremes, norms and histograms are a handful of numpy reductions over the whole
+    array (ufunc.reduceat, one bincount), whatever the number of segments; only the
+    quantiles take a partition per segment. Returns a column (length n_segments) per
+    statistic, and "hist" as (n_segments, bins) float32.
+    """
+    lo, hi = _check_hist(hist_range, bins)
+    x = np.asarray(x, dtype=np.float64)
+    starts = np.asarray(starts, dtype=np.int64)
+    counts = np.diff(np.append(starts, x.size))
+    k = len(starts)
+    empty = counts == 0
+    # reduceat of an empty segment returns the next value: reduce over non-empty ones only
+    at = starts[~empty]
+    n = counts[~empty].astype(np.float64)
+
+    def reduce(ufunc, values):
+        out = np.full(k, np.nan)
+        if at.size:
+            out[~empty] = ufunc.reduceat(values, at)
+        return out
+
+    total = reduce(np.add, x)
+    mean = total / np.where(empty, 1, counts)
+    d = x - np.repeat(mean[~empty], counts[~empty])
+    d2 = d * d
+    m2, m3, m4 = (reduce(np.add, v)[~empty] / n for v in (d2, d2 * d, d2 * d2))
+    var = np.full(k, np.nan)
+    var[~empty] = m2
+    skew, kurtosis = np.full(k, np.nan), np.full(k, np.nan)
+    with np.errstate(all="ignore"):
+        # the biased estimators of scipy.stats.skew / kurtosis(fisher=True, bias=True), and
+        # like them NaN for a constant segment (m2 at the level of rounding noise)
+        constant = m2 <= (np.finfo(np.float64).resolution * mean[~empty]) ** 2
+        skew[~empty] = np.where(constant, np.nan, m3 / m2**1.5)
+        kurtosis[~empty] = np.where(constant, np.nan, m4 / m2**2 - 3.0)
+    absx = np.abs(x)
+    out = {
+        "count": counts,
+        "mean": mean if k else np.zeros(0),
+        "std": np.sqrt(var),
+        "var": var,
+        "skew": skew,
+        "kurtosis": kurtosis,
+        "min": reduce(np.minimum, x),
+        "max": reduce(np.maximum, x),
+    }
+    quantiles = np.full((k, len(QUANTILES)), np.nan)
+    for i in np.flatnonzero(~empty):
+        quantiles[i] = np.percentile(x[starts[i] : starts[i] + counts[i]], QUANTILES)
+    out.update(zip(QUANTILE_COLUMNS, quantiles.T, strict=True))
+    out["l1"] = reduce(np.add, absx)
+    out["l2"] = np.sqrt(reduce(np.add, x * x))
+    out["max_abs"] = reduce(np.maximum, absx)
+    out["hist"] = _segment_hist(x, counts, lo, hi, bins)
+    return out
+
+
+def _segment_hist(x: np.ndarray, counts: np.ndarray, lo: float, hi: float, bins: int):
+    """np.histogram's bins on [lo, hi] for every segment (outliers in the edge bins), one
+    bincount over (segment, bin) pairs; each row normalised to sum to 1 (NaN if empty)."""
+    edges = np.linspace(lo, hi, bins + 1)
+    with np.errstate(invalid="ignore"):
+        idx = np.clip(np.floor((x - lo) * (bins / (hi - lo))), 0, bins - 1).astype(np.intp)
+    # np.histogram's correction for values that rounding put one bin off its edges
+    idx -= (x < edges[idx]) & (idx > 0)
+    idx += (x >= edges[idx + 1]) & (idx < bins - 1)
+    seg = np.repeat(np.arange(len(counts)), counts)
+    hist = np.bincount(seg * bins + idx, minlength=len(counts) * bins).reshape(-1, bins)
+    with np.errstate(all="ignore"):
+        return (hist / counts[:, None]).astype(np.float32)
+
+
 def tensor_stats(values: np.ndarray, hist_range: tuple[float, float], bins: int) -> dict:
     """Moments, quantiles, norms and a histogram of a flat array (computed in float64).
 
@@ -62,65 +141,47 @@ def tensor_stats(values: np.ndarray, hist_range: tuple[float, float], bins: int)
     estimators of scipy.stats, NaN for a constant array. `hist` (float32, length `bins`) is
     np.histogram on the fixed `hist_range` with values outside the range counted in the edge
     bins, so no mass is lost, normalised to sum to 1. An empty array gives NaN everywhere but
-    `count` (0).
+    `count` (0). One segment of `segment_stats`.
     """
-    lo, hi = _check_hist(hist_range, bins)
     x = np.asarray(values, dtype=np.float64).ravel()
-    n = x.size
-    if n == 0:
-        out: dict = {"count": 0}
-        out.update(dict.fromkeys(MOMENT_COLUMNS[1:] + QUANTILE_COLUMNS + NORM_COLUMNS, math.nan))
-        out["hist"] = np.full(bins, np.nan, dtype=np.float32)
-        return out
-
-    mean = float(x.mean())
-    var = float(np.mean(np.square(x - mean)))
-    with warnings.catch_warnings(), np.errstate(all="ignore"):
-        # A constant array has no defined skew/kurtosis: scipy returns NaN and warns.
-        warnings.simplefilter("ignore", RuntimeWarning)
-        skew = float(scipy.stats.skew(x, bias=True))
-        kurtosis = float(scipy.stats.kurtosis(x, fisher=True, bias=True))
-    quantiles = np.percentile(x, QUANTILES)
-    absx = np.abs(x)
-
-    counts = np.histogram(x, bins=bins, range=(lo, hi))[0].astype(np.float64)
-    counts[0] += np.count_nonzero(x < lo)  # clip: outliers count in the edge bins
-    counts[-1] += np.count_nonzero(x > hi)
-    with np.errstate(all="ignore"):
-        hist = (counts / counts.sum()).astype(np.float32)
-
-    out = {
-        "count": n,
-        "mean": mean,
-        "std": math.sqrt(var),
-        "var": var,
-        "skew": skew,
-        "kurtosis": kurtosis,
-        "min": float(quantiles[0]),
-        "max": float(quantiles[-1]),
-    }
-    out.update(zip(QUANTILE_COLUMNS, (float(q) for q in quantiles), strict=True))
-    out["l1"] = float(absx.sum())
-    out["l2"] = float(math.sqrt(np.dot(x, x)))
-    out["max_abs"] = float(absx.max())
-    out["hist"] = hist
+    cols = segment_stats(x, np.zeros(1, np.int64), hist_range, bins)
+    out = {key: (int(v[0]) if key == "count" else float(v[0])) for key, v in cols.items()
+           if key != "hist"}  # fmt: skip
+    out["hist"] = cols["hist"][0]
     return out
+
+
+# From this smaller side on, the spectral norm comes from a Lanczos solver (the largest
+# singular value only: 4-7x faster on 256x784 to 1000x1000) instead of all singular values.
+LANCZOS_MIN_DIM = 200
 
 
 def matrix_stats(w: np.ndarray) -> dict:
     """Spectral norm and stable rank ||W||_F^2 / ||W||_2^2 of w reshaped to (shape[0], -1).
 
-    Conv kernels (out, in, kh, kw) become (out, in*kh*kw). Tensors with ndim < 2 give NaN; so
-    does the stable rank of an all-zero matrix (0/0, e.g. the change w - w0 at epoch 0).
+    Conv kernels (out, in, kh, kw) become (out, in*kh*kw). Small matrices get all their
+    singular values (LAPACK); large ones only the largest, from scipy's ARPACK `svds` with a
+    fixed start vector (deterministic), falling back to LAPACK if it does not converge. Tensors
+    with ndim < 2 give NaN; so does the stable rank of an all-zero matrix (0/0, e.g. the
+    change w - w0 at epoch 0).
     """
     w = np.asarray(w)
     if w.ndim < 2 or w.size == 0:
         return dict.fromkeys(MATRIX_COLUMNS, math.nan)
     m = w.reshape(w.shape[0], -1).astype(np.float64, copy=False)
-    s = np.linalg.svd(m, compute_uv=False)
-    spectral = float(s[0])
+    frobenius2 = float(np.dot(m.ravel(), m.ravel()))
+    spectral = None
+    if min(m.shape) >= LANCZOS_MIN_DIM and frobenius2 > 0:
+        try:
+            v0 = np.full(min(m.shape), 1 / math.sqrt(min(m.shape)))
+            spectral = float(scipy.sparse.linalg.svds(m, k=1, v0=v0, return_singular_vectors=False,
+                                                      tol=1e-10)[0])  # fmt: skip
+        except scipy.sparse.linalg.ArpackNoConvergence:
+            spectral = None
+    if spectral is None:
+        spectral = float(np.linalg.svd(m, compute_uv=False)[0])
     with np.errstate(all="ignore"):
-        stable_rank = float(np.sum(np.square(s)) / spectral**2) if spectral > 0 else math.nan
+        stable_rank = frobenius2 / spectral**2 if spectral > 0 else math.nan
     return {"spectral_norm": spectral, "stable_rank": stable_rank}
 
 
@@ -281,28 +342,68 @@ def _aligned_init(rows: pa.Table, init_rows: pa.Table) -> np.ndarray:
     return np.concatenate(parts) if parts else np.zeros(0, np.float32)
 
 
-def _scope_stats(scope: Scope, target: str, hist_range, bins: int) -> dict:
-    out = {
-        "scope": scope.scope,
-        "scope_type": scope.scope_type,
-        "kind": scope.kind,
-        "layer": scope.layer,
-        "target": target,
-    }
-    stats = tensor_stats(scope.values, hist_range, bins)
-    hist = stats.pop("hist")
-    out.update(stats)
-    is_weight = scope.scope_type == "tensor" and scope.kind == "weight"
-    if is_weight:
-        out.update(matrix_stats(scope.values.reshape(scope.shape)))
-    else:
-        out.update(dict.fromkeys(MATRIX_COLUMNS, math.nan))
-    strengths = (
-        node_strength(scope.scope, scope.kind, scope.shape, scope.values) if is_weight else None
-    )
-    out.update(strength_summary(strengths))
-    out["hist"] = hist
-    return out
+def _dump_segments(rows: pa.Table, init_rows: pa.Table | None) -> tuple[list, list, list]:
+    """The scopes of one dump for every target, laid out for `segment_stats`.
+
+    Returns (meta, parts, matrices): meta is one (scope, scope_type, kind, layer, target) per
+    segment; parts the arrays to concatenate, one per segment; matrices (segment index,
+    name, shape) for each weight tensor, whose matrix and strength statistics come apart.
+    """
+    targets: list[tuple[str, np.ndarray | None]] = [("w", None)]
+    if init_rows is not None:
+        w, _ = _flat_values(rows)
+        targets.append(("delta", w.astype(np.float64) - _aligned_init(rows, init_rows)))
+    meta, parts, matrices = [], [], []
+    for target, flat in targets:
+        for scope in network_scopes(rows, flat):
+            if scope.scope_type == "tensor" and scope.kind == "weight":
+                matrices.append((len(meta), scope.scope, scope.shape))
+            meta.append((scope.scope, scope.scope_type, scope.kind, scope.layer, target))
+            parts.append(scope.values)
+    return meta, parts, matrices
+
+
+def _dumps_frame(items: list[tuple[dict, pa.Table, pa.Table | None]], hist_range,
+                 bins: int) -> pl.DataFrame:  # fmt: skip
+    """Statistics of several dumps, (ids, rows, init_rows) each, in one `segment_stats` call."""
+    meta, parts, matrices, ids = [], [], [], []
+    for dump_ids, rows, init_rows in items:
+        m, p, mats = _dump_segments(rows, init_rows)
+        matrices += [(len(meta) + i, name, shape) for i, name, shape in mats]
+        meta += m
+        parts += p
+        ids += [dump_ids] * len(m)
+    sizes = np.array([part.size for part in parts], dtype=np.int64)
+    chunks, cols, filled = [], [], CHUNK_VALUES  # consecutive segments, ~CHUNK_VALUES each
+    for i, size in enumerate(sizes):
+        if filled + size > CHUNK_VALUES:
+            chunks.append([])
+            filled = 0
+        chunks[-1].append(i)
+        filled += size
+    for chunk in chunks:
+        x = np.concatenate([parts[i].astype(np.float64, copy=False) for i in chunk])
+        starts = np.concatenate([[0], np.cumsum(sizes[chunk])[:-1]]).astype(np.int64)
+        cols.append(segment_stats(x, starts, hist_range, bins))
+        del x
+    cols = {c: np.concatenate([part[c] for part in cols]) for c in cols[0]}
+    hist = cols.pop("hist")
+    extra = {c: np.full(len(meta), np.nan) for c in MATRIX_COLUMNS + STRENGTH_COLUMNS}
+    for i, name, shape in matrices:
+        values = parts[i]
+        found = matrix_stats(values.reshape(shape))
+        found.update(strength_summary(node_strength(name, "weight", shape, values)))
+        for c, v in found.items():
+            extra[c][i] = v
+    schema = stats_schema()
+    data: dict = {c: [d[c] for d in ids] for c in ("dataset", "family", "arch", "seed", "epoch")}
+    data.update({c: [m[j] for m in meta] for j, c in enumerate(SCOPE_COLUMNS)})
+    data.update(cols)
+    data.update(extra)
+    frame = pl.DataFrame(data, schema={c: t for c, t in schema.items() if c != "hist"})
+    offsets = np.arange(0, hist.size + 1, bins, dtype=np.int32)
+    lists = pa.ListArray.from_arrays(pa.array(offsets), pa.array(hist.ravel()))
+    return frame.with_columns(pl.from_arrow(lists).cast(pl.List(pl.Float32)).alias("hist"))
 
 
 def dump_stats(
@@ -320,16 +421,10 @@ def dump_stats(
     tensors, NaN otherwise), then hist (float32 array of length `bins`).
     """
     _check_hist(hist_range, bins)
-    targets: list[tuple[str, np.ndarray | None]] = [("w", None)]
-    if init_rows is not None:
-        w, _ = _flat_values(rows)
-        delta = w.astype(np.float64) - _aligned_init(rows, init_rows)
-        targets.append(("delta", delta))
-    out = []
-    for target, flat in targets:
-        for scope in network_scopes(rows, flat):
-            out.append(_scope_stats(scope, target, hist_range, bins))
-    return out
+    ids = {"dataset": "", "family": "", "arch": "", "seed": 0, "epoch": 0}
+    frame = _dumps_frame([(ids, rows, init_rows)], hist_range, bins).drop(list(ids))
+    return [{**row, "hist": np.asarray(row["hist"], np.float32)}
+            for row in frame.iter_rows(named=True)]  # fmt: skip
 
 
 # --------------------------------------------------------------------------------------------
@@ -368,16 +463,11 @@ def _ids(rows: pa.Table) -> dict:
     return {k: rows.column(k)[0].as_py() for k in ("dataset", "family", "arch")}
 
 
-def _frame(records: list[dict], hists: list[np.ndarray], schema: dict) -> pl.DataFrame:
-    columns = [c for c in schema if c != "hist"]
-    frame = pl.DataFrame(
-        {c: [r[c] for r in records] for c in columns},
-        schema={c: schema[c] for c in columns},
-    )
-    flat = np.concatenate(hists) if hists else np.zeros(0, np.float32)
-    offsets = np.cumsum([0] + [h.size for h in hists], dtype=np.int32)
-    hist = pl.from_arrow(pa.ListArray.from_arrays(pa.array(offsets), pa.array(flat)))
-    return frame.with_columns(hist.cast(pl.List(pl.Float32)).alias("hist"))
+# Small dumps are summarised several at a time (dumps of up to BATCH_VALUES weights together),
+# their scopes in segment_stats calls of about CHUNK_VALUES values, so the per-call overhead
+# is shared while the float64 working arrays stay a few tens of MB.
+BATCH_VALUES = 1 << 18
+CHUNK_VALUES = 1 << 20
 
 
 def stats_table(
@@ -393,35 +483,54 @@ def stats_table(
     """
     _check_hist(hist_range, bins)
     parts = [weights] if isinstance(weights, pa.Table) else weights
-    records: list[dict] = []
-    hists: list[np.ndarray] = []
+    frames, batch, batched_values = [], [], 0
     init: dict[int, pa.Table | None] = {}
     for part in parts:
         for seed, epoch, rows in _dumps(part):
             if seed not in init:  # dumps come seed by seed, epoch 0 first
                 init.clear()  # keep only the current seed's w0 in memory
                 init[seed] = rows if epoch == 0 else None
-            ids = {**_ids(rows), "seed": seed, "epoch": epoch}
-            for d in dump_stats(rows, init[seed], hist_range, bins):
-                hists.append(d.pop("hist"))
-                records.append({**ids, **d})
-    return _frame(records, hists, stats_schema())
+            batch.append(({**_ids(rows), "seed": seed, "epoch": epoch}, rows, init[seed]))
+            batched_values += int(rows.column("numel").to_numpy().sum())
+            if batched_values >= BATCH_VALUES:
+                frames.append(_dumps_frame(batch, hist_range, bins))
+                batch, batched_values = [], 0
+    if batch:
+        frames.append(_dumps_frame(batch, hist_range, bins))
+    if not frames:
+        return pl.DataFrame(schema=stats_schema())
+    return pl.concat(frames)
 
 
 def file_stats(path: str | Path, hist_range: tuple[float, float], bins: int) -> pl.DataFrame:
-    """`stats_table` of a weights file, streamed one row group (one dump) at a time."""
+    """`stats_table` of a weights file, streamed a few row groups (dumps) at a time."""
     pf = pq.ParquetFile(path)
-    return stats_table((pf.read_row_group(i) for i in range(pf.num_row_groups)), hist_range, bins)
+    return stats_table(_row_group_batches(pf), hist_range, bins)
+
+
+def _row_group_batches(pf: pq.ParquetFile) -> Iterator[pa.Table]:
+    """A file's row groups (whole dumps), read a few at a time up to ~4 * BATCH_VALUES bytes."""
+    batch, size = [], 0
+    for i in range(pf.num_row_groups):
+        batch.append(i)
+        size += pf.metadata.row_group(i).total_byte_size
+        if size >= 4 * BATCH_VALUES:
+            yield pf.read_row_groups(batch)
+            batch, size = [], 0
+    if batch:
+        yield pf.read_row_groups(batch)
 
 
 def file_strength_maps(
     path: str | Path, family: str, in_shape: tuple[int, int, int]
 ) -> pl.DataFrame:
-    """`strength_maps` of a weights file, reading only the first layer's rows."""
-    if family == "cnn":  # a conv kernel has no per-pixel weights
+    """`strength_maps` of a weights file, one row group (one dump) at a time."""
+    pf = pq.ParquetFile(path)
+    if family == "cnn" or pf.num_row_groups == 0:  # a conv kernel has no per-pixel weights
         return pl.DataFrame(schema=MAP_SCHEMA)
-    rows = pq.read_table(path, filters=[("tensor", "in", list(FIRST_LAYER[family]))])
-    return strength_maps(rows, family, in_shape)
+    return pl.concat(
+        [strength_maps(pf.read_row_group(i), family, in_shape) for i in range(pf.num_row_groups)]
+    ).sort("seed", "epoch", maintain_order=True)
 
 
 MAP_SCHEMA: dict[str, pl.DataType] = {

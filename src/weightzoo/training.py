@@ -10,7 +10,6 @@ generator, so its run is the one it would have alone, up to float rounding.
 
 from __future__ import annotations
 
-import copy
 import logging
 import math
 import os
@@ -69,8 +68,8 @@ def to_tensors(p: Prepared, device: torch.device) -> TensorData:
     mean = torch.as_tensor(p.mean, dtype=torch.float32).view(1, -1, 1, 1)
     std = torch.as_tensor(p.std, dtype=torch.float32).view(1, -1, 1, 1)
 
-    def norm(x: np.ndarray) -> torch.Tensor:
-        return ((torch.from_numpy(x).float().div_(255) - mean) / std).to(device)
+    def norm(x: np.ndarray) -> torch.Tensor:  # in place: one float copy of the images
+        return torch.from_numpy(x).float().div_(255).sub_(mean).div_(std).to(device)
 
     def labels(y: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(y.astype(np.int64)).to(device)
@@ -202,20 +201,22 @@ def train_seeds(
     train: dict,
     seeds: list[int],
     dump_epochs: list[int],
-    on_dump: Callable[[int, int, dict[str, torch.Tensor]], None],
+    on_dump: Callable[[int, dict[int, dict[str, torch.Tensor]]], None],
     on_epoch: Callable[[dict], None],
     on_checkpoint: Callable[[dict], None] | None = None,
     resume: dict | None = None,
     vectorise: bool = True,
+    checkpoint_every_s: float = 0.0,
 ) -> list[SeedResult]:
-    """Train `seeds` of one architecture together; on_dump(seed, epoch, state), on_epoch(row).
+    """Train `seeds` of one architecture together; on_dump(epoch, {seed: state}), on_epoch(row).
 
     Each seed has its own initialisation and its own batch order (a generator seeded with
     the seed), so its run is the one it would have alone; vectorised, it agrees with that
     run to float rounding. A seed whose epoch loss becomes NaN or infinite stops with status
     'diverged' and its last finite state is dumped as its final epoch; the others go on.
-    After every epoch on_checkpoint gets everything needed to continue; passing that back
-    as `resume` continues after that epoch and ends with bit-identical weights.
+    After an epoch, once `checkpoint_every_s` have passed since the last checkpoint (0: after
+    every epoch), on_checkpoint gets everything needed to continue; passing that back as
+    `resume` continues after that epoch and ends with bit-identical weights.
     """
     t0 = time.perf_counter()
     dev, k_seeds = data.x_train.device, len(seeds)
@@ -236,8 +237,15 @@ def train_seeds(
             if math.isfinite(train_loss[k]):
                 history[k].append(row)
 
+    last_checkpoint = time.perf_counter()
+
     def checkpoint(epoch: int) -> None:
-        if on_checkpoint is not None:
+        nonlocal last_checkpoint
+        if (
+            on_checkpoint is not None
+            and time.perf_counter() - last_checkpoint >= checkpoint_every_s
+        ):
+            last_checkpoint = time.perf_counter()
             on_checkpoint({"seeds": seeds, "epoch": epoch, "weights": models.snapshot(),
                            "last_good": last_good, "optimizer": opt.state_dict(),
                            "orders": [g.get_state() for g in orders], "history": history,
@@ -247,8 +255,7 @@ def train_seeds(
     if resume is None:
         start = 1
         record(0, *evaluate(models, data.x_train, data.y_train), 0.0, range(k_seeds))
-        for k, seed in enumerate(seeds):
-            on_dump(seed, 0, models.seed_state(k))
+        on_dump(0, {seed: models.seed_state(k) for k, seed in enumerate(seeds)})
         last_good = models.snapshot()
         checkpoint(0)
     else:  # continue after the last completed epoch
@@ -285,7 +292,7 @@ def train_seeds(
             correct += (logits.detach().argmax(2) == yb).sum(1)
         train_loss, train_acc = (loss_sum / n).tolist(), (correct / n).tolist()
         record(epoch, train_loss, train_acc, lr, running)
-        snapshot = models.snapshot()
+        snapshot, dumped, lost = models.snapshot(), {}, {}
         for k in running:
             seed = seeds[k]
             if not math.isfinite(train_loss[k]):
@@ -293,12 +300,16 @@ def train_seeds(
                 logger.warning("seed %d diverged at epoch %d (train loss %s)", seed, epoch,
                                train_loss[k])  # fmt: skip
                 if epoch - 1 not in dump_epochs:  # its last finite state ends its dumps
-                    on_dump(seed, epoch - 1, {n: w[k] for n, w in last_good.items()})
+                    lost[seed] = {n: w[k] for n, w in last_good.items()}
                 continue
             if epoch in dump_epochs:
-                on_dump(seed, epoch, models.seed_state(k))
+                dumped[seed] = models.seed_state(k)
             for name, w in snapshot.items():
                 last_good[name][k] = w[k]
+        if lost:
+            on_dump(epoch - 1, lost)
+        if dumped:
+            on_dump(epoch, dumped)
         checkpoint(epoch)
 
     models.load(last_good)  # diverged seeds back to their last finite state
