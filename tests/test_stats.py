@@ -336,8 +336,8 @@ def test_large_matrices_get_the_same_spectral_norm_from_lanczos():
     w = rng.normal(0, 0.05, (300, stats.LANCZOS_MIN_DIM + 50)).astype(np.float32)
     s = np.linalg.svd(w.astype(np.float64), compute_uv=False)
     got = matrix_stats(w)
-    assert got["spectral_norm"] == pytest.approx(s[0], rel=1e-10)
-    assert got["stable_rank"] == pytest.approx(np.sum(s**2) / s[0] ** 2, rel=1e-10)
+    assert got["spectral_norm"] == pytest.approx(s[0], rel=1e-7)
+    assert got["stable_rank"] == pytest.approx(np.sum(s**2) / s[0] ** 2, rel=1e-7)
     assert matrix_stats(w) == got  # a fixed start vector: the same bits every time
 
 

@@ -8,13 +8,16 @@ Arrow list arrays from one flat buffer per dump: no Python loop over weights.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-import torch
 
 from weightzoo.io import atomic_path
+
+if TYPE_CHECKING:  # torch is imported where tensors are made: jobs without them skip it
+    import torch
 
 WEIGHTS_SCHEMA = pa.schema(
     [
@@ -56,6 +59,8 @@ def state_dict_table(
     epoch: int,
 ) -> pa.Table:
     """One dump as an Arrow table: a row per tensor, in state_dict order."""
+    import torch
+
     names = list(state)
     arrays = [
         state[k].detach().to("cpu", torch.float32).contiguous().numpy().ravel() for k in names
@@ -115,6 +120,8 @@ class DumpWriter:
 
 def rows_to_state_dict(rows: pa.Table) -> dict[str, torch.Tensor]:
     """Rebuild a state_dict from the rows of one (seed, epoch) dump (polars: `.to_arrow()`)."""
+    import torch
+
     values = rows.column("values").combine_chunks()
     flat = values.flatten().to_numpy()
     offsets = values.offsets.to_numpy()

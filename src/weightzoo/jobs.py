@@ -13,15 +13,21 @@ import shutil
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import polars as pl
 import pyarrow.parquet as pq
-import torch
 
 import weightzoo
-from weightzoo import analysis, dashboard, data, dumps, figures, stats, training
+from weightzoo import data, dumps
 from weightzoo.io import atomic_path
-from weightzoo.models import build_model, tensor_kinds
+
+if TYPE_CHECKING:
+    import torch
+
+# Each job imports the heavy modules it needs (torch, scipy, altair) in its own function, so
+# the many small jobs that need none of them, and Snakemake's planning, start in a fraction
+# of the time and memory.
 
 logger = logging.getLogger(__name__)
 
@@ -91,6 +97,8 @@ def prepare_dataset(*, name: str, source: dict, output: str | Path) -> None:
 
 def provenance(device: torch.device, threads: int) -> dict:
     """What produced a run: library versions, interpreter, device and threads."""
+    import torch
+
     dev = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor()
     return {
         "weightzoo_version": weightzoo.__version__,
@@ -118,6 +126,8 @@ class ResumeState:
         self.dumps = self.folder / "dumps"
         self.key = json.dumps(key, sort_keys=True)
         self.state = {"key": self.key, "metrics": [], "current": None}
+        import torch
+
         path = self.folder / "state.pt"
         if path.is_file():
             saved = torch.load(path, weights_only=True)
@@ -132,6 +142,8 @@ class ResumeState:
 
     def checkpoint(self, current: dict) -> None:
         """Save the state after a completed epoch; the metrics rows so far come with it."""
+        import torch
+
         self.state["current"] = current
         with atomic_path(self.folder / "state.pt") as tmp:
             torch.save(self.state, tmp)
@@ -187,6 +199,11 @@ def train_job(
     (time limit, preemption, SIGKILL) and started again continues from the last checkpoint
     and ends with the same bits as an uninterrupted run. The folder is removed at the end.
     """
+    import torch
+
+    from weightzoo import training
+    from weightzoo.models import build_model, tensor_kinds
+
     training.set_determinism(threads)
     dev = training.select_device(device)
     tensors = training.to_tensors(data.load_prepared(Path(data_path)), dev)
@@ -271,6 +288,8 @@ def stats_job(*, weights_path: str | Path, family: str, in_shape: list[int],
               hist_range: list[float], bins: int, stats_out: str | Path,
               maps_out: str | Path) -> None:  # fmt: skip
     """Statistics (and first-layer strength maps) of one training job's dumps."""
+    from weightzoo import stats
+
     started = time.perf_counter()
     table = stats.file_stats(weights_path, tuple(hist_range), bins)
     dumps.write_table(table.to_arrow(), stats_out)
@@ -296,6 +315,8 @@ def claims_job(*, runs_path: str | Path, stats_path: str | Path, analysis_cfg: d
                groups_out: str | Path, final_out: str | Path, trajectories_out: str | Path,
                claims_out: str | Path, claims_md_out: str | Path) -> pl.DataFrame:  # fmt: skip
     """Label runs, test the paper's three claims, write the claims table and page."""
+    from weightzoo import analysis
+
     cfg = analysis_cfg
     runs = pl.read_parquet(runs_path)
     groups = analysis.label_groups(runs, **cfg["groups"])
@@ -338,6 +359,8 @@ FIGURE_TABLES = {
 
 def figure_chart(name: str, tables: dict[str, str | Path], settings: dict, hist_range):
     """Build one figure from its tables, aggregated with polars before plotting."""
+    from weightzoo import analysis, figures
+
     fn = figures.FIGURES[name][0]
     size = {"width": settings["width"], "height": settings["height"]}
     if name == "accuracy_vs_params":
@@ -363,6 +386,8 @@ def figure_chart(name: str, tables: dict[str, str | Path], settings: dict, hist_
 def figure_job(*, name: str, tables: dict[str, str | Path], settings: dict, hist_range: list,
                html_out: str | Path, image_out: str | Path, spec_out: str | Path) -> None:  # fmt: skip
     """One figure: offline HTML, an SVG or PNG image and its spec (for the dashboard)."""
+    from weightzoo import figures
+
     chart = figure_chart(name, tables, settings, hist_range)
     fn, title = figures.FIGURES[name]
     figures.save_chart(chart.properties(title=title), html_out, image_out)
@@ -376,6 +401,8 @@ def figure_job(*, name: str, tables: dict[str, str | Path], settings: dict, hist
 def dashboard_job(*, spec_files: list[str | Path], claims_path: str | Path,
                   groups_path: str | Path, output: str | Path) -> None:  # fmt: skip
     """results/index.html: verdicts, every figure and the claims table on one offline page."""
+    from weightzoo import analysis, dashboard
+
     claims = pl.read_parquet(claims_path)
     groups = pl.read_parquet(groups_path)
     counts = dict(groups.group_by("group").len().rows())

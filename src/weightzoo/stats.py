@@ -154,6 +154,7 @@ def tensor_stats(values: np.ndarray, hist_range: tuple[float, float], bins: int)
 # From this smaller side on, the spectral norm comes from a Lanczos solver (the largest
 # singular value only: 4-7x faster on 256x784 to 1000x1000) instead of all singular values.
 LANCZOS_MIN_DIM = 200
+LANCZOS_TOL = 1e-8  # relative accuracy of that value: float32 weights carry about 1e-7
 
 
 def matrix_stats(w: np.ndarray) -> dict:
@@ -161,7 +162,8 @@ def matrix_stats(w: np.ndarray) -> dict:
 
     Conv kernels (out, in, kh, kw) become (out, in*kh*kw). Small matrices get all their
     singular values (LAPACK); large ones only the largest, from scipy's ARPACK `svds` with a
-    fixed start vector (deterministic), falling back to LAPACK if it does not converge. Tensors
+    fixed start vector (deterministic; relative accuracy LANCZOS_TOL), falling back to LAPACK
+    if it does not converge. Tensors
     with ndim < 2 give NaN; so does the stable rank of an all-zero matrix (0/0, e.g. the
     change w - w0 at epoch 0).
     """
@@ -170,12 +172,14 @@ def matrix_stats(w: np.ndarray) -> dict:
         return dict.fromkeys(MATRIX_COLUMNS, math.nan)
     m = w.reshape(w.shape[0], -1).astype(np.float64, copy=False)
     frobenius2 = float(np.dot(m.ravel(), m.ravel()))
+    if frobenius2 == 0:  # all zeros (w - w0 at epoch 0): no decomposition needed
+        return {"spectral_norm": 0.0, "stable_rank": math.nan}
     spectral = None
-    if min(m.shape) >= LANCZOS_MIN_DIM and frobenius2 > 0:
+    if min(m.shape) >= LANCZOS_MIN_DIM:
         try:
             v0 = np.full(min(m.shape), 1 / math.sqrt(min(m.shape)))
             spectral = float(scipy.sparse.linalg.svds(m, k=1, v0=v0, return_singular_vectors=False,
-                                                      tol=1e-10)[0])  # fmt: skip
+                                                      tol=LANCZOS_TOL)[0])  # fmt: skip
         except scipy.sparse.linalg.ArpackNoConvergence:
             spectral = None
     if spectral is None:
