@@ -287,11 +287,9 @@ def separate_processes(family: str, arch: dict, train: dict, seeds: list[int], t
                         threads])], check=True, env=env)  # fmt: skip
 
 
-def section_seed_batching(opts: common.Options) -> str:
-    torch.set_num_threads(opts.threads)
-    k, epochs = (3, 1) if opts.quick else (10, 10)
-    seeds = list(range(k))
-    td = training.to_tensors(digits(), torch.device("cpu"))
+def seed_rows(opts: common.Options, dev: torch.device, seeds: list[int], epochs: int) -> list:
+    """One row per architecture of SEED_ARCHS: stacked vs one after another vs processes."""
+    td = training.to_tensors(digits(), dev)
     rows = []
     for family, arch in SEED_ARCHS:
         train = recipe(family, epochs)
@@ -305,8 +303,9 @@ def section_seed_batching(opts: common.Options) -> str:
 
         vec = common.timed(batched, opts.repeats)
         seq = common.timed(one_by_one, opts.repeats)
-        if family == "vit" or (opts.quick and family != "mlp"):  # no target; see the text
-            sep, sep_cells = None, ["not run", "–"]
+        # no target for the ViT, nor on a GPU; each process start costs seconds of imports
+        if family == "vit" or dev.type == "cuda" or (opts.quick and family != "mlp"):
+            sep_cells = ["not run", "–"]
         else:
             sep = common.timed(lambda f=family, a=arch, t=train: separate_processes(
                 f, a, t, seeds, opts.threads), opts.repeats, warmup=0)  # fmt: skip
@@ -314,14 +313,26 @@ def section_seed_batching(opts: common.Options) -> str:
         d_acc = max(abs(a.final_test_acc - b.final_test_acc)
                     for a, b in zip(got["vec"], got["seq"], strict=True))  # fmt: skip
         mean_acc = statistics.mean(r.final_test_acc for r in got["vec"])
-        rows.append([f"{family} {arch}", vec.fmt(), seq.fmt(), sep_cells[0],
+        rows.append([device_label(dev), f"{family} {arch}", vec.fmt(), seq.fmt(), sep_cells[0],
                      common.ratio(seq, vec), sep_cells[1],
                      f"{mean_acc:.3f} / {d_acc:.3f}"])  # fmt: skip
+    return rows
+
+
+def section_seed_batching(opts: common.Options) -> str:
+    torch.set_num_threads(opts.threads)
+    k, epochs = (3, 1) if opts.quick else (10, 10)
+    seeds = list(range(k))
+    rows = []
+    for dev in devices(opts):
+        rows += seed_rows(opts, dev, seeds, epochs)
+    if not torch.cuda.is_available():
+        rows.append(["GPU", "–", NO_GPU, "", "", "", "", ""])
     return "\n".join(
         [
             "## (b) Seed-batched training",
             "",
-            f"K = {k} seeds of one architecture on digits, {epochs} epochs, on the CPU with "
+            f"K = {k} seeds of one architecture on digits, {epochs} epochs, with "
             f"{opts.threads} thread(s). *Stacked*: one process trains the K seeds as one stacked "
             "model (`train_seeds(..., vectorise=True)`, what a training job does). *One after "
             "another*: the same K seeds, each trained alone, in one process. *Separate "
@@ -335,6 +346,7 @@ def section_seed_batching(opts: common.Options) -> str:
             "",
             common.table(
                 [
+                    "device",
                     "model",
                     "stacked",
                     "one after another",
@@ -359,7 +371,7 @@ def section_dump_overhead(opts: common.Options) -> str:
     seeds = list(range(5))  # the default config's seeds_per_job
     p = digits()
     td = training.to_tensors(p, torch.device("cpu"))
-    out = opts.workdir / "dumps"
+    out = opts.workdir / "dump-resume"
     data.save_prepared(p, opts.workdir / "digits.npz")
     rows = []
     for family, arch in ARCHS["digits"]:
@@ -369,17 +381,21 @@ def section_dump_overhead(opts: common.Options) -> str:
         tags = {"dataset": "digits", "family": family, "arch": "a"}
         raw = {"bytes": 0}
 
-        def write_dump(epoch, states, kinds=kinds, tags=tags, raw=raw):
-            with dumps.DumpWriter(out / f"{epoch}.parquet") as writer:  # as jobs.train_job
-                for seed, state in states.items():
-                    writer.write(dumps.state_dict_table(state, kinds, seed=seed, epoch=epoch,
-                                                        **tags))  # fmt: skip
-                    raw["bytes"] += sum(v.numel() for v in state.values()) * 4
-
-        def with_dumps(family=family, arch=arch, train=train, write_dump=write_dump, raw=raw):
-            out.mkdir(parents=True, exist_ok=True)
+        def with_dumps(family=family, arch=arch, train=train, kinds=kinds, tags=tags, raw=raw):
+            # the job's own dump path: tables kept until a checkpoint, then one weights file
+            progress = jobs.ResumeState(out, {"benchmark": family})
             raw["bytes"] = 0
-            training.train_seeds(family, arch, td, train, seeds, dump_epochs, write_dump, nop)
+
+            def on_dump(epoch, states):
+                progress.add_dumps(epoch, [
+                    dumps.state_dict_table(w, kinds, seed=seed, epoch=epoch, **tags)
+                    for seed, w in states.items()
+                ])  # fmt: skip
+                raw["bytes"] += sum(v.numel() for w in states.values() for v in w.values()) * 4
+
+            training.train_seeds(family, arch, td, train, seeds, dump_epochs, on_dump, nop)
+            progress.assemble(opts.workdir / "dumped.parquet", seeds)
+            progress.remove()
 
         def without(family=family, arch=arch, train=train):
             training.train_seeds(family, arch, td, train, seeds, dump_epochs, nop, nop)
@@ -408,10 +424,12 @@ def section_dump_overhead(opts: common.Options) -> str:
             "",
             f"{len(seeds)} seeds trained together on digits for {epochs} epochs, dumps at epochs "
             f"{dump_epochs} (the default). *Training*: `train_seeds` without dumps. *+ dumps*: the "
-            "same, writing every dump to Parquet (`state_dict_table`, zstd). *Whole job*: "
-            "`jobs.train_job` as Snakemake runs it (data loading, dumps, a resume checkpoint after "
-            "every epoch, the final weights/metrics/runs files). Size: the job's weights file vs "
-            "the raw float32 bytes of the same dumps. Target: dumps ≤ 5 % of training time.",
+            "same, with every dump made and written as a training job does it (`state_dict_table`; "
+            "kept until a resume checkpoint — every 10 s — or the end, then written to Parquet: "
+            "zstd, byte-stream-split floats). *Whole job*: `jobs.train_job` as Snakemake runs it "
+            "(loading the data, dumps, checkpoints, the weights/metrics/runs files). Size: the "
+            "job's weights file vs the raw float32 bytes of the same dumps. Target: dumps ≤ 5 % of "
+            "training time.",
             "",
             common.table(
                 [
@@ -441,7 +459,7 @@ def rss_mib(field):
             return int(line.split()[1]) / 1024
 
 import torch, polars, pyarrow
-from weightzoo import jobs
+from weightzoo import jobs, stats, training  # what the jobs import, before the base
 mode, kwargs = sys.argv[1], json.loads(sys.argv[2])
 base = rss_mib("VmRSS")
 if mode == "train":
@@ -541,9 +559,9 @@ def section_memory(opts: common.Options) -> str:
                 rows,
             ),  # fmt: skip
             "",
-            "Statistics jobs (`jobs.stats_job`) read the weights file one row group (one dump) at "
-            "a time, so what they add beyond the process after its imports (*base*) follows the "
-            "largest dump, not the file:",
+            "Statistics jobs (`jobs.stats_job`) read the weights file a few row groups (dumps) at "
+            "a time, up to `stats.BATCH_VALUES` weights, so what they add beyond the process after "
+            "its imports (*base*) follows that batch and the largest dump, not the file:",
             "",
             common.table(
                 ["weights file", "on disk", "uncompressed", "largest dump", "base", "grown"],

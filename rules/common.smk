@@ -55,6 +55,28 @@ def run_files():
     return train_outputs("runs")
 
 
+def train_settings(wildcards):
+    """What one training job trains, as the keyword arguments of jobs.train_job: one params
+    entry (one input function per job keeps planning of thousands of jobs fast)."""
+    arch = ARCHS[wildcards.arch]
+    setup = training_params(config, arch.family)
+    return {
+        "family": arch.family,
+        "arch_params": arch.params,
+        "train": setup["train"],
+        "dump_epochs": setup["dump_epochs"],
+        "seeds": BLOCKS[wildcards.seeds],
+    }
+
+
+def stats_settings(wildcards):
+    """What one statistics job needs to know of its networks (jobs.stats_job's arguments)."""
+    return {
+        "family": ARCHS[wildcards.arch].family,
+        "in_shape": list(image_shape(config, wildcards.dataset)),
+    }
+
+
 def dataset_source(wildcards):
     """How a dataset is prepared (the config slice the prepare job reads)."""
     name = wildcards.dataset

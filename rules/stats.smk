@@ -8,8 +8,7 @@ rule weight_stats:
         stats="results/stats/dataset={dataset}/arch={arch}/seeds-{seeds}.parquet",
         maps="results/strength_maps/dataset={dataset}/arch={arch}/seeds-{seeds}.parquet",
     params:
-        family=lambda w: ARCHS[w.arch].family,
-        in_shape=lambda w: list(image_shape(config, w.dataset)),
+        job=stats_settings,
         hist_range=config["analysis"]["hist"]["range"],
         bins=config["analysis"]["hist"]["bins"],
     log:

@@ -9,11 +9,7 @@ rule train:
         metrics="results/metrics/dataset={dataset}/arch={arch}/seeds-{seeds}.parquet",
         runs="results/runs/dataset={dataset}/arch={arch}/seeds-{seeds}.parquet",
     params:
-        family=lambda w: ARCHS[w.arch].family,
-        arch=lambda w: ARCHS[w.arch].params,
-        train=lambda w: training_params(config, ARCHS[w.arch].family)["train"],
-        dump_epochs=lambda w: training_params(config, ARCHS[w.arch].family)["dump_epochs"],
-        seeds=lambda w: BLOCKS[w.seeds],
+        job=train_settings,
         device=config["device"],
         vectorise=config["vectorise_seeds"],
         resume="results/resume/{dataset}/{arch}/seeds-{seeds}",

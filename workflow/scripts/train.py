@@ -9,12 +9,8 @@ run_logged(
     snakemake.log[0],
     data_path=snakemake.input.data,
     dataset=snakemake.wildcards.dataset,
-    family=snakemake.params.family,
     arch=snakemake.wildcards.arch,
-    arch_params=snakemake.params.arch,
-    train=snakemake.params.train,
-    seeds=snakemake.params.seeds,
-    dump_epochs=snakemake.params.dump_epochs,
+    **snakemake.params.job,  # family, arch_params, train, dump_epochs, seeds
     device=snakemake.params.device,
     threads=snakemake.threads,
     weights_out=snakemake.output.weights,

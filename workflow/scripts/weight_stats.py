@@ -8,8 +8,7 @@ run_logged(
     stats_job,
     snakemake.log[0],
     weights_path=snakemake.input.weights,
-    family=snakemake.params.family,
-    in_shape=snakemake.params.in_shape,
+    **snakemake.params.job,  # family, in_shape
     hist_range=snakemake.params.hist_range,
     bins=snakemake.params.bins,
     stats_out=snakemake.output.stats,
