@@ -36,6 +36,15 @@ SECTIONS = {
 TRAINING = ["training", "seeds", "dumps", "memory"]
 
 
+def merged(old: str, new: list[str]) -> list[str]:
+    """The sections of an earlier results file, in their order, with `new` ones replacing
+    those of the same heading (new headings are appended)."""
+    sections = ["## " + part.strip() for part in old.split("\n## ")[1:]]
+    title = {part.splitlines()[0]: part for part in new}
+    out = [title.pop(part.splitlines()[0], part) for part in sections]
+    return out + list(title.values())
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -47,6 +56,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--only", help="comma-separated sections: " + ", ".join(SECTIONS))
     parser.add_argument("--output", type=Path, default=common.ROOT / "benchmarks" / "results.md")
+    parser.add_argument("--update", action="store_true",
+                        help="replace only the sections run in an existing --output")  # fmt: skip
     parser.add_argument("--workdir", type=Path, default=common.Options().workdir,
                         help="scratch folder for data, dumps and workflow copies")  # fmt: skip
     args = parser.parse_args(argv)
@@ -83,6 +94,11 @@ def main(argv: list[str] | None = None) -> int:
         + ("**--quick: tiny sizes, not for reporting.**" if opts.quick else ""),
         "",
     ]
+    if args.update and args.output.is_file():
+        parts = merged(args.output.read_text(), parts)
+        header[2] += (
+            f" It regenerated {', '.join(names)}; the other sections come from an earlier run."
+        )
     text = "\n".join(header) + "\n" + "\n\n".join(parts) + "\n"
     tmp = args.output.with_suffix(".md.tmp")
     tmp.write_text(text)
