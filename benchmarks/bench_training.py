@@ -7,6 +7,7 @@ settings (threads, device), same model, data, batch size and epochs.
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -23,7 +24,7 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms
 
 from weightzoo import data, dumps, jobs, training
-from weightzoo.models import build_model, tensor_kinds
+from weightzoo.models import build_model, count_params, tensor_kinds
 
 ADAM = {"optimizer": "adam", "lr": 0.003, "batch_size": 64, "epochs": 2, "weight_decay": 0.0,
         "momentum": 0.9, "schedule": "cosine"}  # fmt: skip
@@ -77,7 +78,7 @@ def datasets(opts: common.Options) -> dict[str, data.Prepared]:
     return {"digits": digits(), "mnist-shaped": mnist_shaped(n_train, n_test)}
 
 
-def devices(opts: common.Options) -> list[torch.device]:
+def devices() -> list[torch.device]:
     """The CPU, plus the GPU when one is present."""
     found = [torch.device("cpu")]
     if torch.cuda.is_available():
@@ -214,7 +215,7 @@ def section_throughput(opts: common.Options) -> str:
     epochs = 1 if opts.quick else 2
     rows = []
     for name, p in datasets(opts).items():
-        for dev in devices(opts):
+        for dev in devices():
             td = training.to_tensors(p, dev)
             for family, arch in ARCHS[name]:
                 train = recipe(family, epochs)
@@ -281,7 +282,7 @@ training.train_seeds(family, arch, td, train, [seed], [], lambda *a: None, lambd
 
 def separate_processes(family: str, arch: dict, train: dict, seeds: list[int], threads: int):
     """Each seed in a fresh interpreter, one after another, as one job per seed would run."""
-    env = {**__import__("os").environ, "PYTHONPATH": str(common.ROOT / "src")}
+    env = {**os.environ, "PYTHONPATH": str(common.ROOT / "src")}
     for seed in seeds:
         subprocess.run([sys.executable, "-c", SEPARATE, json.dumps([family, arch, train, seed,
                         threads])], check=True, env=env)  # fmt: skip
@@ -324,7 +325,7 @@ def section_seed_batching(opts: common.Options) -> str:
     k, epochs = (3, 1) if opts.quick else (10, 10)
     seeds = list(range(k))
     rows = []
-    for dev in devices(opts):
+    for dev in devices():
         rows += seed_rows(opts, dev, seeds, epochs)
     if not torch.cuda.is_available():
         rows.append(["GPU", "–", NO_GPU, "", "", "", "", ""])
@@ -471,7 +472,7 @@ print(json.dumps({"base": base, "peak": rss_mib("VmHWM")}))
 
 
 def measure_job(mode: str, kwargs: dict) -> dict:
-    env = {**__import__("os").environ, "PYTHONPATH": str(common.ROOT / "src")}
+    env = {**os.environ, "PYTHONPATH": str(common.ROOT / "src")}
     out = subprocess.run([sys.executable, "-c", MEMORY_WORKER, mode, json.dumps(kwargs)],
                          check=True, capture_output=True, text=True, env=env)  # fmt: skip
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -510,7 +511,7 @@ def section_memory(opts: common.Options) -> str:
         kwargs = train_kwargs(path, name, family, arch, train, k, opts)
         peak = measure_job("train", kwargs)["peak"]
         model = build_model(family, arch, tuple(p.x_train.shape[1:]), p.n_classes)
-        n_params = sum(t.numel() for t in model.parameters())
+        n_params = count_params(model)
         pixels = int(np.prod(p.x_train.shape[1:]))
         dataset_b = (len(p.y_train) + len(p.y_test)) * (pixels * 4 + 8)
         models_b = k * n_params * 4 * 4  # weights, gradients, Adam's two moments
@@ -560,8 +561,8 @@ def section_memory(opts: common.Options) -> str:
             ),  # fmt: skip
             "",
             "Statistics jobs (`jobs.stats_job`) read the weights file a few row groups (dumps) at "
-            "a time, up to `stats.BATCH_VALUES` weights, so what they add beyond the process after "
-            "its imports (*base*) follows that batch and the largest dump, not the file:",
+            "a time, up to `stats.BATCH_VALUES` weights; *grown* is what a job adds beyond the "
+            "process after its imports (*base*), next to the size of its file:",
             "",
             common.table(
                 ["weights file", "on disk", "uncompressed", "largest dump", "base", "grown"],

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import polars as pl
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 import weightzoo
@@ -126,13 +127,13 @@ class ResumeState:
     PENDING_BYTES = 256 * 2**20
 
     def __init__(self, folder: str | Path, key: dict):
+        import torch
+
         self.folder = Path(folder)
         self.dumps = self.folder / "dumps"
         self.key = json.dumps(key, sort_keys=True)
         self.state = {"key": self.key, "metrics": [], "current": None}
-        self.pending: dict[tuple[int, int], object] = {}  # (seed, epoch) -> Arrow table
-        import torch
-
+        self.pending: dict[tuple[int, int], pa.Table] = {}  # (seed, epoch) -> its dump
         path = self.folder / "state.pt"
         if path.is_file():
             saved = torch.load(path, weights_only=True)

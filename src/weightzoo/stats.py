@@ -100,7 +100,7 @@ def segment_stats(
     absx = np.abs(x)
     out = {
         "count": counts,
-        "mean": mean if k else np.zeros(0),
+        "mean": mean,
         "std": np.sqrt(var),
         "var": var,
         "skew": skew,
@@ -163,9 +163,8 @@ def matrix_stats(w: np.ndarray) -> dict:
     Conv kernels (out, in, kh, kw) become (out, in*kh*kw). Small matrices get all their
     singular values (LAPACK); large ones only the largest, from scipy's ARPACK `svds` with a
     fixed start vector (deterministic; relative accuracy LANCZOS_TOL), falling back to LAPACK
-    if it does not converge. Tensors
-    with ndim < 2 give NaN; so does the stable rank of an all-zero matrix (0/0, e.g. the
-    change w - w0 at epoch 0).
+    if it does not converge. Tensors with ndim < 2 give NaN; so does the stable rank of an
+    all-zero matrix (0/0, e.g. the change w - w0 at epoch 0).
     """
     w = np.asarray(w)
     if w.ndim < 2 or w.size == 0:

@@ -4,8 +4,9 @@ The data path follows airbench: the prepared uint8 images are normalised once in
 tensor on the device, and batches are slices of it taken with seeded permutations, so there
 is no per-sample Python and no DataLoader. The seeds of a job train together as one
 stacked model (parameters stacked on a seed axis, batched matrix products and grouped
-convolutions), which turns K tiny kernels into one. Each seed owns its model-initialisation RNG and its batch-order
-generator, so its run is the one it would have alone, up to float rounding.
+convolutions), which turns K tiny kernels into one. Each seed owns its model-initialisation
+RNG and its batch-order generator, so its run is the one it would have alone, up to float
+rounding.
 """
 
 from __future__ import annotations
@@ -151,14 +152,19 @@ class SeedModels:
 
     def snapshot(self) -> dict[str, torch.Tensor]:
         """A copy of every seed's weights, stacked: {name: (K, ...)}."""
-        names = self.seed_state(0)
-        return {n: torch.stack([self.seed_state(k)[n] for k in range(len(self.seeds))])
-                for n in names}  # fmt: skip
+        if self.vectorised:
+            return {name: p.detach().clone() for name, p in self.params.items()}
+        states = [m.state_dict() for m in self.models]
+        return {name: torch.stack([s[name] for s in states]) for name in states[0]}
 
     @torch.no_grad()
     def load(self, snapshot: dict[str, torch.Tensor]) -> None:
-        for k in range(len(self.seeds)):
-            for name, target in self.seed_state(k).items():
+        if self.vectorised:
+            for name, p in self.params.items():
+                p.copy_(snapshot[name])
+            return
+        for k, model in enumerate(self.models):
+            for name, target in model.state_dict().items():
                 target.copy_(snapshot[name][k])
 
 
@@ -292,24 +298,22 @@ def train_seeds(
             correct += (logits.detach().argmax(2) == yb).sum(1)
         train_loss, train_acc = (loss_sum / n).tolist(), (correct / n).tolist()
         record(epoch, train_loss, train_acc, lr, running)
-        snapshot, dumped, lost = models.snapshot(), {}, {}
-        for k in running:
-            seed = seeds[k]
-            if not math.isfinite(train_loss[k]):
-                status[k], diverged_epoch[k] = "diverged", epoch
-                logger.warning("seed %d diverged at epoch %d (train loss %s)", seed, epoch,
-                               train_loss[k])  # fmt: skip
-                if epoch - 1 not in dump_epochs:  # its last finite state ends its dumps
-                    lost[seed] = {n: w[k] for n, w in last_good.items()}
-                continue
-            if epoch in dump_epochs:
-                dumped[seed] = models.seed_state(k)
-            for name, w in snapshot.items():
-                last_good[name][k] = w[k]
+        finite = [k for k in running if math.isfinite(train_loss[k])]
+        lost = {}  # seeds that diverged now: their last finite state ends their dumps
+        for k in sorted(set(running) - set(finite)):
+            status[k], diverged_epoch[k] = "diverged", epoch
+            logger.warning("seed %d diverged at epoch %d (train loss %s)", seeds[k], epoch,
+                           train_loss[k])  # fmt: skip
+            if epoch - 1 not in dump_epochs:
+                lost[seeds[k]] = {name: w[k] for name, w in last_good.items()}
         if lost:
             on_dump(epoch - 1, lost)
-        if dumped:
-            on_dump(epoch, dumped)
+        if finite and epoch in dump_epochs:
+            on_dump(epoch, {seeds[k]: models.seed_state(k) for k in finite})
+        if finite:
+            current = models.snapshot()
+            for name, w in last_good.items():
+                w[finite] = current[name][finite]
         checkpoint(epoch)
 
     models.load(last_good)  # diverged seeds back to their last finite state
