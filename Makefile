@@ -47,6 +47,7 @@ bench-training: $(VENV)/.bench-installed  ## only the training sections (a GPU i
 lint: $(BIN)/snakemake
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/snakefmt --check Snakefile rules/
 	$(BIN)/snakemake --lint
 
 clean:

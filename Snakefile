@@ -20,12 +20,12 @@ include: "rules/figures.smk"
 
 
 rule all:
+    default_target: True
     input:
         weights=weight_files(),
         metrics=metric_files(),
-        runs="results/tables/runs.parquet",
-        stats="results/tables/stats.parquet",
-        maps="results/tables/strength_maps.parquet",
-        claims="results/tables/claims.parquet",
-        dashboard="results/index.html",
-    default_target: True
+        runs=rules.aggregate_runs.output.parquet,
+        stats=rules.aggregate_stats.output[0],
+        maps=rules.aggregate_strength_maps.output[0],
+        claims=rules.claims.output.claims,
+        dashboard=rules.dashboard.output[0],

@@ -24,7 +24,8 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms
 
 from weightzoo import data, dumps, jobs, training
-from weightzoo.models import build_model, count_params, tensor_kinds
+from weightzoo.models import build_model, count_params
+from weightzoo.resume import ResumeState
 
 ADAM = {"optimizer": "adam", "lr": 0.003, "batch_size": 64, "epochs": 2, "weight_decay": 0.0,
         "momentum": 0.9, "schedule": "cosine"}  # fmt: skip
@@ -377,24 +378,22 @@ def section_dump_overhead(opts: common.Options) -> str:
     rows = []
     for family, arch in ARCHS["digits"]:
         train = recipe(family, epochs)
-        with torch.device("meta"):
-            kinds = tensor_kinds(build_model(family, arch, td.in_shape, td.n_classes))
         tags = {"dataset": "digits", "family": family, "arch": "a"}
         raw = {"bytes": 0}
 
-        def with_dumps(family=family, arch=arch, train=train, kinds=kinds, tags=tags, raw=raw):
+        def with_dumps(family=family, arch=arch, train=train, tags=tags, raw=raw):
             # the job's own dump path: tables kept until a checkpoint, then one weights file
-            progress = jobs.ResumeState(out, {"benchmark": family})
+            progress = ResumeState(out, {"benchmark": family})
+            models = training.seed_models(family, arch, td.in_shape, td.n_classes, seeds,
+                                          td.x_train.device)  # fmt: skip
+            sink = dumps.DumpSink(progress, models.kinds, **tags)
             raw["bytes"] = 0
 
             def on_dump(epoch, states):
-                progress.add_dumps(epoch, [
-                    dumps.state_dict_table(w, kinds, seed=seed, epoch=epoch, **tags)
-                    for seed, w in states.items()
-                ])  # fmt: skip
+                sink(epoch, states)
                 raw["bytes"] += sum(v.numel() for w in states.values() for v in w.values()) * 4
 
-            training.train_seeds(family, arch, td, train, seeds, dump_epochs, on_dump, nop)
+            training.fit(models, td, train, dump_epochs, on_dump=on_dump, on_epoch=nop)
             progress.assemble(opts.workdir / "dumped.parquet", seeds)
             progress.remove()
 

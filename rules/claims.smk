@@ -3,8 +3,8 @@
 
 rule claims:
     input:
-        runs="results/tables/runs.parquet",
-        stats="results/tables/stats.parquet",
+        runs=rules.aggregate_runs.output.parquet,
+        stats=rules.aggregate_stats.output[0],
     output:
         groups="results/tables/groups.parquet",
         final="results/tables/final_stats.parquet",
@@ -15,12 +15,12 @@ rule claims:
             caption="../report/claims.rst",
             category="Claims",
         ),
-    params:
-        analysis=config["analysis"],
     log:
         "results/logs/claims.log",
     localrule: True
     conda:
         "../envs/analysis.yaml"
+    params:
+        analysis=config["analysis"],
     script:
         "../workflow/scripts/claims.py"

@@ -8,6 +8,8 @@ sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 from weightzoo.config import (
     ConfigError,
     all_architectures,
+    dataset_inputs,
+    dataset_source,
     image_shape,
     raw_folder,
     seed_blocks,
@@ -15,7 +17,6 @@ from weightzoo.config import (
     training_resources,
     validate_config,
 )
-from weightzoo.data import TORCHVISION_DATASETS
 
 try:
     validate_config(config, Path(workflow.basedir) / "config" / "schema.yaml")
@@ -69,28 +70,17 @@ def train_settings(wildcards):
     }
 
 
+def train_resource(name):
+    """One scheduler resource of a training job, from its family's config (memory and runtime
+    grow with each attempt)."""
+    return lambda wildcards, attempt: training_resources(
+        config, ARCHS[wildcards.arch].family, attempt
+    )[name]
+
+
 def stats_settings(wildcards):
     """What one statistics job needs to know of its networks (jobs.stats_job's arguments)."""
     return {
         "family": ARCHS[wildcards.arch].family,
         "in_shape": list(image_shape(config, wildcards.dataset)),
     }
-
-
-def dataset_source(wildcards):
-    """How a dataset is prepared (the config slice the prepare job reads)."""
-    name = wildcards.dataset
-    if name == "digits":
-        return {"kind": "digits", **config["data"]["digits"]}
-    if name in TORCHVISION_DATASETS:
-        return {"kind": "torchvision", "folder": str(raw_folder(config, name))}
-    return {"kind": "npz", "path": config["data"]["user"][name]}
-
-
-def dataset_inputs(wildcards):
-    source = dataset_source(wildcards)
-    if source["kind"] == "torchvision":
-        return [f"results/data/raw/{wildcards.dataset}.json"]
-    if source["kind"] == "npz":
-        return [source["path"]]
-    return []

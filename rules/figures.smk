@@ -1,13 +1,13 @@
 # Figures (Altair: offline HTML + SVG/PNG) and the offline dashboard results/index.html.
-from weightzoo.jobs import FIGURE_TABLES
+# Each figure is one record of weightzoo.figures.FIGURES: its name, the tables it reads.
+from weightzoo.figures import FIGURES
 
-FIGURES = list(FIGURE_TABLES)
 IMAGE = config["figures"]["image_format"]
 TABLES = {
-    "groups": "results/tables/groups.parquet",
-    "final": "results/tables/final_stats.parquet",
-    "trajectories": "results/tables/trajectories.parquet",
-    "maps": "results/tables/strength_maps.parquet",
+    "groups": rules.claims.output.groups,
+    "final": rules.claims.output.final,
+    "trajectories": rules.claims.output.trajectories,
+    "maps": rules.aggregate_strength_maps.output[0],
 }
 
 
@@ -17,7 +17,7 @@ wildcard_constraints:
 
 rule figure:
     input:
-        unpack(lambda w: {t: TABLES[t] for t in FIGURE_TABLES[w.figure]}),
+        unpack(lambda w: {t: TABLES[t] for t in FIGURES[w.figure].tables}),
     output:
         html="results/figures/{figure}.html",
         image=report(
@@ -26,14 +26,14 @@ rule figure:
             category="Figures",
         ),
         spec="results/figures/{figure}.vl.json",
-    params:
-        settings=config["figures"],
-        hist_range=config["analysis"]["hist"]["range"],
     log:
         "results/logs/figure/{figure}.log",
     localrule: True
     conda:
         "../envs/analysis.yaml"
+    params:
+        settings=config["figures"],
+        hist_range=config["analysis"]["hist"]["range"],
     script:
         "../workflow/scripts/figure.py"
 
@@ -41,8 +41,8 @@ rule figure:
 rule dashboard:
     input:
         specs=expand("results/figures/{figure}.vl.json", figure=FIGURES),
-        claims="results/tables/claims.parquet",
-        groups="results/tables/groups.parquet",
+        claims=rules.claims.output.claims,
+        groups=rules.claims.output.groups,
     output:
         report(
             "results/index.html",

@@ -3,20 +3,20 @@
 
 rule weight_stats:
     input:
-        weights="results/weights/dataset={dataset}/arch={arch}/seeds-{seeds}.parquet",
+        weights=rules.train.output.weights,
     output:
         stats="results/stats/dataset={dataset}/arch={arch}/seeds-{seeds}.parquet",
         maps="results/strength_maps/dataset={dataset}/arch={arch}/seeds-{seeds}.parquet",
-    params:
-        job=stats_settings,
-        hist_range=config["analysis"]["hist"]["range"],
-        bins=config["analysis"]["hist"]["bins"],
     log:
         "results/logs/weight_stats/{dataset}/{arch}/seeds-{seeds}.log",
     benchmark:
         "results/benchmarks/weight_stats/{dataset}/{arch}/seeds-{seeds}.tsv"
     conda:
         "../envs/analysis.yaml"
+    params:
+        job=stats_settings,
+        hist_range=config["analysis"]["hist"]["range"],
+        bins=config["analysis"]["hist"]["bins"],
     script:
         "../workflow/scripts/weight_stats.py"
 

@@ -13,7 +13,7 @@ import polars as pl
 import pytest
 from test_figures import HIST_RANGE, make_final, make_groups, make_medians
 
-from weightzoo import dashboard, figures
+from weightzoo import dashboard, figures, vega
 from weightzoo.analysis import CLAIMS_SCHEMA
 
 CHROMIUM_FLAGS = (
@@ -134,13 +134,13 @@ def small_figures() -> list[dict]:
     groups = make_groups(seeds=2)
     final = make_final(groups)
     charts = {
-        "accuracy_vs_params": figures.accuracy_vs_params(groups, 160, 120),
-        "weight_histograms": figures.weight_histograms(final, HIST_RANGE, 160, 100),
-        "trajectories": figures.trajectories(make_medians(), 160, 120),
+        "accuracy_vs_params": figures.accuracy_vs_params_chart(groups, 160, 120),
+        "weight_histograms": figures.weight_histograms_chart(final, HIST_RANGE, 160, 100),
+        "trajectories": figures.trajectories_chart(make_medians(), 160, 120),
     }
     return [
-        {"name": name, "title": figures.FIGURES[name][1],
-         "caption": figures.caption(figures.FIGURES[name][0]), "spec": figures.chart_spec(chart)}
+        {"name": name, "title": figures.FIGURES[name].title,
+         "caption": figures.FIGURES[name].caption, "spec": vega.chart_spec(chart)}
         for name, chart in charts.items()
     ]  # fmt: skip
 
@@ -158,7 +158,7 @@ def test_dashboard_is_one_offline_page(page: Path):
     text = page.read_text()
     assert sorted(p.name for p in page.parent.iterdir()) == ["index.html"]  # no temp file left
     assert not re.search(r"<script[^>]*\bsrc\s*=", text, re.I)  # every script is inline
-    figures.check_offline(text)
+    vega.check_offline(text)
     assert text.count("window.vegaEmbed=") == 1  # the library once, however many charts
     assert len(text) < len(dashboard.javascript_bundle()) + 200_000
 

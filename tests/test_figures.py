@@ -13,7 +13,7 @@ import polars as pl
 import pytest
 import vl_convert
 
-from weightzoo import figures
+from weightzoo import figures, vega
 
 DATASETS = ("digits", "mnist")
 FAMILIES = ("mlp", "cnn", "vit")
@@ -170,7 +170,7 @@ def expr_list(expr: str) -> list:
 
 
 def render_svg(spec: dict) -> str:
-    return vl_convert.vegalite_to_svg(spec, vl_version=figures.VL_VERSION)
+    return vl_convert.vegalite_to_svg(spec, vl_version=vega.VL_VERSION)
 
 
 @pytest.fixture(scope="module")
@@ -183,21 +183,19 @@ def final(groups) -> pl.DataFrame:
     return make_final(groups)
 
 
+SETTINGS = {"width": 200, "height": 150, "statistic": "std", "hist_range": HIST_RANGE,
+            "max_heatmap_runs": 80}  # fmt: skip
+
+
 def build_all(groups: pl.DataFrame, final: pl.DataFrame, empty: bool = False) -> dict:
-    """Every figure of FIGURES, built from the synthetic zoo (all inputs with no rows if
-    `empty`: the frames keep their columns)."""
+    """Every figure of FIGURES, built through the registry from the synthetic zoo (all inputs
+    with no rows if `empty`: the frames keep their columns)."""
     if empty:
         groups, final = groups.head(0), final.head(0)
     rows = 0 if empty else -1
-    return {
-        "accuracy_vs_params": figures.accuracy_vs_params(groups, 200, 150),
-        "statistic_vs_accuracy": figures.statistic_vs_accuracy(final, "std", 200, 150),
-        "weight_histograms": figures.weight_histograms(final, HIST_RANGE, 200, 120),
-        "node_strength": figures.node_strength(final, 200, 150),
-        "strength_maps": figures.strength_maps(make_maps(groups), groups, 80, 80),
-        "trajectories": figures.trajectories(make_medians().head(rows), 200, 150),
-        "distance_heatmap": figures.distance_heatmap(make_distances(12).head(rows), 300, 300),
-    }
+    tables = {"groups": groups, "final": final, "maps": make_maps(groups),
+              "trajectories": make_medians().head(rows)}  # fmt: skip
+    return {name: figures.draw(name, tables, SETTINGS) for name in figures.FIGURES}
 
 
 # --------------------------------------------------------------------------------------------
@@ -206,7 +204,7 @@ def build_all(groups: pl.DataFrame, final: pl.DataFrame, empty: bool = False) ->
 
 
 def test_accuracy_vs_params_has_one_point_per_architecture(groups):
-    spec = figures.accuracy_vs_params(groups, 200, 150).to_dict()
+    spec = figures.accuracy_vs_params_chart(groups, 200, 150).to_dict()
     archs = table_with(spec, "arch", "acc_mean")
     assert archs.height == len(DATASETS) * len(FAMILIES) * len(WIDTHS)  # not one per seed
     best = archs.filter(dataset="mnist", arch="cnn-w16").row(0, named=True)
@@ -221,12 +219,12 @@ def test_statistic_vs_accuracy_has_one_point_per_healthy_run(groups):
         .then(pl.lit("diverged"))
         .otherwise("status")
     )
-    spec = figures.statistic_vs_accuracy(make_final(runs), "std", 200, 150).to_dict()
+    spec = figures.statistic_vs_accuracy_chart(make_final(runs), "std", 200, 150).to_dict()
     points = table_with(spec, "acc", "value")
     assert points.height == groups.height - len(DATASETS)  # the diverged runs are left out
     assert set(points.columns) == {"dataset", "family", "group", "arch", "acc", "value"}
     with pytest.raises(ValueError, match="no_such_stat"):
-        figures.statistic_vs_accuracy(make_final(runs), "no_such_stat")
+        figures.statistic_vs_accuracy_chart(make_final(runs), "no_such_stat")
 
 
 def test_statistic_vs_accuracy_stays_small_with_20000_runs():
@@ -241,13 +239,13 @@ def test_statistic_vs_accuracy_stays_small_with_20000_runs():
         "group": np.where(acc > 0.9, "optimal", np.where(acc < 0.5, "suboptimal", "intermediate")),
         "std": rng.normal(0.05, 0.01, n),
     })  # fmt: skip
-    spec = figures.statistic_vs_accuracy(final, "std", 200, 150).to_dict()
+    spec = figures.statistic_vs_accuracy_chart(final, "std", 200, 150).to_dict()
     assert table_with(spec, "acc", "value").height == n
     assert len(json.dumps(spec)) < 3_000_000
 
 
 def test_weight_histograms_average_each_group_and_trim_empty_bins(final):
-    spec = figures.weight_histograms(final, HIST_RANGE, 200, 120).to_dict()
+    spec = figures.weight_histograms_chart(final, HIST_RANGE, 200, 120).to_dict()
     assert len(spec["vconcat"]) == 2  # w above, delta below
     w_rows, delta_rows = (data_of(spec, part) for part in spec["vconcat"])
     for rows in (w_rows, delta_rows):
@@ -267,8 +265,8 @@ def test_weight_histograms_average_each_group_and_trim_empty_bins(final):
 
 
 def test_weight_histograms_data_do_not_grow_with_runs():
-    small = figures.weight_histograms(make_final(make_groups(seeds=2)), HIST_RANGE).to_dict()
-    large = figures.weight_histograms(make_final(make_groups(seeds=40)), HIST_RANGE).to_dict()
+    small = figures.weight_histograms_chart(make_final(make_groups(seeds=2)), HIST_RANGE).to_dict()
+    large = figures.weight_histograms_chart(make_final(make_groups(seeds=40)), HIST_RANGE).to_dict()
     rows = [sum(t.height for t in inline_tables(s).values()) for s in (small, large)]
     assert rows[0] == rows[1]
     assert len(json.dumps(large)) < 1.05 * len(json.dumps(small))
@@ -276,14 +274,14 @@ def test_weight_histograms_data_do_not_grow_with_runs():
 
 def test_weight_histograms_with_a_missing_group(final):
     only_optimal = final.filter(pl.col("group") != "suboptimal")
-    spec = figures.weight_histograms(only_optimal, HIST_RANGE).to_dict()
+    spec = figures.weight_histograms_chart(only_optimal, HIST_RANGE).to_dict()
     assert set(data_of(spec, spec["vconcat"][0])["group"]) == {"optimal"}
-    none = figures.weight_histograms(final.filter(group="intermediate"), HIST_RANGE).to_dict()
+    none = figures.weight_histograms_chart(final.filter(group="intermediate"), HIST_RANGE).to_dict()
     assert "no data" in json.dumps(none)
 
 
 def test_node_strength_summarises_runs_as_boxes(final):
-    spec = figures.node_strength(final, 200, 150).to_dict()
+    spec = figures.node_strength_chart(final, 200, 150).to_dict()
     boxes = [data_of(spec, part) for part in spec["vconcat"]]  # in-, then out-strength
     n_tensors = sum(len(t) for t in TENSORS.values())
     for table in boxes:  # one box per (dataset, tensor, group), per measure
@@ -308,7 +306,7 @@ def test_node_strength_summarises_runs_as_boxes(final):
 
 def test_strength_maps_show_the_best_and_worst_architecture_averaged_over_seeds(groups):
     maps = make_maps(groups, epochs=(0, FINAL_EPOCH))  # epoch 0 must be ignored
-    spec = figures.strength_maps(maps, groups, 80, 80).to_dict()
+    spec = figures.strength_maps_chart(maps, groups, 80, 80).to_dict()
     pixels = table_with(spec, "panel", "row", "col", "value")
     labels = expr_list(spec["facet"]["row"]["header"]["labelExpr"])  # panel i: labels[i]
     pixels_per_arch = {f: math.prod(s) for f, s in MAP_SHAPES.items()}
@@ -325,7 +323,7 @@ def test_strength_maps_show_the_best_and_worst_architecture_averaged_over_seeds(
 
 
 def test_trajectories_put_the_pooled_dataset_last():
-    spec = figures.trajectories(make_medians(), 200, 150).to_dict()
+    spec = figures.trajectories_chart(make_medians(), 200, 150).to_dict()
     points = table_with(spec, "progress", "value")
     assert points.height == (len(DATASETS) + 1) * len(FAMILIES) * 5 * 2
     assert spec["facet"]["column"]["sort"] == [*DATASETS, "all"]
@@ -333,7 +331,7 @@ def test_trajectories_put_the_pooled_dataset_last():
 
 def test_distance_heatmap_orders_runs_by_accuracy():
     distances = make_distances(12)
-    spec = figures.distance_heatmap(distances, 300, 300).to_dict()
+    spec = figures.distance_heatmap_chart(distances, 300, 300).to_dict()
     cells = table_with(spec, "a", "b", "w1")
     assert cells.height == 12 * 12
     order = expr_list(spec["encoding"]["x"]["axis"]["labelExpr"])  # cell i: order[i]
@@ -347,7 +345,7 @@ def test_distance_heatmap_orders_runs_by_accuracy():
 
 def test_distance_heatmap_merges_runs_beyond_max_runs():
     distances = make_distances(100)
-    spec = figures.distance_heatmap(distances, 300, 300, max_runs=10).to_dict()
+    spec = figures.distance_heatmap_chart(distances, 300, 300, max_runs=10).to_dict()
     cells = table_with(spec, "a", "b", "w1")
     labels = expr_list(spec["encoding"]["x"]["axis"]["labelExpr"])
     assert (cells.height, len(labels)) == (100, 10)
@@ -360,7 +358,7 @@ def test_distance_heatmap_merges_runs_beyond_max_runs():
 def test_distance_heatmap_refuses_several_subsets():
     mixed = pl.concat([make_distances(3), make_distances(3).with_columns(family=pl.lit("cnn"))])
     with pytest.raises(ValueError, match="digits/cnn, digits/mlp"):
-        figures.distance_heatmap(mixed)
+        figures.distance_heatmap_chart(mixed)
 
 
 # --------------------------------------------------------------------------------------------
@@ -370,20 +368,17 @@ def test_distance_heatmap_refuses_several_subsets():
 
 def test_every_figure_is_listed_with_a_title_and_a_caption(groups, final):
     assert set(figures.FIGURES) == set(build_all(groups, final, empty=True))
-    for function, title in figures.FIGURES.values():
-        assert title and len(figures.caption(function)) > 100
+    for fig in figures.FIGURES.values():
+        assert fig.title and len(figures.caption(fig.chart)) > 100
 
 
 @pytest.mark.parametrize(
     "build",
     [
-        lambda: figures.accuracy_vs_params(pl.DataFrame()),
-        lambda: figures.statistic_vs_accuracy(pl.DataFrame(), "std"),
-        lambda: figures.weight_histograms(pl.DataFrame(), HIST_RANGE),
-        lambda: figures.node_strength(pl.DataFrame()),
-        lambda: figures.strength_maps(pl.DataFrame(), pl.DataFrame()),
-        lambda: figures.trajectories(pl.DataFrame()),
-        lambda: figures.distance_heatmap(pl.DataFrame()),
+        lambda name=name: figures.draw(
+            name, {t: pl.DataFrame() for t in figures.FIGURES[name].tables}, SETTINGS
+        )
+        for name in figures.FIGURES
     ],
     ids=list(figures.FIGURES),
 )
@@ -400,7 +395,7 @@ def test_empty_frames_with_columns_give_no_data_charts(groups, final):
 
 def test_every_figure_renders(groups, final):
     for name, chart in build_all(groups, final).items():
-        spec = figures.chart_spec(chart)
+        spec = vega.chart_spec(chart)
         assert "no data" not in json.dumps(spec), name
         svg = render_svg(spec)
         assert svg.startswith("<svg") and svg.count("<path") > 10, name
@@ -408,11 +403,11 @@ def test_every_figure_renders(groups, final):
 
 @pytest.mark.parametrize("suffix", [".svg", ".png"])
 def test_save_chart_writes_offline_html_and_an_image(tmp_path: Path, groups, suffix):
-    chart = figures.accuracy_vs_params(groups, 200, 150)
-    html, image = figures.save_chart(chart, tmp_path / "f.html", tmp_path / f"f{suffix}")
+    chart = figures.accuracy_vs_params_chart(groups, 200, 150)
+    html, image = vega.save_chart(chart, tmp_path / "f.html", tmp_path / f"f{suffix}")
     page = html.read_text()
     assert "vegaEmbed(" in page and "<script src" not in page.replace(" ", "")
-    figures.check_offline(page)  # no script, style sheet or image from the network
+    vega.check_offline(page)  # no script, style sheet or image from the network
     data = image.read_bytes()
     if suffix == ".svg":
         assert data.startswith(b"<svg")
@@ -423,12 +418,12 @@ def test_save_chart_writes_offline_html_and_an_image(tmp_path: Path, groups, suf
 
 def test_save_chart_refuses_other_image_formats(tmp_path: Path, groups):
     with pytest.raises(ValueError, match="svg or .png"):
-        chart = figures.accuracy_vs_params(groups)
-        figures.save_chart(chart, tmp_path / "f.html", tmp_path / "f.gif")
+        chart = figures.accuracy_vs_params_chart(groups)
+        vega.save_chart(chart, tmp_path / "f.html", tmp_path / "f.gif")
     assert not list(tmp_path.iterdir())
 
 
 def test_check_offline_catches_a_cdn_script():
     with pytest.raises(RuntimeError, match="network"):
-        figures.check_offline('<script src="https://cdn.jsdelivr.net/npm/vega@6"></script>')
-    figures.check_offline('<a href="https://example.org">a link is fine</a>')
+        vega.check_offline('<script src="https://cdn.jsdelivr.net/npm/vega@6"></script>')
+    vega.check_offline('<a href="https://example.org">a link is fine</a>')

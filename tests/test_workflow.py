@@ -19,7 +19,7 @@ from conftest import ROOT
 from test_dashboard import Page, dump_dom
 
 from weightzoo.dumps import rows_to_state_dict
-from weightzoo.jobs import FIGURE_TABLES as FIGURES
+from weightzoo.figures import FIGURES
 from weightzoo.models import build_model, count_params
 
 pytestmark = pytest.mark.e2e

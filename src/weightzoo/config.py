@@ -14,19 +14,7 @@ from typing import Any
 import jsonschema
 import yaml
 
-from weightzoo import data
-
-ARCH_KEYS = {
-    "mlp": ("depth", "width"),
-    "cnn": ("blocks", "channels"),
-    "vit": ("depth", "heads", "embed", "patch"),
-}
-# one-letter tags of the architecture ids, e.g. mlp-d2-w50, cnn-b3-c16, vit-d2-h4-e32-p4
-ARCH_TAGS = {"depth": "d", "width": "w", "blocks": "b", "channels": "c", "heads": "h",
-             "embed": "e", "patch": "p"}  # fmt: skip
-# family-level settings that complete an architecture (not part of its id)
-FAMILY_SETTINGS = {"mlp": ("activation",), "cnn": ("activation",),
-                   "vit": ("activation", "mlp_ratio", "pool")}  # fmt: skip
+from weightzoo import data, families
 
 
 class ConfigError(ValueError):
@@ -57,8 +45,8 @@ def validate_config(config: dict, schema_path: str | Path) -> dict:
     if errors:
         err = jsonschema.exceptions.best_match(errors)
         path = list(err.absolute_path)
-        if err.validator == "additionalProperties" and isinstance(err.instance, dict):
-            known = list(err.schema.get("properties", {}))
+        if err.validator in UNKNOWN_KEY and isinstance(err.instance, dict):
+            known = _known_keys(schema, err.schema)
             unknown = sorted(set(err.instance) - set(known))
             raise ConfigError(
                 f"{_key([*path, unknown[0]])}: unknown key (known here: {', '.join(known)})"
@@ -68,6 +56,18 @@ def validate_config(config: dict, schema_path: str | Path) -> dict:
     _check_families(config)
     _check_analysis(config["analysis"])
     return config
+
+
+UNKNOWN_KEY = ("additionalProperties", "unevaluatedProperties")
+
+
+def _known_keys(root: dict, schema: dict) -> list[str]:
+    """The keys an object schema accepts: its own properties and those of a local $ref."""
+    keys = list(schema.get("properties", {}))
+    ref = schema.get("$ref", "")
+    if ref.startswith("#/$defs/"):
+        keys = list(root["$defs"][ref.removeprefix("#/$defs/")].get("properties", {})) + keys
+    return list(dict.fromkeys(keys))
 
 
 def _check_analysis(analysis: dict) -> None:
@@ -113,21 +113,24 @@ def _check_families(config: dict) -> None:
         res = spec["resources"]
         if res["gpu_model"] and res["gpu"] < 1:
             raise ConfigError(f"families.{family}.resources.gpu_model: set gpu >= 1 to use it")
+        settings = _family_settings(config, family)
         for i, grid in enumerate(spec["grid"]):
             for point in _grid_points(grid):
-                _check_point(family, point, f"families.{family}.grid[{i}]", shapes)
+                try:
+                    arch = families.parse(family, {**point, **settings})
+                    for name, shape in shapes.items():
+                        try:
+                            arch.check_input(shape)
+                        except ValueError as err:
+                            raise ValueError(f"{err} of {name}") from None
+                except ValueError as err:
+                    raise ConfigError(f"families.{family}.grid[{i}]: {err}") from None
 
 
-def _check_point(family: str, p: dict, where: str, shapes: dict) -> None:
-    if family != "vit":
-        return
-    if p["embed"] % p["heads"]:
-        raise ConfigError(f"{where}: heads={p['heads']} does not divide embed={p['embed']}")
-    for name, (_, h, w) in shapes.items():
-        if h % p["patch"] or w % p["patch"]:
-            raise ConfigError(
-                f"{where}: patch={p['patch']} does not divide the {h}x{w} images of {name}"
-            )
+def _family_settings(config: dict, family: str) -> dict:
+    """A family's settings that complete each of its architectures (activation, ...)."""
+    spec = config["families"][family]
+    return {k: spec[k] for k in families.FAMILY_CONFIGS[family].setting_keys()}
 
 
 def raw_folder(config: dict, dataset: str) -> Path:
@@ -151,27 +154,24 @@ def _grid_points(grid: dict) -> list[dict]:
     return [dict(zip(keys, combo, strict=True)) for combo in itertools.product(*values)]
 
 
-def arch_id(family: str, point: dict) -> str:
-    return "-".join([family, *(f"{ARCH_TAGS[k]}{point[k]}" for k in ARCH_KEYS[family])])
-
-
 def architectures(config: dict, family: str) -> list[Arch]:
     """The architectures of one family's sweep, in config order, without duplicates."""
     spec = config["families"][family]
     if not spec["enabled"]:
         return []
-    settings = {k: spec[k] for k in FAMILY_SETTINGS[family]}
+    settings = _family_settings(config, family)
     archs: dict[str, Arch] = {}
     for grid in spec["grid"]:
         for point in _grid_points(grid):
-            aid = arch_id(family, point)
-            archs.setdefault(aid, Arch(family, aid, {**point, **settings}))
+            params = {**point, **settings}
+            aid = families.parse(family, params).id
+            archs.setdefault(aid, Arch(family, aid, params))
     return list(archs.values())
 
 
 def all_architectures(config: dict) -> dict[str, Arch]:
     """Every architecture of every enabled family, keyed by id."""
-    return {a.id: a for family in ARCH_KEYS for a in architectures(config, family)}
+    return {a.id: a for family in families.FAMILY_CONFIGS for a in architectures(config, family)}
 
 
 def seed_blocks(config: dict) -> dict[str, list[int]]:
@@ -205,3 +205,22 @@ def training_params(config: dict, family: str) -> dict:
     """The config slice a training job of `family` reads (changes to it retrain that family)."""
     train = dict(config["families"][family]["train"])
     return {"train": train, "dump_epochs": dump_epochs(config, train["epochs"])}
+
+
+def dataset_source(config: dict, dataset: str) -> dict:
+    """Where a dataset comes from, as `data.prepare` takes it (the prepare job's config slice)."""
+    if dataset == "digits":
+        return {"kind": "digits", **config["data"]["digits"]}
+    if dataset in data.TORCHVISION_DATASETS:
+        return {"kind": "torchvision", "folder": str(raw_folder(config, dataset))}
+    return {"kind": "npz", "path": config["data"]["user"][dataset]}
+
+
+def dataset_inputs(config: dict, dataset: str) -> list[str]:
+    """The files a dataset's preparation reads: the verified download manifest or the .npz."""
+    source = dataset_source(config, dataset)
+    if source["kind"] == "torchvision":
+        return [f"results/data/raw/{dataset}.json"]
+    if source["kind"] == "npz":
+        return [source["path"]]
+    return []

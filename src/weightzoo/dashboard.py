@@ -11,7 +11,6 @@ every chart has finished.
 
 from __future__ import annotations
 
-import functools
 import html
 import json
 import math
@@ -20,11 +19,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import polars as pl
-import vl_convert
 
 from weightzoo.analysis import CLAIMS_SCHEMA
-from weightzoo.figures import VL_VERSION, check_offline
 from weightzoo.io import atomic_path
+from weightzoo.vega import check_offline, javascript_bundle
 
 VERDICT_COLUMNS = (
     "claim",
@@ -109,12 +107,16 @@ tr.not-supported td.verdict { color: #b34700; font-weight: bold; }
 """
 
 
-@functools.cache
-def javascript_bundle() -> str:
-    """vega-embed, Vega-Lite and Vega as one classic script that defines `window.vegaEmbed`,
-    for the Vega-Lite version Altair writes; safe to inline in a <script> element."""
-    bundle = vl_convert.javascript_bundle("window.vegaEmbed = vegaEmbed;", vl_version=VL_VERSION)
-    return re.sub(r"</(script)", r"<\\/\1", bundle, flags=re.I)
+def summary(groups: pl.DataFrame) -> str:
+    """The dashboard's opening paragraph: what the zoo holds and how runs were grouped."""
+    counts = dict(groups.group_by("group").len().rows())
+    by_group = ", ".join(f"{n} {g}" for g, n in sorted(counts.items()))
+    diverged = int((groups["status"] == "diverged").sum())
+    return (
+        f"{groups.height} trained networks ({by_group}; {diverged} diverged) over "
+        f"{groups['dataset'].n_unique()} dataset(s) and {groups['arch'].n_unique()} "
+        f"architectures. Groups: {groups['group_rule'][0]}."
+    )
 
 
 def _script_json(value) -> str:

@@ -272,7 +272,8 @@ def _read_cifar_batch(
         raise DatasetError(f"{archive}: cannot read member {member} ({err!r})") from err
     if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3 * 32 * 32:
         raise DatasetError(
-            f"{archive}: member {member} has data {data.dtype} {data.shape}, expected uint8 (n, 3072)"
+            f"{archive}: member {member} has data {data.dtype} {data.shape}, "
+            "expected uint8 (n, 3072)"
         )
     if labels.shape != (len(data),):
         raise DatasetError(
@@ -283,7 +284,8 @@ def _read_cifar_batch(
 
 
 def read_cifar10(archive: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Read x_train, y_train, x_test, y_test (images HWC uint8) straight from cifar-10-python.tar.gz."""
+    """x_train, y_train, x_test, y_test (images HWC uint8), read straight from
+    cifar-10-python.tar.gz."""
     archive = Path(archive)
     try:
         with tarfile.open(archive, "r:*") as tar:
@@ -385,6 +387,19 @@ def prepare_digits(test_fraction: float = 0.25, split_seed: int = 0) -> Prepared
     return _finish(x[train_idx], y[train_idx], x[test_idx], y[test_idx], N_CLASSES, meta)
 
 
+def prepare(name: str, source: dict) -> Prepared:
+    """Prepare dataset `name` from its source (`weightzoo.config.dataset_source`): the bundled
+    digits, official torchvision files in a folder, or a user .npz."""
+    kind = source["kind"]
+    if kind == "digits":
+        return prepare_digits(source["test_fraction"], source["split_seed"])
+    if kind == "torchvision":
+        return prepare_torchvision(name, Path(source["folder"]))
+    if kind == "npz":
+        return prepare_npz(Path(source["path"]), name)
+    raise DatasetError(f"{name}: unknown dataset source {kind!r}")
+
+
 def _file(files: list[RawFile], prefix: str) -> RawFile:
     """The raw file whose name starts with `prefix` (MNIST-style names: train-images-...)."""
     for f in files:
@@ -413,7 +428,8 @@ def _read_mnist(folder: Path, files: list[RawFile]) -> tuple[np.ndarray, ...]:
 
 
 def prepare_torchvision(name: str, folder: Path) -> Prepared:
-    """MNIST, Fashion-MNIST or CIFAR-10 from its official raw files in `folder`, md5-checked first."""
+    """MNIST, Fashion-MNIST or CIFAR-10 from its official raw files in `folder`, md5-checked
+    first."""
     folder = Path(folder)
     files = raw_files(name)
     if problems := staged_problems(files, folder):
@@ -457,7 +473,8 @@ def _check_labels(key: str, labels: np.ndarray, n_images: int, path: Path) -> No
     """Labels must be 1-D non-negative integers, one per image."""
     if not np.issubdtype(labels.dtype, np.integer) or labels.ndim != 1:
         raise DatasetError(
-            f"{path}: {key} is {labels.dtype} with shape {labels.shape}; expected 1-D integer labels"
+            f"{path}: {key} is {labels.dtype} with shape {labels.shape}; "
+            "expected 1-D integer labels"
         )
     if len(labels) != n_images:
         raise DatasetError(
@@ -501,7 +518,8 @@ def prepare_npz(path: Path, name: str) -> Prepared:
         _check_labels(f"y_{split}", y, len(x), path)
     if shapes["train"] != shapes["test"]:
         raise DatasetError(
-            f"{path}: x_train images are (C, H, W) = {shapes['train']} but x_test are {shapes['test']}"
+            f"{path}: x_train images are (C, H, W) = {shapes['train']} "
+            f"but x_test are {shapes['test']}"
         )
 
     def to_nchw(x: np.ndarray) -> np.ndarray:

@@ -118,6 +118,25 @@ class DumpWriter:
         self._atomic.__exit__(exc_type, exc, tb)
 
 
+class DumpSink:
+    """The `on_dump` callback of training: each dump of a block of seeds becomes one Arrow
+    table per seed (`state_dict_table`), handed to a store with `add_dumps(epoch, tables)`
+    (a job's resume state keeps them until they are written)."""
+
+    def __init__(
+        self, store, kinds: dict[str, tuple[str, str]], *, dataset: str, family: str, arch: str
+    ) -> None:
+        self.store, self.kinds = store, kinds
+        self.tags = {"dataset": dataset, "family": family, "arch": arch}
+
+    def __call__(self, epoch: int, states: dict[int, dict[str, torch.Tensor]]) -> None:
+        tables = [
+            state_dict_table(w, self.kinds, seed=seed, epoch=epoch, **self.tags)
+            for seed, w in states.items()
+        ]
+        self.store.add_dumps(epoch, tables)
+
+
 def rows_to_state_dict(rows: pa.Table) -> dict[str, torch.Tensor]:
     """Rebuild a state_dict from the rows of one (seed, epoch) dump (polars: `.to_arrow()`)."""
     import torch

@@ -1,10 +1,14 @@
-"""Altair figures of the zoo: one function per figure, polars frames in, an Altair chart out.
+"""Altair figures of the zoo: one chart function per figure, polars frames in, a chart out,
+and one registry, `FIGURES`, from which the workflow's figure rule and job take everything.
 
-Every function aggregates with polars before it builds the chart, so a figure's inline data
-stay small at the paper's scale (19,440 runs): no per-weight data ever, per-run points only
-where the figure is about runs (a few columns, written as compact inline CSV). Each
-function's docstring is the figure's caption (`caption`); `FIGURES` maps a figure's name to
-(function, title). `save_chart` writes a self-contained offline HTML and an SVG or PNG.
+Every chart function aggregates with polars before it builds the chart, so a figure's inline
+data stay small at the paper's scale (19,440 runs): no per-weight data ever, per-run points
+only where the figure is about runs (a few columns, written as compact inline CSV). Each
+chart function's docstring is the figure's caption (`caption`). A figure is one `Figure`
+record: its name, title, the tables it reads with the columns it needs, the settings it
+takes and its chart function; `draw` applies the input guard (no rows: a "no data" chart;
+missing columns: a ValueError naming them) once, for every figure. Adding a figure is one
+chart function and one record. `weightzoo.vega` writes the files.
 
 Input frames (see weightzoo.stats and weightzoo.analysis): `groups` (one row per run with its
 group), `final` (statistics of each run's final epoch joined with its group), `maps`
@@ -18,18 +22,17 @@ import inspect
 import json
 import re
 from collections.abc import Callable, Iterable, Sequence
-from pathlib import Path
+from dataclasses import dataclass, field
 
 import altair as alt
 import polars as pl
-import vl_convert
 
-from weightzoo.io import atomic_path
+from weightzoo.families import FAMILY_CONFIGS
 from weightzoo.stats import WEIGHT_POOL as POOL
 
 GROUPS = ("optimal", "intermediate", "suboptimal")
 GROUP_COLORS = ("#1b9e77", "#9e9e9e", "#d95f02")
-FAMILIES = ("mlp", "cnn", "vit")
+FAMILIES = tuple(FAMILY_CONFIGS)  # the paper's order: mlp, cnn, vit
 TARGET_TITLES = {"w": "weights w", "delta": "change from initialisation w − w0"}
 STRENGTH_TITLES = {
     "in_abs_mean": "mean absolute in-strength",
@@ -37,15 +40,6 @@ STRENGTH_TITLES = {
 }
 SIG_DIGITS = 4  # significant digits of the floats written into a figure's inline data
 TRIM = 1e-3  # histogram bins below TRIM x the panel's peak in every group are trimmed off the ends
-
-
-def _vl_version() -> str | None:
-    """The Vega-Lite version Altair writes specs for, as vl-convert names it ('6.4')."""
-    version = ".".join(alt.SCHEMA_VERSION.lstrip("v").split(".")[:2])
-    return version if version in vl_convert.get_vegalite_versions() else None
-
-
-VL_VERSION = _vl_version()
 
 
 # --------------------------------------------------------------------------------------------
@@ -85,10 +79,10 @@ def _inline(df: pl.DataFrame) -> alt.InlineData:
     )
 
 
-def _require(df: pl.DataFrame, columns: Iterable[str], what: str) -> None:
-    missing = [c for c in columns if c not in df.columns]
+def _require(schema: pl.Schema, columns: Iterable[str], what: str) -> None:
+    missing = [c for c in columns if c not in schema]
     if missing:
-        raise ValueError(f"{what}: missing column(s) {missing}; has {df.columns}")
+        raise ValueError(f"{what}: missing column(s) {missing}; has {list(schema)}")
 
 
 def _finite(column: str) -> pl.Expr:
@@ -136,7 +130,9 @@ def _acc_axis(values: pl.Series) -> alt.Axis:
 # --------------------------------------------------------------------------------------------
 
 
-def accuracy_vs_params(groups: pl.DataFrame, width: int = 220, height: int = 180) -> alt.Chart:
+def accuracy_vs_params_chart(
+    groups: pl.DataFrame, width: int = 220, height: int = 180
+) -> alt.Chart:
     """Final test accuracy against the number of parameters (log scale), one panel per
     dataset (rows) and model family (columns). Each point is one architecture: the mean
     over its seeds, with a bar from the worst to the best seed; its colour is the
@@ -144,13 +140,6 @@ def accuracy_vs_params(groups: pl.DataFrame, width: int = 220, height: int = 180
     suboptimal: far below it). Read it as the sweep's learning curve in model size: where
     accuracy saturates, and how much seeds disagree at each size.
     """
-    if groups.height == 0:
-        return no_data("no runs", width, height)
-    _require(
-        groups,
-        ["dataset", "family", "arch", "n_params", "final_test_acc", "group"],
-        "accuracy_vs_params(groups)",
-    )
     status = pl.col("status") if "status" in groups.columns else pl.lit("ok")
     archs = (
         groups.with_columns(_finite("final_test_acc"))
@@ -200,7 +189,7 @@ def accuracy_vs_params(groups: pl.DataFrame, width: int = 220, height: int = 180
     )
 
 
-def statistic_vs_accuracy(
+def statistic_vs_accuracy_chart(
     final: pl.DataFrame, statistic: str = "std", width: int = 220, height: int = 180
 ) -> alt.Chart:
     """A statistic of each network's final weights (all weight matrices pooled) against its
@@ -210,13 +199,6 @@ def statistic_vs_accuracy(
     while suboptimal runs spread out support claim 2. Diverged runs are left out, as in
     the tests of the claims.
     """
-    if final.height == 0:
-        return no_data("no runs", width, height)
-    _require(
-        final,
-        ["dataset", "family", "arch", "scope", "target", "final_test_acc", "group"],
-        "statistic_vs_accuracy(final)",
-    )
     if statistic not in final.columns:
         raise ValueError(f"statistic_vs_accuracy: no statistic column {statistic!r} in final")
     runs = (
@@ -247,7 +229,7 @@ def statistic_vs_accuracy(
     )
 
 
-def weight_histograms(
+def weight_histograms_chart(
     final: pl.DataFrame,
     hist_range: tuple[float, float] = (-1.0, 1.0),
     width: int = 220,
@@ -261,14 +243,7 @@ def weight_histograms(
     are counted in its edge bins. Where the two curves differ, successful and failing
     networks have learned differently shaped weights.
     """
-    hist_range = (float(hist_range[0]), float(hist_range[1]))
-    if not hist_range[0] < hist_range[1]:
-        raise ValueError(f"weight_histograms: hist_range must be (lo, hi), lo < hi: {hist_range}")
-    if final.height == 0:
-        return no_data("no runs", width, height)
-    _require(
-        final, ["dataset", "family", "scope", "target", "group", "hist"], "weight_histograms(final)"
-    )
+    lo, hi = hist_range
     panel = ["dataset", "family", "target"]
     runs = (
         _ok_runs(final)
@@ -282,7 +257,6 @@ def weight_histograms(
     )
     if runs.height == 0:
         return no_data("no optimal or suboptimal runs with a histogram", width, height)
-    lo, hi = hist_range
     mean = (
         runs.with_columns(bin=pl.int_ranges(pl.col("bins")))
         .explode("hist", "bin")
@@ -349,7 +323,7 @@ def _tensor_order(name: str) -> tuple:
     return (1, int(number.group(1)), role, name)
 
 
-def node_strength(final: pl.DataFrame, width: int = 220, height: int = 160) -> alt.Chart:
+def node_strength_chart(final: pl.DataFrame, width: int = 220, height: int = 160) -> alt.Chart:
     """Node strength of every weight tensor of the final networks: for each tensor, the mean
     over its neurons of the summed absolute incoming weights (in-strength, top) and
     outgoing weights (out-strength, bottom), whose distribution across runs is drawn as a
@@ -359,13 +333,6 @@ def node_strength(final: pl.DataFrame, width: int = 220, height: int = 160) -> a
     span more than two decades. Higher, tighter boxes for the optimal group show that
     successful networks build stronger, more uniform connections.
     """
-    if final.height == 0:
-        return no_data("no runs", width, height)
-    _require(
-        final,
-        ["dataset", "family", "scope", "scope_type", "kind", "target", "group", *STRENGTH_TITLES],
-        "node_strength(final)",
-    )
     keys = ["dataset", "family", "scope", "group"]
     long = (
         _ok_runs(final)
@@ -424,7 +391,7 @@ def node_strength(final: pl.DataFrame, width: int = 220, height: int = 160) -> a
     return charts[0] if len(charts) == 1 else alt.vconcat(*charts)
 
 
-def strength_maps(
+def strength_maps_chart(
     maps: pl.DataFrame, groups: pl.DataFrame, width: int = 110, height: int = 110
 ) -> alt.Chart:
     """What the first layer looks at: each input pixel's absolute out-strength (the summed
@@ -437,11 +404,7 @@ def strength_maps(
     concentrates on the informative pixels; an untrained-looking, uniform map suggests the
     layer has learned little.
     """
-    if maps.height == 0 or groups.height == 0:
-        return no_data("no first-layer maps" if maps.height == 0 else "no runs", width, height)
     run = ["dataset", "family", "arch", "seed"]
-    _require(maps, [*run, "epoch", "channel", "row", "col", "value"], "strength_maps(maps)")
-    _require(groups, ["dataset", "family", "arch", "arch_mean_acc"], "strength_maps(groups)")
     arch = ["dataset", "family", "arch"]
     mean = (
         maps.filter(pl.col("epoch") == pl.col("epoch").max().over(run))
@@ -517,7 +480,7 @@ def strength_maps(
     ).resolve_scale(x="independent", y="independent")
 
 
-def trajectories(medians: pl.DataFrame, width: int = 200, height: int = 150) -> alt.Chart:
+def trajectories_chart(medians: pl.DataFrame, width: int = 200, height: int = 150) -> alt.Chart:
     """How the weights move during training, per model family: the median over runs of
     std(w_t)/std(w_0) (top; 1 = the initial spread) and of ||w_t − w_0|| / ||w_0|| (bottom;
     0 = still at the initialisation) of the whole network's weights, against training
@@ -525,11 +488,6 @@ def trajectories(medians: pl.DataFrame, width: int = 200, height: int = 150) -> 
     dataset. Curves of the three families that rise or fall together support claim 3:
     MLPs, CNNs and ViTs learn alike.
     """
-    if medians.height == 0:
-        return no_data("no trajectories", width, height)
-    _require(
-        medians, ["dataset", "family", "progress", "rel_std", "rel_dist"], "trajectories(medians)"
-    )
     titles = {"rel_std": "std(w_t) / std(w_0)", "rel_dist": "‖w_t − w_0‖ / ‖w_0‖"}
     extra = ["runs"] if "runs" in medians.columns else []
     long = (
@@ -568,7 +526,7 @@ def trajectories(medians: pl.DataFrame, width: int = 200, height: int = 150) -> 
     )
 
 
-def distance_heatmap(
+def distance_heatmap_chart(
     distances: pl.DataFrame, width: int = 360, height: int = 360, max_runs: int = 80
 ) -> alt.Chart:
     """How alike the networks' weight distributions are: the 1-Wasserstein distance between
@@ -579,13 +537,6 @@ def distance_heatmap(
     (claim 2). With many runs, neighbouring runs (in accuracy order) are merged into at most
     `max_runs` groups and a cell is the mean distance between two groups' runs.
     """
-    if distances.height == 0:
-        return no_data("no distances", width, height)
-    _require(
-        distances,
-        ["dataset", "family", "run_a", "run_b", "acc_a", "acc_b", "w1"],
-        "distance_heatmap",
-    )
     subsets = distances.select("dataset", "family").unique().sort("dataset", "family")
     if subsets.height > 1:
         raise ValueError(
@@ -665,56 +616,131 @@ def distance_heatmap(
     )
 
 
-FIGURES: dict[str, tuple[Callable[..., alt.TopLevelMixin], str]] = {
-    "accuracy_vs_params": (accuracy_vs_params, "Accuracy against model size"),
-    "statistic_vs_accuracy": (statistic_vs_accuracy, "A weight statistic against accuracy"),
-    "weight_histograms": (weight_histograms, "Weight distributions, optimal vs suboptimal"),
-    "node_strength": (node_strength, "Node strength of each weight tensor"),
-    "strength_maps": (strength_maps, "First-layer strength maps of the best and worst models"),
-    "trajectories": (trajectories, "How the weights move during training"),
-    "distance_heatmap": (distance_heatmap, "Distances between runs' weight distributions"),
+# --------------------------------------------------------------------------------------------
+# The registry
+# --------------------------------------------------------------------------------------------
+
+
+def _final_maps(frames: dict[str, pl.LazyFrame], settings: dict) -> list[pl.DataFrame]:
+    """Only each run's final dumped epoch of the strength maps is read into memory."""
+    run = ["dataset", "family", "arch", "seed"]
+    maps = frames["maps"].filter(pl.col("epoch") == pl.col("epoch").max().over(run))
+    return [maps.collect(), frames["groups"].collect()]
+
+
+def _distances(frames: dict[str, pl.LazyFrame], settings: dict) -> list[pl.DataFrame]:
+    """The run x run distances the heatmap shows, from the final statistics."""
+    from weightzoo.analysis import heatmap_distances
+
+    final = frames["final"].collect()
+    return [heatmap_distances(final, settings["hist_range"], settings["max_heatmap_runs"])]
+
+
+@dataclass(frozen=True)
+class Figure:
+    """One figure: its name and title, the tables it reads with the columns it needs, the
+    chart function that draws it (whose docstring is its caption), the figure settings it
+    takes (chart argument -> settings key), and how its inputs are made from the tables
+    (default: each table read whole, in the order of `columns`)."""
+
+    name: str
+    title: str
+    chart: Callable[..., alt.TopLevelMixin]
+    columns: dict[str, tuple[str, ...]]
+    settings: dict[str, str] = field(default_factory=dict)
+    inputs: Callable[[dict[str, pl.LazyFrame], dict], list[pl.DataFrame]] | None = None
+
+    @property
+    def tables(self) -> tuple[str, ...]:
+        return tuple(self.columns)
+
+    @property
+    def caption(self) -> str:
+        return caption(self.chart)
+
+
+RUN = ("dataset", "family", "arch")
+FIGURES: dict[str, Figure] = {
+    f.name: f
+    for f in [
+        Figure(
+            "accuracy_vs_params",
+            "Accuracy against model size",
+            accuracy_vs_params_chart,
+            {"groups": (*RUN, "n_params", "final_test_acc", "group")},
+        ),
+        Figure(
+            "statistic_vs_accuracy",
+            "A weight statistic against accuracy",
+            statistic_vs_accuracy_chart,
+            {"final": (*RUN, "scope", "target", "final_test_acc", "group")},
+            settings={"statistic": "statistic"},
+        ),
+        Figure(
+            "weight_histograms",
+            "Weight distributions, optimal vs suboptimal",
+            weight_histograms_chart,
+            {"final": ("dataset", "family", "scope", "target", "group", "hist")},
+            settings={"hist_range": "hist_range"},
+        ),
+        Figure(
+            "node_strength",
+            "Node strength of each weight tensor",
+            node_strength_chart,
+            {
+                "final": (
+                    "dataset",
+                    "family",
+                    "scope",
+                    "scope_type",
+                    "kind",
+                    "target",
+                    "group",
+                    *STRENGTH_TITLES,
+                )
+            },
+        ),
+        Figure(
+            "strength_maps",
+            "First-layer strength maps of the best and worst models",
+            strength_maps_chart,
+            {
+                "maps": (*RUN, "seed", "epoch", "channel", "row", "col", "value"),
+                "groups": (*RUN, "arch_mean_acc"),
+            },
+            inputs=_final_maps,
+        ),
+        Figure(
+            "trajectories",
+            "How the weights move during training",
+            trajectories_chart,
+            {"trajectories": ("dataset", "family", "progress", "rel_std", "rel_dist")},
+        ),
+        Figure(
+            "distance_heatmap",
+            "Distances between runs' weight distributions",
+            distance_heatmap_chart,
+            {"final": (*RUN, "seed", "scope", "target", "status", "final_test_acc", "hist")},
+            settings={"max_runs": "max_heatmap_runs"},
+            inputs=_distances,
+        ),
+    ]
 }
 
 
-# --------------------------------------------------------------------------------------------
-# Output
-# --------------------------------------------------------------------------------------------
-
-
-def chart_spec(chart: alt.TopLevelMixin) -> dict:
-    """The chart's Vega-Lite spec (a JSON-ready dict, data inline), e.g. for the dashboard."""
-    return chart.to_dict()
-
-
-_REMOTE = re.compile(
-    r"<(?:script|link|img|iframe)\b[^>]*?\b(?:src|href)\s*=\s*[\"']?\s*(?:https?:)?//", re.I
-)
-
-
-def check_offline(html: str, what: str = "page") -> None:
-    """Raise if the HTML loads a script, style sheet, image or frame from the network."""
-    found = _REMOTE.search(html)
-    if found:
-        raise RuntimeError(f"{what} would load {found.group(0)!r} from the network")
-
-
-def save_chart(
-    chart: alt.TopLevelMixin, html_path: str | Path, image_path: str | Path
-) -> tuple[Path, Path]:
-    """Write the chart as a self-contained offline HTML (Vega libraries inlined) and as an
-    image, SVG or PNG by `image_path`'s suffix; both atomically. Returns the two paths."""
-    html_path, image_path = Path(html_path), Path(image_path)
-    suffix = image_path.suffix.lower()
-    if suffix not in (".svg", ".png"):
-        raise ValueError(f"image path {image_path} must end in .svg or .png")
-    spec = chart_spec(chart)
-    html = vl_convert.vegalite_to_html(spec, vl_version=VL_VERSION, bundle=True)
-    check_offline(html, str(html_path))
-    with atomic_path(html_path) as tmp:
-        tmp.write_text(html, encoding="utf-8")
-    with atomic_path(image_path) as tmp:
-        if suffix == ".svg":
-            tmp.write_text(vl_convert.vegalite_to_svg(spec, vl_version=VL_VERSION), "utf-8")
-        else:
-            tmp.write_bytes(vl_convert.vegalite_to_png(spec, vl_version=VL_VERSION, scale=2))
-    return html_path, image_path
+def draw(
+    name: str, tables: dict[str, pl.DataFrame | pl.LazyFrame], settings: dict
+) -> alt.TopLevelMixin:
+    """Figure `name` from its tables (frames or lazy scans) and the figure settings (width,
+    height, hist_range and the keys its record names). The input guard of every figure: a
+    table without rows gives a "no data" chart, a missing column a ValueError naming it."""
+    fig = FIGURES[name]
+    size = {"width": settings["width"], "height": settings["height"]}
+    frames = {t: tables[t].lazy() for t in fig.tables}
+    for table, columns in fig.columns.items():
+        if frames[table].select(pl.len()).collect().item() == 0:
+            return no_data(f"no rows in {table}", **size)
+        _require(frames[table].collect_schema(), columns, f"{name}({table})")
+    inputs = fig.inputs(frames, settings) if fig.inputs else [f.collect() for f in frames.values()]
+    extra = {arg: settings[key] for arg, key in fig.settings.items()}
+    return fig.chart(*inputs, **extra, **size)

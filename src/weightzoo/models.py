@@ -14,12 +14,20 @@ at +-2 std. All of it draws from the global torch RNG, so `torch.manual_seed(s)`
 
 from __future__ import annotations
 
-import inspect
 import itertools
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from weightzoo.families import (
+    CNNConfig,
+    MLPConfig,
+    ViTConfig,
+    check_in_shape,
+    check_int,
+    parse,
+)
 
 ACTIVATIONS = {
     "relu": nn.ReLU,
@@ -36,18 +44,6 @@ def make_activation(name: str) -> nn.Module:
     if name not in ACTIVATIONS:
         raise ValueError(f"unknown activation {name!r}; choose one of {sorted(ACTIVATIONS)}")
     return ACTIVATIONS[name]()
-
-
-def _check_in_shape(in_shape: tuple[int, int, int]) -> tuple[int, int, int]:
-    shape = tuple(int(s) for s in in_shape)
-    if len(shape) != 3 or min(shape) < 1:
-        raise ValueError(f"in_shape must be (C, H, W) with positive sizes, got {in_shape!r}")
-    return shape  # type: ignore[return-value]
-
-
-def _check_positive(name: str, value: int, minimum: int = 1) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
 
 
 # Seed-stacked forward passes. Every model also has `forward_stacked(params, x)`: the same
@@ -93,12 +89,10 @@ class MLP(nn.Module):
         activation: str = "relu",
     ) -> None:
         super().__init__()
-        c, h, w = _check_in_shape(in_shape)
-        _check_positive("n_classes", n_classes)
-        _check_positive("depth", depth, minimum=0)
-        _check_positive("width", width)
+        arch = MLPConfig(depth=depth, width=width, activation=activation)
+        check_int("n_classes", n_classes, 1)
         # hidden.{i} are exactly the Linear layers; the (parameter-free) activation lives apart.
-        sizes = [c * h * w] + [width] * depth
+        sizes = arch.sizes(check_in_shape(in_shape))
         self.hidden = nn.ModuleList(nn.Linear(a, b) for a, b in itertools.pairwise(sizes))
         self.act = make_activation(activation)
         self.head = nn.Linear(sizes[-1], n_classes)
@@ -150,18 +144,14 @@ class CNN(nn.Module):
         activation: str = "relu",
     ) -> None:
         super().__init__()
-        c, h, w = _check_in_shape(in_shape)
-        _check_positive("n_classes", n_classes)
-        _check_positive("blocks", blocks, minimum=0)
-        _check_positive("channels", channels)
-        layers = []
-        for _ in range(blocks):
-            pool = min(h, w) >= 2
-            layers.append(ConvBlock(c, channels, activation, pool))
-            c = channels
-            if pool:  # MaxPool2d(2) floors odd sizes: 7 -> 3
-                h, w = h // 2, w // 2
-        self.blocks = nn.ModuleList(layers)
+        arch = CNNConfig(blocks=blocks, channels=channels, activation=activation)
+        check_int("n_classes", n_classes, 1)
+        in_shape = check_in_shape(in_shape)
+        pools, (c, h, w) = arch.pools(in_shape)
+        ins = [in_shape[0]] + [channels] * blocks
+        self.blocks = nn.ModuleList(
+            ConvBlock(a, channels, activation, pool) for a, pool in zip(ins, pools, strict=False)
+        )
         self.head = nn.Linear(c * h * w, n_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -177,8 +167,8 @@ class CNN(nn.Module):
         x = x.contiguous(memory_format=torch.channels_last)
         for i, block in enumerate(self.blocks):
             w = p[f"blocks.{i}.conv.weight"]  # (K, out, in, 3, 3)
-            x = F.conv2d(x, w.flatten(0, 1), p[f"blocks.{i}.conv.bias"].flatten(), padding=1,
-                         groups=k)  # fmt: skip
+            bias = p[f"blocks.{i}.conv.bias"].flatten()
+            x = F.conv2d(x, w.flatten(0, 1), bias, padding=1, groups=k)
             x = block.pool(block.act(x))
         x = x.contiguous().view(b, k, -1).transpose(0, 1)  # (K, B, out*h*w) in NCHW order
         return stacked_linear(x, p["head.weight"], p["head.bias"])
@@ -267,12 +257,12 @@ class MLPBlock(nn.Module):
 class Block(nn.Module):
     """Pre-norm transformer block: x + attn(norm1(x)), then x + mlp(norm2(x))."""
 
-    def __init__(self, embed: int, heads: int, mlp_ratio: float, activation: str) -> None:
+    def __init__(self, embed: int, heads: int, hidden: int, activation: str) -> None:
         super().__init__()
         self.norm1 = nn.LayerNorm(embed)
         self.attn = Attention(embed, heads)
         self.norm2 = nn.LayerNorm(embed)
-        self.mlp = MLPBlock(embed, int(embed * mlp_ratio), activation)
+        self.mlp = MLPBlock(embed, hidden, activation)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x + self.attn(self.norm1(x))
@@ -303,30 +293,28 @@ class ViT(nn.Module):
         activation: str = "gelu",
     ) -> None:
         super().__init__()
-        c, h, w = _check_in_shape(in_shape)
-        _check_positive("n_classes", n_classes)
-        for name, value in [("patch", patch), ("embed", embed), ("heads", heads)]:
-            _check_positive(name, value)
-        _check_positive("depth", depth, minimum=0)
-        if embed % heads:
-            raise ValueError(f"heads={heads} does not divide embed={embed}")
-        if h % patch or w % patch:
-            raise ValueError(f"patch={patch} does not divide the image size {h}x{w}")
-        if pool not in ("cls", "mean"):
-            raise ValueError(f"unknown pool {pool!r}; choose 'cls' or 'mean'")
-        if int(embed * mlp_ratio) < 1:
-            raise ValueError(f"mlp_ratio={mlp_ratio} gives an empty MLP for embed={embed}")
-        make_activation(activation)  # fail here, even when depth=0
+        arch = ViTConfig(
+            patch=patch,
+            embed=embed,
+            depth=depth,
+            heads=heads,
+            mlp_ratio=mlp_ratio,
+            pool=pool,
+            activation=activation,
+        )
+        check_int("n_classes", n_classes, 1)
+        in_shape = check_in_shape(in_shape)
+        arch.check_input(in_shape)
 
         self.pool = pool
-        self.patch_embed = PatchEmbedding(c, patch, embed)
-        n_tokens = (h // patch) * (w // patch) + (pool == "cls")
+        self.patch_embed = PatchEmbedding(in_shape[0], patch, embed)
+        n_tokens = arch.n_tokens(in_shape)
         self.pos_embed = nn.Parameter(torch.empty(1, n_tokens, embed))
         if pool == "cls":
             self.cls_token = nn.Parameter(torch.empty(1, 1, embed))
         # One Block per constructor call: each draws its own initial weights from the RNG.
         self.blocks = nn.ModuleList(
-            Block(embed, heads, mlp_ratio, activation) for _ in range(depth)
+            Block(embed, heads, arch.hidden, activation) for _ in range(depth)
         )
         self.norm = nn.LayerNorm(embed)
         self.head = nn.Linear(embed, n_classes)
@@ -369,27 +357,13 @@ FAMILIES = {"mlp": MLP, "cnn": CNN, "vit": ViT}
 def build_model(
     family: str, arch: dict, in_shape: tuple[int, int, int], n_classes: int
 ) -> nn.Module:
-    """Construct `family` with the keyword arguments in `arch`; bad names fail with ValueError.
+    """Construct `family` with the keyword arguments in `arch` (checked by the family's
+    dataclass in weightzoo.families: a bad name or value fails with ValueError).
 
     Initial weights come from the global torch RNG: seed it first for reproducible weights.
     """
-    if family not in FAMILIES:
-        raise ValueError(f"unknown model family {family!r}; choose one of {sorted(FAMILIES)}")
-    cls = FAMILIES[family]
-    params = dict(inspect.signature(cls.__init__).parameters)
-    for fixed in ("self", "in_shape", "n_classes"):
-        params.pop(fixed)
-    unknown = sorted(set(arch) - set(params))
-    if unknown:
-        raise ValueError(
-            f"unknown argument(s) {unknown} for family {family!r}; accepted: {sorted(params)}"
-        )
-    missing = sorted(
-        name for name, p in params.items() if p.default is p.empty and name not in arch
-    )
-    if missing:
-        raise ValueError(f"missing argument(s) {missing} for family {family!r}")
-    return cls(in_shape=tuple(in_shape), n_classes=n_classes, **arch)
+    spec = parse(family, arch)
+    return FAMILIES[family](in_shape=tuple(in_shape), n_classes=n_classes, **spec.kwargs())
 
 
 def count_params(model: nn.Module) -> int:

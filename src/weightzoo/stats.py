@@ -37,9 +37,33 @@ STRENGTH_COLUMNS = tuple(f"{s}_{a}" for s in STRENGTHS for a in ("mean", "std", 
 STAT_COLUMNS = MOMENT_COLUMNS + QUANTILE_COLUMNS + NORM_COLUMNS + MATRIX_COLUMNS + STRENGTH_COLUMNS
 SCOPE_COLUMNS = ("scope", "scope_type", "kind", "layer", "target")
 
+# The statistics of a weight distribution that claims and figures can name (config/schema.yaml
+# lists the same, as $defs/statistic; a test ties the two).
+SUMMARY_STATISTICS = MOMENT_COLUMNS[1:] + QUANTILE_COLUMNS[1:-1] + NORM_COLUMNS
+
 WEIGHT_POOL, PARAM_POOL = "all_weights", "all_params"  # the whole-network scopes
-POOLS = (WEIGHT_POOL, PARAM_POOL)
 FIRST_LAYER = {"mlp": ("hidden.0.weight", "head.weight"), "vit": ("patch_embed.proj.weight",)}
+
+# Small dumps are summarised several at a time (dumps of up to BATCH_VALUES weights together),
+# their scopes in segment_stats calls of about CHUNK_VALUES values, so the per-call overhead
+# is shared while the float64 working arrays stay a few tens of MB.
+BATCH_VALUES = 1 << 18
+CHUNK_VALUES = 1 << 20
+
+
+# The long format of the first-layer strength maps (`strength_maps`).
+MAP_SCHEMA: dict[str, pl.DataType] = {
+    "dataset": pl.String,
+    "family": pl.String,
+    "arch": pl.String,
+    "seed": pl.Int32,
+    "epoch": pl.Int32,
+    "tensor": pl.String,
+    "channel": pl.Int32,
+    "row": pl.Int32,
+    "col": pl.Int32,
+    "value": pl.Float64,
+}
 
 
 # --------------------------------------------------------------------------------------------
@@ -145,9 +169,9 @@ def tensor_stats(values: np.ndarray, hist_range: tuple[float, float], bins: int)
     """
     x = np.asarray(values, dtype=np.float64).ravel()
     cols = segment_stats(x, np.zeros(1, np.int64), hist_range, bins)
-    out = {key: (int(v[0]) if key == "count" else float(v[0])) for key, v in cols.items()
-           if key != "hist"}  # fmt: skip
-    out["hist"] = cols["hist"][0]
+    hist = cols.pop("hist")
+    out = {key: (int(v[0]) if key == "count" else float(v[0])) for key, v in cols.items()}
+    out["hist"] = hist[0]
     return out
 
 
@@ -177,8 +201,10 @@ def matrix_stats(w: np.ndarray) -> dict:
     if min(m.shape) >= LANCZOS_MIN_DIM:
         try:
             v0 = np.full(min(m.shape), 1 / math.sqrt(min(m.shape)))
-            spectral = float(scipy.sparse.linalg.svds(m, k=1, v0=v0, return_singular_vectors=False,
-                                                      tol=LANCZOS_TOL)[0])  # fmt: skip
+            top = scipy.sparse.linalg.svds(
+                m, k=1, v0=v0, return_singular_vectors=False, tol=LANCZOS_TOL
+            )
+            spectral = float(top[0])
         except scipy.sparse.linalg.ArpackNoConvergence:
             spectral = None
     if spectral is None:
@@ -366,8 +392,9 @@ def _dump_segments(rows: pa.Table, init_rows: pa.Table | None) -> tuple[list, li
     return meta, parts, matrices
 
 
-def _dumps_frame(items: list[tuple[dict, pa.Table, pa.Table | None]], hist_range,
-                 bins: int) -> pl.DataFrame:  # fmt: skip
+def _dumps_frame(
+    items: list[tuple[dict, pa.Table, pa.Table | None]], hist_range, bins: int
+) -> pl.DataFrame:
     """Statistics of several dumps, (ids, rows, init_rows) each, in one `segment_stats` call."""
     meta, parts, matrices, ids = [], [], [], []
     for dump_ids, rows, init_rows in items:
@@ -423,11 +450,10 @@ def dump_stats(
     kind, layer, target, then STAT_COLUMNS (matrix and strength statistics only for weight
     tensors, NaN otherwise), then hist (float32 array of length `bins`).
     """
-    _check_hist(hist_range, bins)
     ids = {"dataset": "", "family": "", "arch": "", "seed": 0, "epoch": 0}
     frame = _dumps_frame([(ids, rows, init_rows)], hist_range, bins).drop(list(ids))
-    return [{**row, "hist": np.asarray(row["hist"], np.float32)}
-            for row in frame.iter_rows(named=True)]  # fmt: skip
+    rows = frame.iter_rows(named=True)
+    return [{**row, "hist": np.asarray(row["hist"], np.float32)} for row in rows]
 
 
 # --------------------------------------------------------------------------------------------
@@ -466,13 +492,6 @@ def _ids(rows: pa.Table) -> dict:
     return {k: rows.column(k)[0].as_py() for k in ("dataset", "family", "arch")}
 
 
-# Small dumps are summarised several at a time (dumps of up to BATCH_VALUES weights together),
-# their scopes in segment_stats calls of about CHUNK_VALUES values, so the per-call overhead
-# is shared while the float64 working arrays stay a few tens of MB.
-BATCH_VALUES = 1 << 18
-CHUNK_VALUES = 1 << 20
-
-
 def stats_table(
     weights: pa.Table | Iterable[pa.Table], hist_range: tuple[float, float], bins: int
 ) -> pl.DataFrame:
@@ -484,7 +503,6 @@ def stats_table(
     Columns: dataset, family, arch, seed, epoch, scope, scope_type, kind, layer, target,
     STAT_COLUMNS, hist (List(Float32)).
     """
-    _check_hist(hist_range, bins)
     parts = [weights] if isinstance(weights, pa.Table) else weights
     frames, batch, batched_values = [], [], 0
     init: dict[int, pa.Table | None] = {}
@@ -534,20 +552,6 @@ def file_strength_maps(
     return pl.concat(
         [strength_maps(pf.read_row_group(i), family, in_shape) for i in range(pf.num_row_groups)]
     ).sort("seed", "epoch", maintain_order=True)
-
-
-MAP_SCHEMA: dict[str, pl.DataType] = {
-    "dataset": pl.String,
-    "family": pl.String,
-    "arch": pl.String,
-    "seed": pl.Int32,
-    "epoch": pl.Int32,
-    "tensor": pl.String,
-    "channel": pl.Int32,
-    "row": pl.Int32,
-    "col": pl.Int32,
-    "value": pl.Float64,
-}
 
 
 def strength_maps(weights: pa.Table, family: str, in_shape: tuple[int, int, int]) -> pl.DataFrame:

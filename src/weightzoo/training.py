@@ -14,17 +14,20 @@ from __future__ import annotations
 import logging
 import math
 import os
+import platform
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
 from torch.func import stack_module_state
 
+import weightzoo
 from weightzoo.data import Prepared
-from weightzoo.models import build_model, count_params
+from weightzoo.models import build_model, count_params, tensor_kinds
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +60,20 @@ def select_device(device: str) -> torch.device:
     return torch.device("cuda")
 
 
+def provenance(device: torch.device, threads: int) -> dict:
+    """What produced a run: library versions, interpreter, device and threads."""
+    dev = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor()
+    return {
+        "weightzoo_version": weightzoo.__version__,
+        "torch_version": str(torch.__version__),
+        "python_version": platform.python_version(),
+        "device": device.type,
+        "device_name": dev or platform.machine(),
+        "threads": threads,
+        "host": platform.node(),
+    }
+
+
 def set_determinism(threads: int) -> None:
     """Same seed, same bits: deterministic kernels and a fixed thread count."""
     torch.set_num_threads(threads)
@@ -75,8 +92,8 @@ def to_tensors(p: Prepared, device: torch.device) -> TensorData:
     def labels(y: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(y.astype(np.int64)).to(device)
 
-    return TensorData(norm(p.x_train), labels(p.y_train), norm(p.x_test), labels(p.y_test),
-                      int(p.n_classes))  # fmt: skip
+    x_train, x_test = norm(p.x_train), norm(p.x_test)
+    return TensorData(x_train, labels(p.y_train), x_test, labels(p.y_test), int(p.n_classes))
 
 
 def make_optimizer(params: list[torch.Tensor], train: dict) -> torch.optim.Optimizer:
@@ -93,83 +110,131 @@ def make_optimizer(params: list[torch.Tensor], train: dict) -> torch.optim.Optim
 
 
 def lr_at(train: dict, epoch: int) -> float:
-    """Learning rate used during `epoch` (1-based): constant, or cosine decay over the run."""
+    """Learning rate used during `epoch` (1-based): constant, or a per-epoch cosine decay
+    towards 0, which it reaches just after the last epoch: epoch e of E runs at
+    lr * (1 + cos(pi * (e - 1) / E)) / 2, the last one at lr * (1 + cos(pi * (E - 1) / E)) / 2."""
     if train["schedule"] == "constant":
         return train["lr"]
     return train["lr"] * 0.5 * (1 + math.cos(math.pi * (epoch - 1) / train["epochs"]))
 
 
-class SeedModels:
-    """K models of one architecture, one per seed, trained side by side.
+class Seeds:
+    """K models of one architecture, one per seed, trained side by side; one interface for
+    the two ways to run them (StackedSeeds, LoopedSeeds). Inputs and outputs carry the seed
+    axis first: (K, B, C, H, W) -> (K, B, n_classes)."""
 
-    Vectorised (the default for K > 1), the K models are one stacked model: their parameters
-    are stacked along a leading seed axis (torch.func.stack_module_state) and each model
-    family's `forward_stacked` computes all K at once, so every layer is one batched kernel
-    instead of K tiny ones. Looped, each seed keeps its own nn.Module and the forward pass
-    runs them one after another, bit for bit like training each seed alone. Either way each
-    seed's initialisation comes from `torch.manual_seed(seed)` alone, and inputs and outputs
-    carry the seed axis first: (K, B, C, H, W) -> (K, B, n_classes).
-    """
-
-    def __init__(self, family: str, arch: dict, in_shape, n_classes: int, seeds: list[int],
-                 device: torch.device, vectorise: bool = True) -> None:  # fmt: skip
-        models = []
-        for seed in seeds:
-            torch.manual_seed(seed)
-            models.append(build_model(family, arch, in_shape, n_classes).to(device))
+    def __init__(self, seeds: list[int], models: list[nn.Module]) -> None:
         self.seeds = list(seeds)
         self.n_params = count_params(models[0])
-        self.vectorised = vectorise and len(seeds) > 1
-        if self.vectorised:
-            stacked, _ = stack_module_state(models)
-            self.params = {k: v.detach().requires_grad_() for k, v in stacked.items()}
-            self.structure = models[0].to("meta")  # layer settings only; no weights
-        else:
-            self.models = models
+        self.kinds = tensor_kinds(models[0])  # (kind, layer) of every state_dict key
 
     def parameters(self) -> list[torch.Tensor]:
-        if self.vectorised:
-            return list(self.params.values())
-        return [p for m in self.models for p in m.parameters()]
+        raise NotImplementedError
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         """Each seed's own batch: x is (K, B, ...)."""
-        if self.vectorised:
-            return self.structure.forward_stacked(self.params, x)
-        return torch.stack([m(xk) for m, xk in zip(self.models, x, strict=True)])
+        raise NotImplementedError
 
     def shared(self, x: torch.Tensor) -> torch.Tensor:
         """The same batch for every seed: x is (B, ...)."""
-        if self.vectorised:
-            return self.structure.forward_stacked(self.params, x.expand(len(self.seeds), *x.shape))
-        return torch.stack([m(x) for m in self.models])
+        raise NotImplementedError
 
     def seed_state(self, k: int) -> dict[str, torch.Tensor]:
         """The k-th seed's state_dict (views, not copies)."""
-        if self.vectorised:
-            return {name: p[k].detach() for name, p in self.params.items()}
-        return {name: p.detach() for name, p in self.models[k].state_dict().items()}
+        raise NotImplementedError
 
     def snapshot(self) -> dict[str, torch.Tensor]:
         """A copy of every seed's weights, stacked: {name: (K, ...)}."""
-        if self.vectorised:
-            return {name: p.detach().clone() for name, p in self.params.items()}
+        raise NotImplementedError
+
+    def load(self, snapshot: dict[str, torch.Tensor]) -> None:
+        raise NotImplementedError
+
+
+class StackedSeeds(Seeds):
+    """The K models as one stacked model: parameters stacked along a leading seed axis
+    (torch.func.stack_module_state), and the family's `forward_stacked` computes all K at
+    once, so every layer is one batched kernel instead of K tiny ones."""
+
+    def __init__(self, seeds: list[int], models: list[nn.Module]) -> None:
+        super().__init__(seeds, models)
+        stacked, _ = stack_module_state(models)
+        self.params = {k: v.detach().requires_grad_() for k, v in stacked.items()}
+        self.structure = models[0].to("meta")  # layer settings only; no weights
+
+    def parameters(self) -> list[torch.Tensor]:
+        return list(self.params.values())
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return self.structure.forward_stacked(self.params, x)
+
+    def shared(self, x: torch.Tensor) -> torch.Tensor:
+        return self(x.expand(len(self.seeds), *x.shape))
+
+    def seed_state(self, k: int) -> dict[str, torch.Tensor]:
+        return {name: p[k].detach() for name, p in self.params.items()}
+
+    def snapshot(self) -> dict[str, torch.Tensor]:
+        return {name: p.detach().clone() for name, p in self.params.items()}
+
+    @torch.no_grad()
+    def load(self, snapshot: dict[str, torch.Tensor]) -> None:
+        for name, p in self.params.items():
+            p.copy_(snapshot[name])
+
+
+class LoopedSeeds(Seeds):
+    """Each seed keeps its own nn.Module and they run one after another, bit for bit like
+    training each seed alone."""
+
+    def __init__(self, seeds: list[int], models: list[nn.Module]) -> None:
+        super().__init__(seeds, models)
+        self.models = models
+
+    def parameters(self) -> list[torch.Tensor]:
+        return [p for m in self.models for p in m.parameters()]
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.stack([m(xk) for m, xk in zip(self.models, x, strict=True)])
+
+    def shared(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.stack([m(x) for m in self.models])
+
+    def seed_state(self, k: int) -> dict[str, torch.Tensor]:
+        return {name: p.detach() for name, p in self.models[k].state_dict().items()}
+
+    def snapshot(self) -> dict[str, torch.Tensor]:
         states = [m.state_dict() for m in self.models]
         return {name: torch.stack([s[name] for s in states]) for name in states[0]}
 
     @torch.no_grad()
     def load(self, snapshot: dict[str, torch.Tensor]) -> None:
-        if self.vectorised:
-            for name, p in self.params.items():
-                p.copy_(snapshot[name])
-            return
         for k, model in enumerate(self.models):
             for name, target in model.state_dict().items():
                 target.copy_(snapshot[name][k])
 
 
+def seed_models(
+    family: str,
+    arch: dict,
+    in_shape,
+    n_classes: int,
+    seeds: list[int],
+    device: torch.device,
+    vectorise: bool = True,
+) -> Seeds:
+    """One model per seed, each initialised from `torch.manual_seed(seed)` alone; stacked
+    (vectorise, K > 1) or looped."""
+    models = []
+    for seed in seeds:
+        torch.manual_seed(seed)
+        models.append(build_model(family, arch, in_shape, n_classes).to(device))
+    stacked = vectorise and len(seeds) > 1
+    return (StackedSeeds if stacked else LoopedSeeds)(seeds, models)
+
+
 @torch.inference_mode()
-def evaluate(models: SeedModels, x: torch.Tensor, y: torch.Tensor) -> tuple[list, list]:
+def evaluate(models: Seeds, x: torch.Tensor, y: torch.Tensor) -> tuple[list, list]:
     """Every seed's mean cross-entropy and accuracy over a whole split, in fixed-size chunks."""
     k = len(models.seeds)
     loss, correct = torch.zeros(k, device=x.device), torch.zeros(k, device=x.device)
@@ -200,6 +265,231 @@ class SeedResult:
     seeds_in_block: int
 
 
+def batches(
+    data: TensorData, orders: list[torch.Generator], batch_size: int
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """One epoch of every seed's own batches, (K, b, ...) images and (K, b) labels: seed k
+    draws its order from its own generator, so it sees what it would see alone."""
+    n = len(data.x_train)
+    perms = torch.stack([torch.randperm(n, generator=g) for g in orders])
+    perms = perms.to(data.x_train.device)
+    for i in range(0, n, batch_size):
+        idx = perms[:, i : i + batch_size]
+        yield data.x_train[idx], data.y_train[idx]
+
+
+def train_epoch(
+    models: Seeds,
+    data: TensorData,
+    opt: torch.optim.Optimizer,
+    orders: list[torch.Generator],
+    batch_size: int,
+) -> tuple[list, list]:
+    """One epoch of every seed; its running mean train loss and accuracy."""
+    k = len(models.seeds)
+    dev = data.x_train.device
+    loss_sum, correct = torch.zeros(k, device=dev), torch.zeros(k, device=dev)
+    for xb, yb in batches(data, orders, batch_size):
+        logits = models(xb)
+        # mean loss per seed; their sum gives each seed exactly its own gradient
+        losses = F.cross_entropy(logits.transpose(1, 2), yb, reduction="none").mean(1)
+        opt.zero_grad(set_to_none=True)
+        losses.sum().backward()
+        opt.step()
+        loss_sum += losses.detach() * yb.shape[1]
+        correct += (logits.detach().argmax(2) == yb).sum(1)
+    n = len(data.x_train)
+    return (loss_sum / n).tolist(), (correct / n).tolist()
+
+
+@dataclass
+class BlockState:
+    """Where a block of seeds stands after `epoch`: each seed's metrics rows with a finite
+    loss, status and divergence epoch, and its last finite weights (stacked)."""
+
+    seeds: list[int]
+    epoch: int = 0
+    history: list[list[dict]] = field(default_factory=list)
+    status: list[str] = field(default_factory=list)
+    diverged_epoch: list[int | None] = field(default_factory=list)
+    last_good: dict[str, torch.Tensor] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        k = len(self.seeds)
+        self.history = self.history or [[] for _ in range(k)]
+        self.status = self.status or ["ok"] * k
+        self.diverged_epoch = self.diverged_epoch or [None] * k
+
+    def running(self) -> list[int]:
+        return [k for k, s in enumerate(self.status) if s == "ok"]
+
+    def record(self, epoch: int, which, metrics: tuple, lr: float, wall: float) -> list[dict]:
+        """The metrics rows of seeds `which` (metrics: train loss, train acc, test loss, test
+        acc, a list over all seeds each); rows with a finite loss join their seed's history."""
+        names = ("train_loss", "train_acc", "test_loss", "test_acc")
+        rows = []
+        for k in which:
+            row = {"seed": self.seeds[k], "epoch": epoch}
+            row |= {name: values[k] for name, values in zip(names, metrics, strict=True)}
+            rows.append(row | {"lr": lr, "wall_time_s": wall})
+            if math.isfinite(row["train_loss"]):
+                self.history[k].append(rows[-1])
+        return rows
+
+    def checkpoint(self, models: Seeds, opt, orders, elapsed: float) -> dict:
+        """Everything needed to continue, as plain containers (torch.load weights_only)."""
+        return {
+            "seeds": self.seeds,
+            "epoch": self.epoch,
+            "weights": models.snapshot(),
+            "last_good": self.last_good,
+            "optimizer": opt.state_dict(),
+            "orders": [g.get_state() for g in orders],
+            "history": self.history,
+            "status": self.status,
+            "diverged_epoch": self.diverged_epoch,
+            "elapsed": elapsed,
+        }
+
+    @classmethod
+    def resume(cls, saved: dict, models: Seeds, opt, orders) -> BlockState:
+        """The state saved by `checkpoint`, loaded back into the models, optimizer, orders."""
+        if list(saved["seeds"]) != models.seeds:
+            raise ValueError(f"resume state is for seeds {saved['seeds']}, not {models.seeds}")
+        models.load(saved["weights"])
+        opt.load_state_dict(saved["optimizer"])
+        for g, state in zip(orders, saved["orders"], strict=True):
+            g.set_state(state)
+        return cls(
+            models.seeds,
+            saved["epoch"],
+            saved["history"],
+            list(saved["status"]),
+            list(saved["diverged_epoch"]),
+            saved["last_good"],
+        )
+
+
+def fit(
+    models: Seeds,
+    data: TensorData,
+    train: dict,
+    dump_epochs: list[int],
+    *,
+    on_dump: Callable[[int, dict[int, dict[str, torch.Tensor]]], None],
+    on_epoch: Callable[[dict], None],
+    on_checkpoint: Callable[[dict], None] | None = None,
+    resume: dict | None = None,
+    checkpoint_every_s: float = 0.0,
+) -> list[SeedResult]:
+    """Train a block of seeds; on_dump(epoch, {seed: state}), on_epoch(metrics row).
+
+    A seed whose epoch loss becomes NaN or infinite stops with status 'diverged' and its last
+    finite state is dumped as its final epoch; the others go on. After an epoch, once
+    `checkpoint_every_s` have passed since the last checkpoint (0: every epoch),
+    on_checkpoint(state) gets everything needed to continue; passing that state back as
+    `resume` continues after that epoch and ends with bit-identical weights.
+    """
+    t0 = time.perf_counter()
+    opt = make_optimizer(models.parameters(), train)
+    orders = [torch.Generator().manual_seed(s) for s in models.seeds]  # not the init RNG
+    saved_at = time.perf_counter()
+
+    def record(epoch: int, train_loss: list, train_acc: list, lr: float, which) -> None:
+        test = evaluate(models, data.x_test, data.y_test)
+        wall = time.perf_counter() - t0
+        for row in state.record(epoch, which, (train_loss, train_acc, *test), lr, wall):
+            on_epoch(row)
+
+    def checkpoint() -> None:
+        nonlocal saved_at
+        if on_checkpoint is not None and time.perf_counter() - saved_at >= checkpoint_every_s:
+            saved_at = time.perf_counter()
+            on_checkpoint(state.checkpoint(models, opt, orders, time.perf_counter() - t0))
+
+    if resume is None:
+        state = BlockState(models.seeds)
+        record(0, *evaluate(models, data.x_train, data.y_train), 0.0, range(len(models.seeds)))
+        on_dump(0, {seed: models.seed_state(k) for k, seed in enumerate(models.seeds)})
+        state.last_good = models.snapshot()
+        checkpoint()
+    else:  # continue after the last completed epoch
+        state = BlockState.resume(resume, models, opt, orders)
+        t0 -= resume["elapsed"]
+        logger.info("seeds %s: resuming after epoch %d", models.seeds, state.epoch)
+
+    for epoch in range(state.epoch + 1, train["epochs"] + 1):
+        if not (running := state.running()):
+            break
+        lr = lr_at(train, epoch)
+        for group in opt.param_groups:
+            group["lr"] = lr
+        train_loss, train_acc = train_epoch(models, data, opt, orders, train["batch_size"])
+        record(epoch, train_loss, train_acc, lr, running)
+        state.epoch = epoch
+        end_epoch(state, models, running, train_loss, dump_epochs, on_dump)
+        checkpoint()
+    return finish(models, data, state, time.perf_counter() - t0)
+
+
+def end_epoch(
+    state: BlockState,
+    models: Seeds,
+    running: list[int],
+    train_loss: list,
+    dump_epochs: list[int],
+    on_dump,
+) -> None:
+    """Mark the seeds whose loss is no longer finite as diverged (their last finite state is
+    their final dump), dump the others at a dump epoch, and keep their weights as last good."""
+    epoch, seeds = state.epoch, models.seeds
+    finite = [k for k in running if math.isfinite(train_loss[k])]
+    lost = {}  # seeds that diverged now: their last finite state ends their dumps
+    for k in sorted(set(running) - set(finite)):
+        state.status[k], state.diverged_epoch[k] = "diverged", epoch
+        logger.warning(
+            "seed %d diverged at epoch %d (train loss %s)", seeds[k], epoch, train_loss[k]
+        )
+        if epoch - 1 not in dump_epochs:
+            lost[seeds[k]] = {name: w[k] for name, w in state.last_good.items()}
+    if lost:
+        on_dump(epoch - 1, lost)
+    if finite and epoch in dump_epochs:
+        on_dump(epoch, {seeds[k]: models.seed_state(k) for k in finite})
+    if finite:
+        current = models.snapshot()
+        for name, w in state.last_good.items():
+            w[finite] = current[name][finite]
+
+
+def finish(models: Seeds, data: TensorData, state: BlockState, wall: float) -> list[SeedResult]:
+    """Each seed's result, from its last finite weights (diverged seeds are put back)."""
+    models.load(state.last_good)
+    final_train_loss, final_train_acc = evaluate(models, data.x_train, data.y_train)
+    results = []
+    for k, seed in enumerate(models.seeds):
+        rows = state.history[k]
+        best = max(rows, key=lambda r: r["test_acc"])
+        results.append(
+            SeedResult(
+                seed=seed,
+                status=state.status[k],
+                n_params=models.n_params,
+                epochs_run=rows[-1]["epoch"],
+                diverged_epoch=state.diverged_epoch[k],
+                final_train_acc=final_train_acc[k],
+                final_train_loss=final_train_loss[k],
+                final_test_acc=rows[-1]["test_acc"],
+                final_test_loss=rows[-1]["test_loss"],
+                best_test_acc=best["test_acc"],
+                best_epoch=best["epoch"],
+                wall_time_s=wall,
+                seeds_in_block=len(models.seeds),
+            )
+        )
+    return results
+
+
 def train_seeds(
     family: str,
     arch: dict,
@@ -207,127 +497,26 @@ def train_seeds(
     train: dict,
     seeds: list[int],
     dump_epochs: list[int],
-    on_dump: Callable[[int, dict[int, dict[str, torch.Tensor]]], None],
-    on_epoch: Callable[[dict], None],
-    on_checkpoint: Callable[[dict], None] | None = None,
+    on_dump,
+    on_epoch,
+    on_checkpoint=None,
+    *,
     resume: dict | None = None,
     vectorise: bool = True,
     checkpoint_every_s: float = 0.0,
 ) -> list[SeedResult]:
-    """Train `seeds` of one architecture together; on_dump(epoch, {seed: state}), on_epoch(row).
-
-    Each seed has its own initialisation and its own batch order (a generator seeded with
-    the seed), so its run is the one it would have alone; vectorised, it agrees with that
-    run to float rounding. A seed whose epoch loss becomes NaN or infinite stops with status
-    'diverged' and its last finite state is dumped as its final epoch; the others go on.
-    After an epoch, once `checkpoint_every_s` have passed since the last checkpoint (0: after
-    every epoch), on_checkpoint gets everything needed to continue; passing that back as
-    `resume` continues after that epoch and ends with bit-identical weights.
-    """
-    t0 = time.perf_counter()
-    dev, k_seeds = data.x_train.device, len(seeds)
-    models = SeedModels(family, arch, data.in_shape, data.n_classes, seeds, dev, vectorise)
-    opt = make_optimizer(models.parameters(), train)
-    orders = [torch.Generator().manual_seed(s) for s in seeds]  # independent of the init RNG
-    n, bs = len(data.x_train), train["batch_size"]
-    history: list[list[dict]] = [[] for _ in seeds]
-    status, diverged_epoch = ["ok"] * k_seeds, [None] * k_seeds
-
-    def record(epoch: int, train_loss: list, train_acc: list, lr: float, which) -> None:
-        test_loss, test_acc = evaluate(models, data.x_test, data.y_test)
-        for k in which:
-            row = {"seed": seeds[k], "epoch": epoch, "train_loss": train_loss[k],
-                   "train_acc": train_acc[k], "test_loss": test_loss[k], "test_acc": test_acc[k],
-                   "lr": lr, "wall_time_s": time.perf_counter() - t0}  # fmt: skip
-            on_epoch(row)
-            if math.isfinite(train_loss[k]):
-                history[k].append(row)
-
-    last_checkpoint = time.perf_counter()
-
-    def checkpoint(epoch: int) -> None:
-        nonlocal last_checkpoint
-        if (
-            on_checkpoint is not None
-            and time.perf_counter() - last_checkpoint >= checkpoint_every_s
-        ):
-            last_checkpoint = time.perf_counter()
-            on_checkpoint({"seeds": seeds, "epoch": epoch, "weights": models.snapshot(),
-                           "last_good": last_good, "optimizer": opt.state_dict(),
-                           "orders": [g.get_state() for g in orders], "history": history,
-                           "status": status, "diverged_epoch": diverged_epoch,
-                           "elapsed": time.perf_counter() - t0})  # fmt: skip
-
-    if resume is None:
-        start = 1
-        record(0, *evaluate(models, data.x_train, data.y_train), 0.0, range(k_seeds))
-        on_dump(0, {seed: models.seed_state(k) for k, seed in enumerate(seeds)})
-        last_good = models.snapshot()
-        checkpoint(0)
-    else:  # continue after the last completed epoch
-        if list(resume["seeds"]) != list(seeds):
-            raise ValueError(f"resume state is for seeds {resume['seeds']}, not {seeds}")
-        models.load(resume["weights"])
-        opt.load_state_dict(resume["optimizer"])
-        for g, state in zip(orders, resume["orders"], strict=True):
-            g.set_state(state)
-        history, last_good = resume["history"], resume["last_good"]
-        status, diverged_epoch = list(resume["status"]), list(resume["diverged_epoch"])
-        start, t0 = resume["epoch"] + 1, t0 - resume["elapsed"]
-        logger.info("seeds %s: resuming after epoch %d", seeds, resume["epoch"])
-
-    for epoch in range(start, train["epochs"] + 1):
-        running = [k for k in range(k_seeds) if status[k] == "ok"]
-        if not running:
-            break
-        lr = lr_at(train, epoch)
-        for group in opt.param_groups:
-            group["lr"] = lr
-        perms = torch.stack([torch.randperm(n, generator=g) for g in orders]).to(dev)
-        loss_sum, correct = torch.zeros(k_seeds, device=dev), torch.zeros(k_seeds, device=dev)
-        for i in range(0, n, bs):
-            idx = perms[:, i : i + bs]  # (K, b): each seed's own batch
-            xb, yb = data.x_train[idx], data.y_train[idx]
-            logits = models(xb)
-            # mean loss per seed; their sum gives each seed exactly its own gradient
-            losses = F.cross_entropy(logits.transpose(1, 2), yb, reduction="none").mean(1)
-            opt.zero_grad(set_to_none=True)
-            losses.sum().backward()
-            opt.step()
-            loss_sum += losses.detach() * idx.shape[1]
-            correct += (logits.detach().argmax(2) == yb).sum(1)
-        train_loss, train_acc = (loss_sum / n).tolist(), (correct / n).tolist()
-        record(epoch, train_loss, train_acc, lr, running)
-        finite = [k for k in running if math.isfinite(train_loss[k])]
-        lost = {}  # seeds that diverged now: their last finite state ends their dumps
-        for k in sorted(set(running) - set(finite)):
-            status[k], diverged_epoch[k] = "diverged", epoch
-            logger.warning("seed %d diverged at epoch %d (train loss %s)", seeds[k], epoch,
-                           train_loss[k])  # fmt: skip
-            if epoch - 1 not in dump_epochs:
-                lost[seeds[k]] = {name: w[k] for name, w in last_good.items()}
-        if lost:
-            on_dump(epoch - 1, lost)
-        if finite and epoch in dump_epochs:
-            on_dump(epoch, {seeds[k]: models.seed_state(k) for k in finite})
-        if finite:
-            current = models.snapshot()
-            for name, w in last_good.items():
-                w[finite] = current[name][finite]
-        checkpoint(epoch)
-
-    models.load(last_good)  # diverged seeds back to their last finite state
-    final_train_loss, final_train_acc = evaluate(models, data.x_train, data.y_train)
-    wall = time.perf_counter() - t0
-    results = []
-    for k, seed in enumerate(seeds):
-        best = max(history[k], key=lambda r: r["test_acc"])
-        results.append(SeedResult(
-            seed=seed, status=status[k], n_params=models.n_params,
-            epochs_run=history[k][-1]["epoch"], diverged_epoch=diverged_epoch[k],
-            final_train_acc=final_train_acc[k], final_train_loss=final_train_loss[k],
-            final_test_acc=history[k][-1]["test_acc"], final_test_loss=history[k][-1]["test_loss"],
-            best_test_acc=best["test_acc"], best_epoch=best["epoch"], wall_time_s=wall,
-            seeds_in_block=k_seeds,
-        ))  # fmt: skip
-    return results
+    """`fit` freshly built models of `seeds` (see `seed_models`)."""
+    models = seed_models(
+        family, arch, data.in_shape, data.n_classes, seeds, data.x_train.device, vectorise
+    )
+    return fit(
+        models,
+        data,
+        train,
+        dump_epochs,
+        on_dump=on_dump,
+        on_epoch=on_epoch,
+        on_checkpoint=on_checkpoint,
+        resume=resume,
+        checkpoint_every_s=checkpoint_every_s,
+    )

@@ -1,0 +1,61 @@
+"""The zoo's per-run tables: their keys and columns, and how a training job's records become
+the metrics and runs tables of results/."""
+
+from __future__ import annotations
+
+import json
+
+import polars as pl
+
+# A run is one seed of one architecture on one dataset; every table carries these keys.
+RUN_KEYS = ["dataset", "family", "arch", "seed"]
+# The runs table's leading columns, in order (provenance and the config slice follow).
+RUNS_COLUMNS = [
+    "dataset",
+    "family",
+    "arch",
+    "seed",
+    "n_params",
+    "status",
+    "final_test_acc",
+    "best_test_acc",
+    "best_epoch",
+    "final_train_acc",
+    "final_test_loss",
+    "final_train_loss",
+    "epochs_run",
+    "epochs_planned",
+    "diverged_epoch",
+    "wall_time_s",
+    "seeds_in_block",
+]
+_INT_COLUMNS = ("seed", "epochs_run", "epochs_planned", "best_epoch", "seeds_in_block")
+
+
+def metrics_frame(rows: list[dict], *, dataset: str, family: str, arch: str) -> pl.DataFrame:
+    """One row per (seed, epoch) of a training job, keyed like every table."""
+    keys = {"dataset": dataset, "family": family, "arch": arch}
+    return (
+        pl.DataFrame(rows)
+        .select(
+            *(pl.lit(v).alias(k) for k, v in keys.items()),
+            pl.col("seed").cast(pl.Int32),
+            pl.col("epoch").cast(pl.Int32),
+            pl.exclude("seed", "epoch"),
+        )
+        .sort("seed", "epoch", maintain_order=True)
+    )
+
+
+def runs_frame(
+    results: list, *, tags: dict, epochs_planned: int, provenance: dict, config_slice: dict
+) -> pl.DataFrame:
+    """One row per seed of a training job: its result, provenance and config slice."""
+    config = json.dumps(config_slice, sort_keys=True)
+    rows = [
+        {**tags, **vars(r), "epochs_planned": epochs_planned, **provenance, "config": config}
+        for r in results
+    ]
+    return pl.DataFrame(rows).with_columns(
+        pl.col(_INT_COLUMNS).cast(pl.Int32), pl.col("diverged_epoch").cast(pl.Int32)
+    )

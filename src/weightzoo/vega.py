@@ -1,0 +1,76 @@
+"""Writing figures: Altair charts to offline HTML, SVG or PNG and Vega-Lite specs, with
+vl-convert (no network, no browser); the inlined JavaScript bundle for the dashboard."""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+from pathlib import Path
+
+import altair as alt
+import vl_convert
+
+from weightzoo.io import atomic_path
+
+
+def _vl_version() -> str | None:
+    """The Vega-Lite version Altair writes specs for, as vl-convert names it ('6.4')."""
+    version = ".".join(alt.SCHEMA_VERSION.lstrip("v").split(".")[:2])
+    return version if version in vl_convert.get_vegalite_versions() else None
+
+
+VL_VERSION = _vl_version()
+
+
+def chart_spec(chart: alt.TopLevelMixin) -> dict:
+    """The chart's Vega-Lite spec (a JSON-ready dict, data inline), e.g. for the dashboard."""
+    return chart.to_dict()
+
+
+_REMOTE = re.compile(
+    r"<(?:script|link|img|iframe)\b[^>]*?\b(?:src|href)\s*=\s*[\"']?\s*(?:https?:)?//", re.I
+)
+
+
+def check_offline(html: str, what: str = "page") -> None:
+    """Raise if the HTML loads a script, style sheet, image or frame from the network."""
+    found = _REMOTE.search(html)
+    if found:
+        raise RuntimeError(f"{what} would load {found.group(0)!r} from the network")
+
+
+def save_chart(
+    chart: alt.TopLevelMixin, html_path: str | Path, image_path: str | Path
+) -> tuple[Path, Path]:
+    """Write the chart as a self-contained offline HTML (Vega libraries inlined) and as an
+    image, SVG or PNG by `image_path`'s suffix; both atomically. Returns the two paths."""
+    html_path, image_path = Path(html_path), Path(image_path)
+    suffix = image_path.suffix.lower()
+    if suffix not in (".svg", ".png"):
+        raise ValueError(f"image path {image_path} must end in .svg or .png")
+    spec = chart_spec(chart)
+    html = vl_convert.vegalite_to_html(spec, vl_version=VL_VERSION, bundle=True)
+    check_offline(html, str(html_path))
+    with atomic_path(html_path) as tmp:
+        tmp.write_text(html, encoding="utf-8")
+    with atomic_path(image_path) as tmp:
+        if suffix == ".svg":
+            tmp.write_text(vl_convert.vegalite_to_svg(spec, vl_version=VL_VERSION), "utf-8")
+        else:
+            tmp.write_bytes(vl_convert.vegalite_to_png(spec, vl_version=VL_VERSION, scale=2))
+    return html_path, image_path
+
+
+def save_spec(record: dict, path: str | Path) -> None:
+    """A figure's record for the dashboard (name, title, caption, spec), as JSON."""
+    with atomic_path(Path(path)) as tmp:
+        tmp.write_text(json.dumps(record))
+
+
+@functools.cache
+def javascript_bundle() -> str:
+    """vega-embed, Vega-Lite and Vega as one classic script that defines `window.vegaEmbed`,
+    for the Vega-Lite version Altair writes; safe to inline in a <script> element."""
+    bundle = vl_convert.javascript_bundle("window.vegaEmbed = vegaEmbed;", vl_version=VL_VERSION)
+    return re.sub(r"</(script)", r"<\\/\1", bundle, flags=re.I)
