@@ -7,8 +7,11 @@ import json
 
 import polars as pl
 
-# A run is one seed of one architecture on one dataset; every table carries these keys.
-RUN_KEYS = ["dataset", "family", "arch", "seed"]
+# A cell is one architecture trained on one dataset: the unit of inference of the analysis
+# (its seeds are not independent samples). A run is one seed of a cell; every table carries
+# these keys.
+CELL_KEYS = ["dataset", "family", "arch"]
+RUN_KEYS = [*CELL_KEYS, "seed"]
 # The runs table's leading columns, in order (provenance and the config slice follow).
 RUNS_COLUMNS = [
     "dataset",
