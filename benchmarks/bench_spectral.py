@@ -305,8 +305,8 @@ def _budget(opts: common.Options, cfg: dict, repeats: int) -> tuple[list[Budget]
             "weights_path": path,
             "family": arch.family,
             "in_shape": [1, 8, 8],
-            "hist_range": hist["range"],
-            "bins": hist["bins"],
+            "hist": hist,
+            "spectral": None,  # the job without the fits: the reference of the budget
             "stats_out": work / f"{arch.id}.stats.parquet",
             "maps_out": work / f"{arch.id}.maps.parquet",
         }

@@ -527,7 +527,9 @@ def section_memory(opts: common.Options) -> str:
         sizes = [meta.row_group(i).total_byte_size for i in range(meta.num_row_groups)]
         smem = measure_job("stats", {
             "weights_path": str(weights), "family": family, "in_shape": list(p.x_train.shape[1:]),
-            "hist_range": [-1.0, 1.0], "bins": 200,
+            "hist": {"range": [-1.0, 1.0], "bins": 200, "scaled_range": [-8.0, 8.0]},
+            "spectral": {"min_evals": 50, "min_tail": 10, "null_draws": 3, "null_min_evals": 0,
+                         "pool_kernel_positions": False},
             "stats_out": str(opts.workdir / f"mem-{name}-stats.parquet"),
             "maps_out": str(opts.workdir / f"mem-{name}-maps.parquet"),
         })  # fmt: skip

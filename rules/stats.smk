@@ -15,8 +15,8 @@ rule weight_stats:
         "../envs/analysis.yaml"
     params:
         job=stats_settings,
-        hist_range=config["analysis"]["hist"]["range"],
-        bins=config["analysis"]["hist"]["bins"],
+        hist=config["analysis"]["hist"],
+        spectral=config["analysis"]["spectral"],
     script:
         "../workflow/scripts/weight_stats.py"
 

@@ -20,8 +20,13 @@ PINS = dict(
 
 def test_schema_statistics_are_the_summary_columns_of_the_stats_table():
     listed = SCHEMA_DOC["$defs"]["statistic"]["enum"]
-    assert listed == list(stats.SUMMARY_STATISTICS)
-    assert set(listed) <= set(stats.STAT_COLUMNS)
+    assert listed == list(stats.CLAIM_STATISTICS)
+    assert set(listed) <= set(stats.stats_schema())
+
+
+def test_spectral_defaults_are_the_config_defaults(default_config):
+    assert default_config["analysis"]["spectral"] == stats.SPECTRAL_DEFAULTS
+    assert tuple(default_config["analysis"]["hist"]["scaled_range"]) == stats.SCALED_RANGE
 
 
 def test_activations_agree_between_schema_families_and_models():

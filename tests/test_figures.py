@@ -90,8 +90,21 @@ def make_final(groups: pl.DataFrame) -> pl.DataFrame:
                     "hist": gaussian_hist(shrink * sigma[run["group"]]),
                     "final_test_acc": acc, "group": run["group"], "status": run["status"],
                     "n_params": run["n_params"], "epochs_run": FINAL_EPOCH,
+                    **spectral_fit(kind, target, k, acc),
                 })  # fmt: skip
     return pl.DataFrame(rows).with_columns(pl.col("hist").cast(pl.List(pl.Float32)))
+
+
+def spectral_fit(kind: str, target: str, k: int, acc: float) -> dict:
+    """Heavy-tail fit columns: weight matrices of w only; the first tensor's fit is flagged
+    (too few eigenvalues), the others valid with alpha = 2 + 3 * acc against a null of 4-6."""
+    if kind != "weight" or target != "w":
+        return {"alpha": None, "fit_status": None, "alpha_null_low": None,
+                "alpha_null_high": None, "heavy_tailed": None}  # fmt: skip
+    status = "too_few_evals" if k == 1 else "ok"
+    alpha = 2 + 3 * acc
+    return {"alpha": alpha, "fit_status": status, "alpha_null_low": 4.0,
+            "alpha_null_high": 6.0, "heavy_tailed": status == "ok" and alpha < 4.0}  # fmt: skip
 
 
 def make_maps(groups: pl.DataFrame, epochs=(FINAL_EPOCH,)) -> pl.DataFrame:
@@ -364,6 +377,20 @@ def test_distance_heatmap_refuses_several_subsets():
 # --------------------------------------------------------------------------------------------
 # All figures
 # --------------------------------------------------------------------------------------------
+
+
+def test_spectral_alpha_has_one_point_per_architecture_and_layer_with_flags(final):
+    spec = figures.spectral_alpha_chart(final, 200, 150).to_dict()
+    points = table_with(spec, "acc", "alpha", "null_low", "fit")
+    # per dataset x family x architecture: the layer positions of its weight tensors
+    per_arch = {"mlp": 2, "cnn": 3, "vit": 3}  # mlp: first, last; cnn/vit: first, middle, last
+    assert points.height == len(DATASETS) * len(WIDTHS) * sum(per_arch.values())
+    first = points.filter(layer_position="first")
+    assert set(first["fit"]) == {"flagged"}  # the first tensor's fits are too_few_evals
+    assert set(points.filter(layer_position="last")["fit"]) == {"valid"}
+    assert (points["null_low"] == 4.0).all() and (points["null_high"] == 6.0).all()
+    best = points.filter(arch="mlp-w16", dataset="digits", layer_position="last")
+    assert best["alpha"][0] == pytest.approx(2 + 3 * 0.91)  # mean over seeds 0.9, 0.91, 0.92
 
 
 def test_every_figure_is_listed_with_a_title_and_a_caption(groups, final):

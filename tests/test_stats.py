@@ -13,6 +13,7 @@ import scipy.stats
 
 from weightzoo.dumps import WEIGHTS_SCHEMA
 from weightzoo.stats import (
+    SPECTRAL_COLUMNS,
     QUANTILES,
     STAT_COLUMNS,
     STRENGTH_COLUMNS,
@@ -250,7 +251,10 @@ def test_dump_stats_pools_and_delta(table):
     init = table.filter(pa.array(np.array(table["epoch"]) == 0))
     rows = table.filter(pa.array(np.array(table["epoch"]) == 1))
     out = {(d["scope"], d["target"]): d for d in dump_stats(rows, init, RANGE, 4)}
-    assert len(out) == 8
+    assert len(out) == 8 + 1  # (2 tensors + 2 pools) x (w, delta), and the scaled weights
+    scaled = out["all_weights", "scaled"]  # W1 / std(W0): the initial scale divided out
+    assert scaled["std"] == pytest.approx(W1.std() / W0.std())
+    assert scaled["mean"] == pytest.approx(W1.mean() / W0.std())
     both = tensor_stats(np.concatenate([W1.ravel(), B1]), RANGE, 4)
     assert out["all_params", "w"]["l2"] == pytest.approx(both["l2"])
     pool = out["all_weights", "w"]
@@ -275,9 +279,10 @@ def test_stats_table_is_tidy_with_zero_delta_at_epoch_0(table):
     assert df.columns == [
         "dataset", "family", "arch", "seed", "epoch",
         "scope", "scope_type", "kind", "layer", "target",
-        *STAT_COLUMNS, "hist",
+        *STAT_COLUMNS, *SPECTRAL_COLUMNS, "hist",
     ]  # fmt: skip
-    assert df.height == (2 + 2) * 2 * 2  # (tensors + pools) x targets x epochs
+    # (tensors + pools) x (w, delta) x epochs, and one scaled pool per epoch
+    assert df.height == (2 + 2) * 2 * 2 + 2
     assert df.schema["hist"] == pl.List(pl.Float32) and df.schema["seed"] == pl.Int32
     zero = df.filter(epoch=0, target="delta")
     assert zero.height == 4
@@ -320,7 +325,7 @@ def test_stats_and_maps_of_a_real_vit_dump():
         epoch=0,
     )
     df = stats_table(dump, RANGE, 8)
-    assert df.height == (dump.num_rows + 2) * 2
+    assert df.height == (dump.num_rows + 2) * 2 + 1  # (tensors + pools) x (w, delta) + scaled
     pos = df.filter(scope="pos_embed", target="w").row(0, named=True)
     assert pos["kind"] == "embedding" and math.isnan(pos["spectral_norm"])
     q = df.filter(scope="blocks.0.attn.q.weight", target="w").row(0, named=True)
@@ -354,3 +359,34 @@ def test_segment_stats_equal_tensor_stats_of_each_segment():
             got = cols[key][i]
             np.testing.assert_allclose(got, value, rtol=1e-12, atol=0, equal_nan=True,
                                        err_msg=f"segment {i} {key}")  # fmt: skip
+
+
+def test_heavy_tail_fits_fill_the_weight_matrices_and_summarise_the_pool():
+    rng = np.random.default_rng(0)
+    w0 = rng.normal(size=(60, 80)).astype(np.float32)
+    w1 = (w0 + 0.1 * rng.normal(size=(60, 80))).astype(np.float32)
+    b = np.zeros(60, np.float32)
+    table = weights_table({(0, 0): tensors(w0, b), (0, 1): tensors(w1, b)})
+    settings = {"min_evals": 50, "min_tail": 10, "null_draws": 3, "null_min_evals": 0,
+                "pool_kernel_positions": False}  # fmt: skip
+    df = stats_table(table, RANGE, 4, spectral_settings=settings)
+    matrix = df.filter(scope="hidden.0.weight", target="w").sort("epoch")
+    assert matrix["num_evals"].to_list() == [60.0, 60.0]  # min(60, 80) eigenvalues
+    assert set(matrix["fit_status"]) <= {"ok", "short_tail"}
+    assert matrix["alpha_init"].to_list() == [matrix["alpha"][0]] * 2  # epoch 0's alpha
+    # a Gaussian matrix: no heavy tail against its shuffled null
+    assert not matrix["heavy_tailed"].any()
+    # the same fit as the spectral module's own, with the null seeded by seed, epoch, name
+    from weightzoo import spectral
+    import zlib
+
+    again = spectral.spectral_stats(w1, seed=[0, 1, zlib.crc32(b"hidden.0.weight")], **settings)
+    assert matrix["alpha"][1] == again["alpha"] and matrix["alpha_null"][1] == again["alpha_null"]
+    pool = df.filter(scope="all_weights", target="w").sort("epoch")
+    ok = matrix["fit_status"] == "ok"
+    assert pool["n_valid_fits"].to_list() == ok.cast(pl.Int32).to_list()
+    assert pool.filter(ok.to_list())["alpha"].to_list() == matrix.filter(ok)["alpha"].to_list()
+    # biases and w - w0 rows get no fit; without settings every fit column is null
+    assert df.filter(scope="hidden.0.bias")["fit_status"].null_count() == 4
+    assert df.filter(target="delta", scope_type="tensor")["alpha"].is_null().all()
+    assert stats_table(table, RANGE, 4)["alpha"].is_null().all()

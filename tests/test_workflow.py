@@ -134,8 +134,9 @@ def test_stats_table_summarises_every_dump(tiny_run):
     work, _, _ = tiny_run
     st = pl.read_parquet(work / "results/tables/stats.parquet")
     run = st.filter(dataset="digits", arch="mlp-d1-w16", seed=0)
-    # 3 dumps (epochs 0, 1, 3) x (4 tensors + 2 pools) x 2 targets (w, w - w0)
-    assert run.height == 3 * 6 * 2
+    # 3 dumps (epochs 0, 1, 3) x ((4 tensors + 2 pools) x 2 targets (w, w - w0) + the pool of
+    # w / std(w0))
+    assert run.height == 3 * (6 * 2 + 1)
     assert set(run["scope"]) == {"hidden.0.weight", "hidden.0.bias", "head.weight", "head.bias",
                                  "all_weights", "all_params"}  # fmt: skip
     # the statistics are those of the dumped values
@@ -212,27 +213,28 @@ def planned_jobs(work: Path, configs: list[str], override: dict) -> dict[str, in
 
 
 DOWNSTREAM = {"aggregate_runs": 1, "aggregate_stats": 1, "aggregate_strength_maps": 1,
-              "claims": 1, "figure": 7, "dashboard": 1, "all": 1}  # fmt: skip
+              "claims": 1, "figure": len(FIGURES), "dashboard": 1, "all": 1}  # fmt: skip
+N_DOWNSTREAM = sum(DOWNSTREAM.values())
 
 
 def test_changing_one_family_retrains_only_that_family(tiny_run):
     work, configs, _ = tiny_run
     plan = planned_jobs(work, configs, {"families": {"cnn": {"train": {"lr": 0.01}}}})
     # 2 CNN architectures x 2 datasets x 1 seed block, their statistics, then every table,
-    # the claims, the 7 figures and the dashboard that depend on them
-    assert plan == {"train": 4, "weight_stats": 4, **DOWNSTREAM, "total": 8 + 13}
+    # the claims, the figures and the dashboard that depend on them
+    assert plan == {"train": 4, "weight_stats": 4, **DOWNSTREAM, "total": 8 + N_DOWNSTREAM}
 
 
 def test_adding_a_block_of_seeds_trains_only_the_new_block(tiny_run):
     work, configs, _ = tiny_run
     plan = planned_jobs(work, configs, {"seeds": {"start": 0, "count": 4}})
-    assert plan == {"train": 12, "weight_stats": 12, **DOWNSTREAM, "total": 24 + 13}
+    assert plan == {"train": 12, "weight_stats": 12, **DOWNSTREAM, "total": 24 + N_DOWNSTREAM}
 
 
 def test_changing_figure_settings_redoes_only_figures(tiny_run):
     work, configs, _ = tiny_run
     plan = planned_jobs(work, configs, {"figures": {"width": 333, "statistic": "kurtosis"}})
-    assert plan == {"figure": 7, "dashboard": 1, "all": 1, "total": 9}
+    assert plan == {"figure": len(FIGURES), "dashboard": 1, "all": 1, "total": len(FIGURES) + 2}
 
 
 def test_changing_the_histogram_range_redoes_statistics_not_training(tiny_run):
@@ -328,9 +330,9 @@ def test_paper_config_plans_the_expected_jobs_offline(tmp_path):
     assert paper["datasets"] == ["mnist", "fashion_mnist", "cifar10"]
     assert counts["train"] == 3 * (40 + 24 + 8) * 3 == 648
     assert counts["download_dataset"] == 3 and counts["prepare_dataset"] == 3
-    assert counts["weight_stats"] == 648 and counts["figure"] == 7
+    assert counts["weight_stats"] == 648 and counts["figure"] == len(FIGURES)
     # + 3 aggregations, claims, dashboard, all
-    assert counts["total"] == 2 * 648 + 3 + 3 + 3 + 1 + 7 + 1 + 1
+    assert counts["total"] == 2 * 648 + 3 + 3 + 3 + 1 + len(FIGURES) + 1 + 1
 
 
 def test_lint_is_clean():

@@ -71,9 +71,10 @@ def _known_keys(root: dict, schema: dict) -> list[str]:
 
 
 def _check_analysis(analysis: dict) -> None:
-    lo, hi = analysis["hist"]["range"]
-    if not lo < hi:
-        raise ConfigError(f"analysis.hist.range: [{lo}, {hi}] is empty; give [low, high]")
+    for key in ("range", "scaled_range"):
+        lo, hi = analysis["hist"][key]
+        if not lo < hi:
+            raise ConfigError(f"analysis.hist.{key}: [{lo}, {hi}] is empty; give [low, high]")
     groups = analysis["groups"]
     if groups["suboptimal_below"] < groups["optimal_within"]:
         raise ConfigError(

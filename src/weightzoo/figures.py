@@ -616,6 +616,99 @@ def distance_heatmap_chart(
     )
 
 
+def _layer_position(scope: pl.Expr) -> pl.Expr:
+    """first (the input layer), last (the head) or middle, from a weight tensor's name."""
+    first = scope.str.contains(r"^(hidden\.0|blocks\.0\.conv|patch_embed)\.")
+    return (
+        pl.when(scope.str.starts_with("head."))
+        .then(pl.lit("last"))
+        .when(first)
+        .then(pl.lit("first"))
+        .otherwise(pl.lit("middle"))
+    )
+
+
+def spectral_alpha_chart(final: pl.DataFrame, width: int = 220, height: int = 180) -> alt.Chart:
+    """The heavy-tail exponent α of each weight matrix's eigenvalue spectrum (WeightWatcher's
+    fit) against test accuracy: one point per architecture and layer (the mean over its
+    seeds), coloured by where the layer sits (input, middle, output), with a grey bar from the
+    lowest to the highest α of the same matrix with its entries shuffled (the null: what
+    noise of the same marginal gives). Fits that cannot be trusted are drawn as grey open
+    circles: a power-law tail fitted to fewer than `analysis.spectral.min_evals` eigenvalues
+    (50 by default), or to a tail shorter than `min_tail`, lands almost anywhere, even inside
+    the "well-trained" band 2–6 for random matrices, so small layers are flagged and left out
+    of the claims rather than read. A layer is heavy-tailed only where its α lies below its
+    null's band.
+    """
+    keys = ["dataset", "family", "arch", "layer_position"]
+    layers = (
+        _ok_runs(final)
+        .filter(scope_type="tensor", kind="weight", target="w")
+        .filter(pl.col("fit_status").is_not_null())
+        .with_columns(_finite("alpha"), layer_position=_layer_position(pl.col("scope")))
+        .group_by(keys)
+        .agg(
+            acc=pl.col("final_test_acc").mean(),
+            alpha=pl.col("alpha").mean(),
+            null_low=pl.col("alpha_null_low").mean(),
+            null_high=pl.col("alpha_null_high").mean(),
+            valid=(pl.col("fit_status") == "ok").mean(),
+            heavy=pl.col("heavy_tailed").cast(pl.Float64).mean(),
+            runs=pl.len(),
+        )
+        .drop_nulls(["acc", "alpha"])
+        .with_columns(
+            fit=pl.when(pl.col("valid") >= 0.5).then(pl.lit("valid")).otherwise(pl.lit("flagged"))
+        )
+        .sort(keys)
+    )
+    if layers.height == 0:
+        return no_data("no spectral fits of weight matrices", width, height)
+    positions = ["first", "middle", "last"]
+    x = alt.X("acc:Q", title="final test accuracy", axis=_acc_axis(layers["acc"]))
+    y = alt.Y("alpha:Q", title="α of the eigenvalue spectrum", scale=alt.Scale(type="log"))
+    valid = alt.datum.fit == "valid"
+    tooltip = [
+        "arch:N",
+        "layer_position:N",
+        "fit:N",
+        alt.Tooltip("acc:Q", format=".3f"),
+        alt.Tooltip("alpha:Q", format=".3g"),
+        alt.Tooltip("null_low:Q", format=".3g"),
+        alt.Tooltip("null_high:Q", format=".3g"),
+        alt.Tooltip("valid:Q", format=".2f"),
+        "runs:Q",
+    ]
+    band = (
+        alt.Chart()
+        .mark_rule(color="#bbbbbb", strokeWidth=4, opacity=0.6)
+        .encode(x=x, y=alt.Y("null_low:Q", scale=alt.Scale(type="log")), y2="null_high:Q")
+    )
+    points = (
+        alt.Chart()
+        .mark_point(size=40, filled=True)
+        .encode(
+            x=x,
+            y=y,
+            color=alt.condition(
+                valid,
+                alt.Color("layer_position:N", title="layer", sort=positions),
+                alt.value("#9e9e9e"),
+            ),
+            fill=alt.condition(
+                valid, alt.Color("layer_position:N", sort=positions), alt.value("white")
+            ),
+            tooltip=tooltip,
+        )
+    )
+    return (
+        alt.layer(band, points, data=_inline(layers))
+        .properties(width=width, height=height)
+        .facet(**_facets(layers))
+        .resolve_scale(y="independent")
+    )
+
+
 # --------------------------------------------------------------------------------------------
 # The registry
 # --------------------------------------------------------------------------------------------
@@ -660,6 +753,8 @@ class Figure:
 
 
 RUN = ("dataset", "family", "arch")
+SPECTRAL_INPUTS = ("scope", "scope_type", "kind", "target", "final_test_acc", "alpha",
+                   "fit_status", "alpha_null_low", "alpha_null_high", "heavy_tailed")  # fmt: skip
 FIGURES: dict[str, Figure] = {
     f.name: f
     for f in [
@@ -723,6 +818,12 @@ FIGURES: dict[str, Figure] = {
             {"final": (*RUN, "seed", "scope", "target", "status", "final_test_acc", "hist")},
             settings={"max_runs": "max_heatmap_runs"},
             inputs=_distances,
+        ),
+        Figure(
+            "spectral_alpha",
+            "Heavy-tailed spectra: α per layer against accuracy, with its null",
+            spectral_alpha_chart,
+            {"final": (*RUN, *SPECTRAL_INPUTS)},
         ),
     ]
 }

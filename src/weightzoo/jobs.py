@@ -195,16 +195,18 @@ def stats_job(
     weights_path: str | Path,
     family: str,
     in_shape: list[int],
-    hist_range: list[float],
-    bins: int,
+    hist: dict,
+    spectral: dict | None,
     stats_out: str | Path,
     maps_out: str | Path,
 ) -> None:
-    """Statistics (and first-layer strength maps) of one training job's dumps."""
+    """Statistics (and first-layer strength maps) of one training job's dumps; `hist` is
+    analysis.hist (range, bins, scaled_range), `spectral` analysis.spectral (None: no fits)."""
     from weightzoo import stats
 
     started = time.perf_counter()
-    table = stats.file_stats(weights_path, tuple(hist_range), bins)
+    ranges = tuple(hist["range"]), hist["bins"], tuple(hist["scaled_range"])
+    table = stats.file_stats(weights_path, *ranges, spectral_settings=spectral)
     dumps.write_table(table.to_arrow(), stats_out)
     maps = stats.file_strength_maps(weights_path, family, tuple(in_shape))
     dumps.write_table(maps.to_arrow(), maps_out)

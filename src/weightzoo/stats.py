@@ -9,11 +9,19 @@ summed incoming / outgoing weights). Moments, extremes, norms and histograms of 
 of several dumps are a handful of numpy reductions over one flat float64 buffer
 (`segment_stats`); quantiles take one partition per scope, and the spectral norm one SVD per
 weight matrix (Lanczos for large ones). No Python loop ever runs over weights.
+
+Two more kinds of rows and columns: target "scaled" (the pool of weight matrices, each divided
+by the std of its epoch-0 values: w / std(w0), which removes the fan-in scale of Kaiming
+initialisation) and, for every weight matrix of target w, WeightWatcher's heavy-tail fit of
+its eigenvalue spectrum with validity flags and a shuffled null (`weightzoo.spectral`,
+SPECTRAL_COLUMNS), its epoch-0 value (`alpha_init`) and, on the pool rows, the mean α of the
+dump's valid fits (`n_valid_fits` of them).
 """
 
 from __future__ import annotations
 
 import math
+import zlib
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import NamedTuple
@@ -24,6 +32,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import scipy.sparse.linalg
+
+from weightzoo import spectral
 
 QUANTILES = (0, 1, 5, 25, 50, 75, 95, 99, 100)  # percent
 
@@ -37,9 +47,20 @@ STRENGTH_COLUMNS = tuple(f"{s}_{a}" for s in STRENGTHS for a in ("mean", "std", 
 STAT_COLUMNS = MOMENT_COLUMNS + QUANTILE_COLUMNS + NORM_COLUMNS + MATRIX_COLUMNS + STRENGTH_COLUMNS
 SCOPE_COLUMNS = ("scope", "scope_type", "kind", "layer", "target")
 
-# The statistics of a weight distribution that claims and figures can name (config/schema.yaml
-# lists the same, as $defs/statistic; a test ties the two).
+# The statistics of a weight distribution that figures can name, and what claims can test:
+# those and α, the mean heavy-tail exponent of a network's valid fits (config/schema.yaml
+# lists the same, as $defs/statistic; a test ties them).
 SUMMARY_STATISTICS = MOMENT_COLUMNS[1:] + QUANTILE_COLUMNS[1:-1] + NORM_COLUMNS
+CLAIM_STATISTICS = (*SUMMARY_STATISTICS, "alpha")
+# What the heavy-tail fits add: the fit and its null per weight matrix (target w), the epoch-0
+# alpha, and per row the number of valid fits it summarises (1 or 0 for a matrix; the pool's
+# count; pools carry the mean alpha of those fits and fit_status "ok" or "no_valid_fit").
+SPECTRAL_COLUMNS = (*spectral.SPECTRAL_COLUMNS, "alpha_init", "n_valid_fits")
+# The heavy-tail fit's settings (config: analysis.spectral), as spectral.spectral_table takes them
+SPECTRAL_DEFAULTS = {"min_evals": 50, "min_tail": 10, "null_draws": 3, "null_min_evals": 0,
+                     "pool_kernel_positions": False}  # fmt: skip
+TARGETS = ("w", "delta", "scaled")  # weights, w - w0, w / std(w0) (pool of weights only)
+SCALED_RANGE = (-8.0, 8.0)  # default histogram range of the scaled target
 
 WEIGHT_POOL, PARAM_POOL = "all_weights", "all_params"  # the whole-network scopes
 FIRST_LAYER = {"mlp": ("hidden.0.weight", "head.weight"), "vit": ("patch_embed.proj.weight",)}
@@ -379,9 +400,12 @@ def _dump_segments(rows: pa.Table, init_rows: pa.Table | None) -> tuple[list, li
     name, shape) for each weight tensor, whose matrix and strength statistics come apart.
     """
     targets: list[tuple[str, np.ndarray | None]] = [("w", None)]
+    scaled = None
     if init_rows is not None:
-        w, _ = _flat_values(rows)
-        targets.append(("delta", w.astype(np.float64) - _aligned_init(rows, init_rows)))
+        w, offsets = _flat_values(rows)
+        w0 = _aligned_init(rows, init_rows)
+        targets.append(("delta", w.astype(np.float64) - w0))
+        scaled = _scaled_weights(rows, w, w0, offsets)
     meta, parts, matrices = [], [], []
     for target, flat in targets:
         for scope in network_scopes(rows, flat):
@@ -389,22 +413,29 @@ def _dump_segments(rows: pa.Table, init_rows: pa.Table | None) -> tuple[list, li
                 matrices.append((len(meta), scope.scope, scope.shape))
             meta.append((scope.scope, scope.scope_type, scope.kind, scope.layer, target))
             parts.append(scope.values)
+    if scaled is not None:
+        meta.append((WEIGHT_POOL, "pool", "pool", "", "scaled"))
+        parts.append(scaled)
     return meta, parts, matrices
 
 
-def _dumps_frame(
-    items: list[tuple[dict, pa.Table, pa.Table | None]], hist_range, bins: int
-) -> pl.DataFrame:
-    """Statistics of several dumps, (ids, rows, init_rows) each, in one `segment_stats` call."""
-    meta, parts, matrices, ids = [], [], [], []
-    for dump_ids, rows, init_rows in items:
-        m, p, mats = _dump_segments(rows, init_rows)
-        matrices += [(len(meta) + i, name, shape) for i, name, shape in mats]
-        meta += m
-        parts += p
-        ids += [dump_ids] * len(m)
+def _scaled_weights(rows: pa.Table, w: np.ndarray, w0: np.ndarray, offsets: np.ndarray):
+    """The weight matrices pooled, each divided by the population std of its epoch-0 values."""
+    kinds = rows.column("kind").to_pylist()
+    picked = [i for i, kind in enumerate(kinds) if kind == "weight" and offsets[i + 1] > offsets[i]]
+    if not picked:
+        return np.zeros(0, np.float64)
+    sizes = np.diff(offsets)[picked]
+    std0 = np.array([w0[offsets[i] : offsets[i + 1]].std() for i in picked])
+    values = np.concatenate([w[offsets[i] : offsets[i + 1]] for i in picked]).astype(np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return values / np.repeat(std0, sizes)
+
+
+def _segment_columns(parts: list[np.ndarray], hist_range, bins: int) -> dict[str, np.ndarray]:
+    """`segment_stats` of consecutive parts, concatenated about CHUNK_VALUES values at a time."""
     sizes = np.array([part.size for part in parts], dtype=np.int64)
-    chunks, cols, filled = [], [], CHUNK_VALUES  # consecutive segments, ~CHUNK_VALUES each
+    chunks, cols, filled = [], [], CHUNK_VALUES
     for i, size in enumerate(sizes):
         if filled + size > CHUNK_VALUES:
             chunks.append([])
@@ -416,7 +447,57 @@ def _dumps_frame(
         starts = np.concatenate([[0], np.cumsum(sizes[chunk])[:-1]]).astype(np.int64)
         cols.append(segment_stats(x, starts, hist_range, bins))
         del x
-    cols = {c: np.concatenate([part[c] for part in cols]) for c in cols[0]}
+    return {c: np.concatenate([part[c] for part in cols]) for c in cols[0]}
+
+
+def _spectral_fits(matrices, parts, ids, meta, settings: dict) -> dict[str, np.ndarray]:
+    """The heavy-tail fit of every weight matrix of target w; nulls seeded by (run seed,
+    epoch, tensor name), so a dump's fits have the same bits in every run."""
+    n = len(meta)
+    out = {c: np.full(n, np.nan) for c in spectral.SPECTRAL_COLUMNS}
+    out["fit_status"] = np.full(n, None, dtype=object)
+    out["heavy_tailed"] = np.full(n, None, dtype=object)
+    mats = [(i, name, shape) for i, name, shape in matrices if meta[i][4] == "w"]
+    if not mats:
+        return out
+    seeds = [[ids[i]["seed"], ids[i]["epoch"], zlib.crc32(name.encode())] for i, name, _ in mats]
+    table = spectral.spectral_table(
+        [parts[i].reshape(shape) for i, _, shape in mats], seeds, **settings
+    )
+    rows = [i for i, _, _ in mats]
+    for c in spectral.SPECTRAL_COLUMNS:
+        out[c][rows] = table[c]
+    for c in ("fit_status", "heavy_tailed"):  # None where there is no fit, not NaN
+        out[c] = out[c].tolist()
+    return out
+
+
+def _dumps_frame(
+    items: list[tuple[dict, pa.Table, pa.Table | None]],
+    hist_range,
+    bins: int,
+    scaled_range=SCALED_RANGE,
+    spectral_settings: dict | None = None,
+) -> pl.DataFrame:
+    """Statistics of several dumps, (ids, rows, init_rows) each, in a few `segment_stats`
+    calls (one per histogram range) and one batched heavy-tail fit."""
+    meta, parts, matrices, ids = [], [], [], []
+    for dump_ids, rows, init_rows in items:
+        m, p, mats = _dump_segments(rows, init_rows)
+        matrices += [(len(meta) + i, name, shape) for i, name, shape in mats]
+        meta += m
+        parts += p
+        ids += [dump_ids] * len(m)
+    scaled = np.array([m[4] == "scaled" for m in meta])
+    cols: dict[str, np.ndarray] = {}
+    for pick, value_range in ((~scaled, hist_range), (scaled, scaled_range)):
+        if not pick.any():
+            continue
+        found = _segment_columns([parts[i] for i in np.flatnonzero(pick)], value_range, bins)
+        for c, v in found.items():
+            if c not in cols:
+                cols[c] = np.zeros((len(meta), *v.shape[1:]), v.dtype)
+            cols[c][pick] = v
     hist = cols.pop("hist")
     extra = {c: np.full(len(meta), np.nan) for c in MATRIX_COLUMNS + STRENGTH_COLUMNS}
     for i, name, shape in matrices:
@@ -425,12 +506,14 @@ def _dumps_frame(
         found.update(strength_summary(node_strength(name, "weight", shape, values)))
         for c, v in found.items():
             extra[c][i] = v
+    if spectral_settings is not None:
+        extra.update(_spectral_fits(matrices, parts, ids, meta, spectral_settings))
     schema = stats_schema()
     data: dict = {c: [d[c] for d in ids] for c in ("dataset", "family", "arch", "seed", "epoch")}
     data.update({c: [m[j] for m in meta] for j, c in enumerate(SCOPE_COLUMNS)})
     data.update(cols)
     data.update(extra)
-    frame = pl.DataFrame(data, schema={c: t for c, t in schema.items() if c != "hist"})
+    frame = pl.DataFrame(data, schema={c: t for c, t in schema.items() if c in data})
     offsets = np.arange(0, hist.size + 1, bins, dtype=np.int32)
     lists = pa.ListArray.from_arrays(pa.array(offsets), pa.array(hist.ravel()))
     return frame.with_columns(pl.from_arrow(lists).cast(pl.List(pl.Float32)).alias("hist"))
@@ -473,8 +556,40 @@ def stats_schema() -> dict[str, pl.DataType]:
     schema.update(dict.fromkeys(SCOPE_COLUMNS, pl.String))
     schema["count"] = pl.Int64
     schema.update(dict.fromkeys(STAT_COLUMNS[1:], pl.Float64))
+    schema.update(dict.fromkeys(SPECTRAL_COLUMNS, pl.Float64))
+    schema.update(fit_status=pl.String, heavy_tailed=pl.Boolean, n_valid_fits=pl.Int32)
     schema["hist"] = pl.List(pl.Float32)
     return schema
+
+
+def _spectral_summary(frame: pl.DataFrame) -> pl.DataFrame:
+    """Rows without a fit get nulls; each pool row of w the mean alpha of its dump's valid
+    fits (and how many); every row its epoch-0 alpha."""
+    run = ["dataset", "family", "arch", "seed"]
+    dump = [*run, "epoch", "target"]
+    ok = (pl.col("fit_status") == "ok") & (pl.col("scope_type") == "tensor")
+    pool = (pl.col("scope_type") == "pool") & (pl.col("target") == "w")
+    n_valid = ok.sum().over(dump).cast(pl.Int32)
+    numbers = [c for c in spectral.SPECTRAL_COLUMNS if c not in ("fit_status", "heavy_tailed")]
+    fitted = pl.col("fit_status").is_not_null()
+    return (
+        frame.with_columns(pl.when(fitted).then(pl.col(numbers)))
+        .with_columns(
+            alpha=pl.when(pool)
+            .then(pl.col("alpha").filter(ok).mean().over(dump))
+            .otherwise("alpha"),
+            fit_status=pl.when(pool)
+            .then(pl.when(n_valid > 0).then(pl.lit("ok")).otherwise(pl.lit("no_valid_fit")))
+            .otherwise("fit_status"),
+            n_valid_fits=pl.when(pool).then(n_valid).when(fitted).then(ok.cast(pl.Int32)),
+        )
+        .with_columns(
+            alpha_init=pl.col("alpha")
+            .filter(pl.col("epoch") == 0)
+            .first()
+            .over(*run, "scope", "target")
+        )
+    )
 
 
 def _dumps(weights: pa.Table) -> Iterator[tuple[int, int, pa.Table]]:
@@ -493,19 +608,24 @@ def _ids(rows: pa.Table) -> dict:
 
 
 def stats_table(
-    weights: pa.Table | Iterable[pa.Table], hist_range: tuple[float, float], bins: int
+    weights: pa.Table | Iterable[pa.Table],
+    hist_range: tuple[float, float],
+    bins: int,
+    scaled_range: tuple[float, float] = SCALED_RANGE,
+    spectral_settings: dict | None = None,
 ) -> pl.DataFrame:
     """Statistics of every dump in a weights table (several seeds x epochs of one run block).
 
     `weights` is one table or an iterable of tables (e.g. a file's row groups, see
     `file_stats`), each holding whole dumps. One (seed, epoch) dump is summarised at a
-    time, with the seed's epoch-0 rows as w0 (a seed without epoch 0 gets no "delta" rows).
-    Columns: dataset, family, arch, seed, epoch, scope, scope_type, kind, layer, target,
-    STAT_COLUMNS, hist (List(Float32)).
+    time, with the seed's epoch-0 rows as w0 (a seed without epoch 0 gets no "delta" and
+    "scaled" rows). `spectral_settings` (SPECTRAL_DEFAULTS' keys) turns on the heavy-tail
+    fits; without them their columns are null. Columns: `stats_schema()`.
     """
     parts = [weights] if isinstance(weights, pa.Table) else weights
     frames, batch, batched_values = [], [], 0
     init: dict[int, pa.Table | None] = {}
+    settings = (hist_range, bins, scaled_range, spectral_settings)
     for part in parts:
         for seed, epoch, rows in _dumps(part):
             if seed not in init:  # dumps come seed by seed, epoch 0 first
@@ -514,19 +634,29 @@ def stats_table(
             batch.append(({**_ids(rows), "seed": seed, "epoch": epoch}, rows, init[seed]))
             batched_values += int(rows.column("numel").to_numpy().sum())
             if batched_values >= BATCH_VALUES:
-                frames.append(_dumps_frame(batch, hist_range, bins))
+                frames.append(_dumps_frame(batch, *settings))
                 batch, batched_values = [], 0
     if batch:
-        frames.append(_dumps_frame(batch, hist_range, bins))
+        frames.append(_dumps_frame(batch, *settings))
     if not frames:
         return pl.DataFrame(schema=stats_schema())
-    return pl.concat(frames)
+    schema = stats_schema()
+    frame = pl.concat(frames, how="diagonal_relaxed")
+    missing = [pl.lit(None, schema[c]).alias(c) for c in schema if c not in frame.columns]
+    return _spectral_summary(frame.with_columns(missing)).select(list(schema))
 
 
-def file_stats(path: str | Path, hist_range: tuple[float, float], bins: int) -> pl.DataFrame:
+def file_stats(
+    path: str | Path,
+    hist_range: tuple[float, float],
+    bins: int,
+    scaled_range: tuple[float, float] = SCALED_RANGE,
+    spectral_settings: dict | None = None,
+) -> pl.DataFrame:
     """`stats_table` of a weights file, streamed a few row groups (dumps) at a time."""
     pf = pq.ParquetFile(path)
-    return stats_table(_row_group_batches(pf), hist_range, bins)
+    batches = _row_group_batches(pf)
+    return stats_table(batches, hist_range, bins, scaled_range, spectral_settings)
 
 
 def _row_group_batches(pf: pq.ParquetFile) -> Iterator[pa.Table]:

@@ -9,8 +9,8 @@ run_logged(
     snakemake.log[0],
     weights_path=snakemake.input.weights,
     **snakemake.params.job,  # family, in_shape
-    hist_range=snakemake.params.hist_range,
-    bins=snakemake.params.bins,
+    hist=snakemake.params.hist,
+    spectral=snakemake.params.spectral,
     stats_out=snakemake.output.stats,
     maps_out=snakemake.output.maps,
 )
