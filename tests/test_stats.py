@@ -13,8 +13,8 @@ import scipy.stats
 
 from weightzoo.dumps import WEIGHTS_SCHEMA
 from weightzoo.stats import (
-    SPECTRAL_COLUMNS,
     QUANTILES,
+    SPECTRAL_COLUMNS,
     STAT_COLUMNS,
     STRENGTH_COLUMNS,
     dump_stats,
@@ -377,8 +377,9 @@ def test_heavy_tail_fits_fill_the_weight_matrices_and_summarise_the_pool():
     # a Gaussian matrix: no heavy tail against its shuffled null
     assert not matrix["heavy_tailed"].any()
     # the same fit as the spectral module's own, with the null seeded by seed, epoch, name
-    from weightzoo import spectral
     import zlib
+
+    from weightzoo import spectral
 
     again = spectral.spectral_stats(w1, seed=[0, 1, zlib.crc32(b"hidden.0.weight")], **settings)
     assert matrix["alpha"][1] == again["alpha"] and matrix["alpha_null"][1] == again["alpha_null"]
