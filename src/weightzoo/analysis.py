@@ -70,7 +70,8 @@ VERDICTS = {  # the vocabulary of `verdicts`, strongest first
     "initialisation": "significant beyond size, but not once initialisation is factored out "
     "(statistic relative to epoch 0; w − w0 or w / std(w0)): raw weights only",
     "explained by size": "significant, but not given log(parameter count)",
-    "shape only": "claim 3: same shape of the trajectories, different size of the change",
+    "shape only": "claim 3: same shape of the trajectories; the size of the change differs "
+    "(or cannot be measured: a family's change indistinguishable from 0)",
     "inconsistent": "pooled: strata significant in opposite directions",
     "not supported": "no significant effect in the claimed direction",
     "not testable": "too few architectures (or seeds, or dumped epochs) for a test",
@@ -1037,30 +1038,39 @@ def _pair_rows(
             note=note + ("" if same_direction else "; opposite directions"),
         )
     ]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = change_a / change_b if change_b != 0 else np.nan
-        boot_ratio = (boot_a[:, -1] - boot_a[:, 0]) / (boot_b[:, -1] - boot_b[:, 0])
-    low, high = resampling.percentile_ci(boot_ratio)
-    same_size = bool(np.isfinite(low) and low <= 1 <= high)
-    rows.append(
-        _row(
-            3,
-            dataset,
-            pair,
-            test="size_ratio",
-            role="primary",
-            **common,
-            estimate=_finite(ratio),
-            ci_low=_finite(low),
-            ci_high=_finite(high),
-            direction=direction,
-            significant=not same_size,
-            supported=same_size,
-            note=f"{fa} change / {fb} change; {'same' if same_size else 'different'} "
-            f"size (95% CI {'contains' if same_size else 'excludes'} 1); {end}",
-        )
-    )
+    ratio = change_a / change_b if change_b else None
+    note = f"{fa} change / {fb} change; {end}"
+    rows.append(_size_row(dataset, pair, boot_a, boot_b, ratio, common, direction, note))
     return rows
+
+
+def _size_row(
+    dataset: str,
+    pair: str,
+    boot_a: np.ndarray,
+    boot_b: np.ndarray,
+    ratio: float | None,
+    common: dict,
+    direction: str | None,
+    note: str,
+) -> dict:
+    """Claim 3's size comparison: the ratio of two families' changes over training, with a
+    bootstrap CI over cells; "same size" when it contains 1, no comparison when either
+    change's own CI contains 0 (a ratio of noise)."""
+    change_a, change_b = boot_a[:, -1] - boot_a[:, 0], boot_b[:, -1] - boot_b[:, 0]
+    cis = [resampling.percentile_ci(c) for c in (change_a, change_b)]
+    measurable = all(not (lo <= 0 <= hi) for lo, hi in cis)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        low, high = resampling.percentile_ci(change_a / change_b)
+    fields = {"estimate": _finite(ratio), "ci_low": _finite(low), "ci_high": _finite(high)}
+    fields |= {**common, "direction": direction}
+    if not measurable:
+        note = f"{note}; a change's 95% CI contains 0: no size comparison"
+        return _row(3, dataset, pair, test="size_ratio", **fields, note=note)
+    same = bool(low <= 1 <= high)
+    verdict = "same size (95% CI contains 1)" if same else "different size (95% CI excludes 1)"
+    fields |= {"significant": not same, "supported": same}
+    return _row(3, dataset, pair, test="size_ratio", **fields, note=f"{note}; {verdict}")
 
 
 def _center(a: np.ndarray) -> np.ndarray:
@@ -1345,6 +1355,19 @@ def _effect_verdict(
     found = _statistic_ladders(claim, dataset, family, part, rows)
     head = found[0]
     tested = [f for f in found if f.verdict != "not testable"]
+    if not tested:  # say why once, not once per statistic
+        reason = (head.primary or part[0])["note"]
+        return _verdict(
+            claim,
+            dataset,
+            family,
+            "not testable",
+            part[0],
+            statistic=None,
+            estimate=None,
+            direction=None,
+            detail=reason,
+        )
     ranks = [_RANK[f.verdict] for f in tested]
     detail = "; ".join(_stat_detail(f) for f in found)
     if claim == 2:
@@ -1424,12 +1447,13 @@ def _shape_verdict(dataset: str, family: str, part: list[dict]) -> dict:
         verdict = "not supported"
     elif all(r["supported"] for r in size):
         verdict = "supported"
-    else:
+    else:  # a size differs, or cannot be measured
         verdict = "shape only"
+    words = {True: "same size", False: "different size", None: "size not measurable"}
     detail = "; ".join(
         f"{r['statistic']}: r {_q(r)}, size ratio "
         f"{_fmt(s['estimate'])} [{_fmt(s['ci_low'])}, {_fmt(s['ci_high'])}] "
-        f"({'same' if s['supported'] else 'different'} size); {r['note']}"
+        f"({words[s['supported']]}); {r['note']}"
         for r, s in zip(shape, size, strict=True)
     )
     consistent = None if verdict == "not testable" else all(r["direction"] != "±" for r in shape)
