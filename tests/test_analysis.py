@@ -1,23 +1,358 @@
-"""The claim tests on synthetic zoos whose answer is known."""
+"""The claim tests on synthetic zoos whose answer is known, and the resampling they rest on."""
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import polars as pl
 import pytest
+from scipy import stats as sps
 from scipy.stats import wasserstein_distance
 
-from weightzoo import analysis
+from weightzoo import analysis, resampling
 
-TESTS = {"alpha": 0.05, "min_group": 3}
+STATS = ("mean", "std", "skew", "kurtosis", "max_abs", "q99")
+BINS = 200
+SETTINGS = analysis.Settings(
+    statistics=STATS, n_perm=999, n_boot=999, hist_range=(-1.0, 1.0), scaled_range=(-6.0, 6.0)
+)
+Z = np.array([-1.0, -0.5, 0.0, 0.5, 1.0])  # seed offsets: mean pairwise |z_i - z_j| = 1
+E_ABS = math.sqrt(2 / math.pi)  # W1(N(0, a), N(0, b)) = |a - b| E|Z| for centred Gaussians
+FINAL = 10  # the final epoch of every synthetic run
+
+
+# ---------------------------------------------------------------------------------------
+# Synthetic zoos: runs and stats tables shaped like the real ones, no training
+# ---------------------------------------------------------------------------------------
+
+
+def gaussian_hist(sigma: float, lo: float, hi: float, bins: int = BINS) -> list[float]:
+    """Exact bin masses of N(0, sigma) on [lo, hi] (tails in the edge bins); sigma 0: a spike."""
+    edges = np.linspace(lo, hi, bins + 1)
+    cdf = sps.norm.cdf(edges, scale=sigma) if sigma > 0 else (edges >= 0).astype(float)
+    cdf[0], cdf[-1] = 0.0, 1.0
+    return np.diff(cdf).tolist()
+
+
+def value(cell: dict, key: str, seed: int, default: float = 0.0) -> float:
+    """A cell's value for one seed: its per-seed list's entry, or the one value it has."""
+    v = cell.get(key, default)
+    return float(v[seed]) if np.ndim(v) else float(v)
+
+
+def pool_row(key: dict, epoch: int, target: str, sigma: float, n_params: int, **shape) -> dict:
+    """The all_weights row of one dump and target: N(0, sigma) weights (w / std(w0) on its
+    own histogram range), with the given mean, skew and kurtosis."""
+    hist_range = (-6.0, 6.0) if target == "scaled" else (-1.0, 1.0)
+    return {
+        **key,
+        "epoch": epoch,
+        "scope": "all_weights",
+        "scope_type": "pool",
+        "kind": "pool",
+        "target": target,
+        "std": sigma,
+        "max_abs": 3 * sigma,
+        "q99": 2.33 * sigma,
+        "l2": sigma * math.sqrt(n_params),
+        "hist": gaussian_hist(sigma, *hist_range),
+        **shape,
+    }
+
+
+def make_zoo(cells: list[dict], seeds: int = 5, scaled: bool = True, n_classes=None):
+    """(runs, stats) of a synthetic zoo: one dict per cell with family, arch, n_params, acc,
+    sigma0 (initial std), sigma (final std), delta (std of w - w0), optionally mean, skew,
+    kurtosis and their *_epoch0 values; each a list per seed or one value."""
+    runs, rows = [], []
+    for c in cells:
+        for s in range(seeds):
+            key = {"dataset": c.get("dataset", "d"), "family": c["family"], "arch": c["arch"]}
+            key["seed"] = s
+            acc, n = value(c, "acc", s), c["n_params"]
+            runs.append({**key, "n_params": n, "status": "ok", "final_test_acc": acc})
+            s0, sigma, delta = (
+                value(c, "sigma0", s, 0.1),
+                value(c, "sigma", s, 0.1),
+                value(c, "delta", s, 0.05),
+            )
+            for epoch, suffix, w, d in ((0, "_epoch0", s0, 0.0), (FINAL, "", sigma, delta)):
+                shape = {m: value(c, m + suffix, s) for m in ("mean", "skew", "kurtosis")}
+                rows.append(pool_row(key, epoch, "w", w, n, **shape))
+                rows.append(pool_row(key, epoch, "delta", d, n, mean=0.0, skew=0.0, kurtosis=0.0))
+                if scaled:
+                    rows.append(pool_row(key, epoch, "scaled", w / s0, n, **shape))
+    runs = pl.DataFrame(runs).with_columns(
+        pl.col("seed").cast(pl.Int32), epochs_run=pl.lit(FINAL, pl.Int32)
+    )
+    if n_classes is not None:
+        runs = runs.with_columns(n_classes=pl.lit(n_classes))
+    stats = pl.DataFrame(rows).with_columns(
+        pl.col("seed", "epoch").cast(pl.Int32), pl.col("hist").cast(pl.List(pl.Float32))
+    )
+    return runs, stats.lazy()
+
+
+def by(frame: pl.DataFrame, **keys) -> dict:
+    """The one row of `frame` matching `keys`, as a dict."""
+    rows = frame.filter(**keys)
+    assert rows.height == 1, (keys, rows)
+    return rows.row(0, named=True)
+
+
+# Sizes unrelated to accuracy (a shuffled log-spaced sweep), so size controls can pass.
+SHUFFLED_SIZES = [3000, 80, 12000, 400, 1500, 200, 6000, 120, 800, 30000]
+ACCS = np.linspace(0.40, 0.95, 10)
+
+
+def scatter_zoo() -> list[dict]:
+    """(a) Seeds of bad architectures scatter, good ones agree: the seed offsets of a cell
+    are 0.1 (1 - acc) Z, so its seed dispersion is 0.1 (1 - acc) E|Z| (mean |z_i - z_j| = 1)."""
+    return [
+        {
+            "family": "mlp",
+            "arch": f"a{i}",
+            "n_params": SHUFFLED_SIZES[i],
+            "acc": acc,
+            "sigma0": 0.1,
+            "sigma": 0.2 * (1 + 0.5 * (1 - acc) * Z),
+            "delta": 0.15 * (1 + 0.5 * (1 - acc) * Z),
+        }
+        for i, acc in enumerate(ACCS)
+    ]
+
+
+def test_seeds_of_bad_architectures_scatter_supports_claim_2():
+    runs, stats = make_zoo(scatter_zoo())
+    result = analysis.run_claims(runs, stats, SETTINGS)
+    worst, best = by(result.cells, arch="a0"), by(result.cells, arch="a9")
+    # sigma = 0.2 (1 + 0.5 (1 - acc) z): seed W1 = 0.1 (1 - acc) sqrt(2/pi)
+    assert worst["seed_w1_w"] == pytest.approx(0.1 * 0.60 * E_ABS, rel=0.02)
+    assert best["seed_w1_w"] == pytest.approx(0.1 * 0.05 * E_ABS, rel=0.05)
+    rows = result.claims.filter(claim=2, dataset="d", family="mlp")
+    primary = by(rows, test="seed_w1_spearman", target="w")
+    assert primary["estimate"] == pytest.approx(-1.0) and primary["p_value"] <= 0.002
+    assert by(rows, test="seed_w1_partial_size", target="w")["estimate"] == pytest.approx(-1.0)
+    assert by(rows, test="seed_w1_partial_size", target="scaled")["role"] == (
+        "control: initialisation"
+    )
+    v = by(analysis.verdicts(result.claims), claim=2, dataset="d", family="mlp")
+    assert v["verdict"] == "supported" and v["direction"] == analysis.MINUS
+    assert v["beyond_size"] and v["beyond_init"] and v["n_cells"] == 10 and v["n_runs"] == 50
+
+
+# (b) Four large optimal architectures; six suboptimal ones spanning 30-3000 parameters. The
+# weight scale is set by size (Kaiming-like: sigma = 0.3 (n / 30)^-1/4, initial and final
+# alike); each cell's seeds agree up to offsets of size m * Z, with m unrelated to accuracy.
+SIZE_ZOO = [(30, 0.30), (100, 0.40), (300, 0.50), (1000, 0.60), (2000, 0.70), (3000, 0.75),
+            (9000, 0.952), (10000, 0.955), (11000, 0.96), (12000, 0.958)]  # fmt: skip
+SPREAD = [4, 9, 1, 10, 6, 2, 8, 3, 7, 5]  # seed offsets m: rank correlation with acc -0.006
+SIZE_ACCS = [acc for _, acc in SIZE_ZOO]
+
+
+def size_zoo() -> list[dict]:
+    """(b) Groups that differ only by size span: seeds agree within every architecture."""
+    cells = []
+    for i, ((n, acc), m) in enumerate(zip(SIZE_ZOO, SPREAD, strict=True)):
+        sigma = 0.3 * (n / 30) ** -0.25
+        cells.append(
+            {
+                "family": "mlp",
+                "arch": f"s{i}",
+                "n_params": n,
+                "acc": acc,
+                "sigma0": sigma,
+                "sigma": sigma + 0.001 * m * Z,
+                "delta": 0.5 * sigma + 0.001 * m * Z,
+            }
+        )
+    return cells
+
+
+def test_groups_spanning_more_sizes_do_not_support_claim_2_at_the_architecture_level():
+    runs, stats = make_zoo(size_zoo())
+    result = analysis.run_claims(runs, stats, SETTINGS)
+    groups = dict(result.cells.select("arch", "group").rows())
+    assert (groups["s5"], groups["s6"]) == ("suboptimal", "optimal")  # 0.75 and 0.952 vs 0.96
+    rows = result.claims.filter(claim=2, dataset="d", family="mlp")
+    primary = by(rows, test="seed_w1_spearman", target="w")
+    # seed dispersion = 0.001 m sqrt(2/pi): its rank correlation with accuracy is that of m
+    assert primary["estimate"] == pytest.approx(sps.spearmanr(SPREAD, SIZE_ACCS).statistic)
+    assert abs(primary["estimate"]) < 0.1 and primary["p_value"] > 0.5
+    v = by(analysis.verdicts(result.claims), claim=2, dataset="d", family="mlp")
+    assert v["verdict"] == "not supported"
+    # ... while the old run-level reading (runs as independent samples) says "supported":
+    between = by(rows, test="between_w1_cells", target="w")
+    assert between["run_estimate"] < 0.2 and between["run_p_value"] < 1e-6
+    assert "run-level ratio" in v["detail"]
+    # between architectures, raw weights repeat the size span; w / std(w0) removes it
+    assert between["supported"] and math.exp(between["estimate"]) < 0.05
+    scaled = by(rows, test="between_w1_cells", target="scaled")
+    assert not scaled["supported"] and scaled["estimate"] > 0
+
+
+def size_tracking_zoo() -> list[dict]:
+    """(c) Accuracy grows with size (three swaps break exact ties); kurtosis = -log(n_params)."""
+    sizes = np.geomspace(30, 30000, 12).round()
+    order = [0, 2, 1, 3, 4, 5, 7, 6, 8, 9, 11, 10]  # acc rank of each size
+    accs = np.linspace(0.3, 0.95, 12)[order]
+    return [
+        {
+            "family": "cnn",
+            "arch": f"c{i}",
+            "n_params": int(n),
+            "acc": acc,
+            "kurtosis": -math.log(n),
+            "kurtosis_epoch0": 0.0,
+            "sigma": 0.1 * (1 + 0.1 * Z),
+        }
+        for i, (n, acc) in enumerate(zip(sizes, accs, strict=True))
+    ]
+
+
+def test_statistic_that_tracks_only_size_is_explained_by_size():
+    cells = size_tracking_zoo()
+    runs, stats = make_zoo(cells)
+    result = analysis.run_claims(runs, stats, SETTINGS)
+    rows = result.claims.filter(claim=1, dataset="d", family="cnn", statistic="kurtosis")
+    raw = by(rows, test="spearman_cells")
+    sizes = [c["n_params"] for c in cells]
+    accs = [c["acc"] for c in cells]
+    assert raw["estimate"] == pytest.approx(-sps.spearmanr(sizes, accs).statistic)  # -0.979
+    assert raw["estimate"] < -0.95 and raw["supported"]
+    partial = by(rows, test="partial_size")
+    assert partial["estimate"] == 0.0 and partial["p_value"] == 1.0
+    assert "nothing beyond size" in partial["note"]
+    per_stat = analysis.statistic_verdicts(result.claims)
+    assert by(per_stat, claim=1, family="cnn", statistic="kurtosis")["verdict"] == (
+        "explained by size"
+    )
+
+
+def opposite_zoo() -> list[dict]:
+    """(d) Kurtosis rises with accuracy in the MLPs and falls in the CNNs; sizes unrelated,
+    every other statistic the same in every cell."""
+    return [
+        {
+            "family": family,
+            "arch": f"{family}{i}",
+            "n_params": SHUFFLED_SIZES[i],
+            "acc": acc,
+            "kurtosis": sign * acc,
+            "kurtosis_epoch0": 0.0,
+            "sigma": 0.1 * (1 + 0.1 * Z),
+        }
+        for family, sign in (("mlp", 1), ("cnn", -1))
+        for i, acc in enumerate(ACCS)
+    ]
+
+
+def test_opposite_directions_in_two_families_are_inconsistent():
+    runs, stats = make_zoo(opposite_zoo())
+    result = analysis.run_claims(runs, stats, SETTINGS)
+    per_stat = analysis.statistic_verdicts(result.claims).filter(claim=1, statistic="kurtosis")
+    mlp, cnn = by(per_stat, family="mlp"), by(per_stat, family="cnn")
+    assert (mlp["verdict"], mlp["direction"]) == ("supported", "+")
+    assert (cnn["verdict"], cnn["direction"]) == ("supported", "−")
+    assert (mlp["estimate"], cnn["estimate"]) == (pytest.approx(1.0), pytest.approx(-1.0))
+    pooled = by(per_stat, dataset="d", family="all")
+    # ten cells at +1 and ten at -1: the cell-weighted pooled rho is 0
+    assert pooled["estimate"] == pytest.approx(0.0, abs=1e-12)
+    assert pooled["verdict"] == "inconsistent" and pooled["consistent"] is False
+    assert pooled["directions"] == "cnn −, mlp +"
+    head = by(analysis.verdicts(result.claims), claim=1, dataset="d", family="all")
+    assert head["verdict"] == "inconsistent" and "kurtosis ρ +0.00" in head["detail"]
+
+
+def test_family_at_chance_has_no_optimal_group_and_says_so():
+    chance = [
+        {"family": "vit", "arch": f"v{i}", "n_params": 100 * (i + 1), "acc": 0.10 + 0.01 * i}
+        for i in range(3)
+    ]  # best 0.12 <= 1/10 + 0.05
+    runs, stats = make_zoo(scatter_zoo() + chance)
+    result = analysis.run_claims(runs, stats, SETTINGS)
+    vit = result.groups.filter(family="vit")
+    assert set(vit["group"]) == {"at chance"} and vit["family_at_chance"].all()
+    assert not result.groups.filter(family="mlp")["family_at_chance"].any()
+    v = analysis.verdicts(result.claims)
+    assert by(v, claim=1, family="vit")["verdict"] == "at chance"
+    assert by(v, claim=2, family="vit")["verdict"] == "at chance"
+    assert "0.120 <= chance 0.100" in by(v, claim=1, family="vit")["detail"]
+    assert v.filter(family="all").height == 0  # pooling mlp alone would repeat its rows
+    # a declared class count moves chance: two classes put chance at 0.5
+    runs2, _ = make_zoo([{"family": "mlp", "arch": "b", "n_params": 10, "acc": 0.52}], n_classes=2)
+    assert analysis.label_groups(runs2, 0.01, 0.1)["group"].unique().to_list() == ["at chance"]
+
+
+def test_without_scaled_histograms_the_init_control_is_w_minus_w0():
+    runs, stats = make_zoo(scatter_zoo(), scaled=False)
+    result = analysis.run_claims(runs, stats, SETTINGS)
+    rows = result.claims.filter(claim=2, test="seed_w1_partial_size")
+    assert set(rows["target"]) == {"w", "delta"}
+    assert by(rows, target="delta")["role"] == "control: initialisation"
+    assert result.cells["seed_w1_delta"].is_not_null().all()
+    assert "seed_w1_scaled" not in result.cells.columns
+
+
+# ---------------------------------------------------------------------------------------
+# Claim 3: shape and size, separately
+# ---------------------------------------------------------------------------------------
+
+
+def cell_traj(growth: dict[str, float], cells: int = 4) -> pl.DataFrame:
+    """Cell trajectories rel = 1 + g (1 + 0.05 c) p for each family's growth g."""
+    rows = []
+    for family, g in growth.items():
+        for c in range(cells):
+            for p in (0.0, 0.25, 0.5, 1.0):
+                rel = 1 + g * (1 + 0.05 * c) * p
+                rows.append(
+                    {
+                        "dataset": "d",
+                        "family": family,
+                        "arch": f"{family}{c}",
+                        "progress": p,
+                        "rel_std": rel,
+                        "rel_dist": rel - 1,
+                        "runs": 5,
+                        "family_at_chance": False,
+                    }
+                )
+    return pl.DataFrame(rows)
+
+
+def test_claim_3_reports_shape_and_size_separately():
+    claims = analysis.claims_table(
+        analysis.family_similarity_tests(cell_traj({"cnn": 1.5, "vit": 0.15}), SETTINGS)
+    )
+    size = by(claims, test="size_ratio", statistic="rel_std")
+    assert size["estimate"] == pytest.approx(10.0) and size["ci_low"] > 1
+    assert by(claims, test="shape_pearson", statistic="rel_std")["estimate"] == pytest.approx(1.0)
+    v = by(analysis.verdicts(claims), claim=3)
+    assert v["verdict"] == "shape only" and "different size" in v["detail"]
+    for growth, verdict in (
+        ({"cnn": 1.5, "vit": 1.4}, "supported"),
+        ({"cnn": 1.5, "vit": -0.4}, "not supported"),
+    ):
+        rows = analysis.family_similarity_tests(cell_traj(growth), SETTINGS)
+        assert by(analysis.verdicts(analysis.claims_table(rows)), claim=3)["verdict"] == verdict
+
+
+# ---------------------------------------------------------------------------------------
+# Pieces
+# ---------------------------------------------------------------------------------------
 
 
 def test_groups_follow_the_distance_to_the_best_architecture():
-    runs = pl.DataFrame({
-        "dataset": ["d"] * 8, "family": ["mlp"] * 8,
-        "arch": ["a", "a", "b", "b", "c", "c", "e", "e"],
-        "final_test_acc": [0.96, 0.94, 0.95, 0.94, 0.91, 0.89, 0.5, 0.6],
-    })  # fmt: skip
+    runs = pl.DataFrame(
+        {
+            "dataset": ["d"] * 8,
+            "family": ["mlp"] * 8,
+            "arch": ["a", "a", "b", "b", "c", "c", "e", "e"],
+            "final_test_acc": [0.96, 0.94, 0.95, 0.94, 0.91, 0.89, 0.5, 0.6],
+        }
+    )
     out = analysis.label_groups(runs, optimal_within=0.01, suboptimal_below=0.10)
     groups = dict(out.group_by("arch").agg(pl.col("group").first()).rows())
     # best arch mean 0.95 (a); b 0.945 within 1 point; c 0.90 within 10; e 0.55 below
@@ -37,110 +372,130 @@ def test_w1_between_histograms_matches_scipy():
             assert dist[i, j] == pytest.approx(expected)
 
 
-def _hist_group(rng, n, spread, bins=50):
-    centres = rng.normal(0, spread, size=n)
-    grid = np.linspace(-1, 1, bins)
-    h = np.exp(-((grid[None, :] - centres[:, None]) ** 2) / 0.02)
-    return h / h.sum(axis=1, keepdims=True)
-
-
-def test_permutation_test_detects_tight_optimal_group():
+def test_seed_dispersion_and_group_distances_match_the_pairwise_matrix():
     rng = np.random.default_rng(0)
-    hists = np.vstack([_hist_group(rng, 8, 0.01), _hist_group(rng, 8, 0.4)])
-    is_opt = np.array([True] * 8 + [False] * 8)
-    dist = analysis.w1_matrix(hists, (-1, 1))
-    d_opt, d_sub, p = analysis.group_distance_test(dist, is_opt, 999, seed=0)
-    assert d_opt < d_sub and p < 0.01
-    # the reverse question (suboptimal runs tighter) has no support
-    _, _, p_rev = analysis.group_distance_test(dist, ~is_opt, 999, seed=0)
-    assert p_rev > 0.5
+    hists = rng.random((9, 12))
+    hists /= hists.sum(axis=1, keepdims=True)
+    cdf = np.cumsum(hists, axis=1)
+    cell = np.array([0, 0, 0, 1, 1, 2, 2, 2, 2])
+    dist = analysis.w1_matrix(hists, (0.0, 1.2))
+    disp = analysis.seed_dispersion(cdf, cell, 4, 0.1)
+    for c in range(3):
+        idx = np.flatnonzero(cell == c)
+        block = dist[np.ix_(idx, idx)]
+        assert disp[c] == pytest.approx(block.sum() / (len(idx) * (len(idx) - 1)))
+    assert np.isnan(disp[3])  # a cell with no seeds
+    scores = analysis.mean_distance_to_group(cdf, 0.1)
+    assert scores == pytest.approx(dist.sum(axis=1) / 8)
 
 
-def _final(n=20, seed=0):
-    rng = np.random.default_rng(seed)
-    acc = np.linspace(0.2, 0.95, n)
-    return pl.DataFrame({
-        "dataset": "d", "family": "mlp", "arch": [f"a{i}" for i in range(n)], "seed": 0,
-        "scope": "all_weights", "kind": "pool", "target": "w", "status": "ok",
-        "group": ["suboptimal"] * (n // 2) + ["optimal"] * (n - n // 2),
-        "final_test_acc": acc, "std": 0.5 - 0.3 * acc, "mean": rng.normal(size=n),
-    })  # fmt: skip
+def test_spearman_and_partial_spearman_match_their_formulas():
+    rng = np.random.default_rng(3)
+    x, y, c = rng.standard_normal((3, 20))
+    y += x
+    plain = analysis.correlation_part(x, y, None, n_perm=99, n_boot=99, rng=rng)
+    assert plain.estimate == pytest.approx(sps.spearmanr(x, y).statistic)
+    r = sps.spearmanr(np.vstack([x, y, c]), axis=1).statistic
+    expected = (r[0, 1] - r[0, 2] * r[1, 2]) / math.sqrt((1 - r[0, 2] ** 2) * (1 - r[1, 2] ** 2))
+    partial = analysis.correlation_part(x, y, c, n_perm=99, n_boot=99, rng=rng)
+    assert partial.estimate == pytest.approx(expected)
+    assert partial.null.shape == (99,) and partial.boot.shape == (99,)
 
 
-def test_monotone_statistic_correlates_and_noise_does_not():
-    rows = analysis.correlation_tests(_final(), ["std", "mean"], n_boot=999, seed=0, **TESTS)
-    spearman = {r["statistic"]: r for r in rows if r["test"] == "spearman" and r["dataset"] == "d"}
-    assert spearman["std"]["estimate"] == pytest.approx(-1.0)
-    assert spearman["std"]["supported"] is True and spearman["std"]["ci_high"] < -0.9
-    assert spearman["mean"]["supported"] is False and spearman["mean"]["p_value"] > 0.05
-    pearson = [r for r in rows if r["test"] == "pearson" and r["statistic"] == "std"]
-    assert pearson[0]["estimate"] == pytest.approx(-1.0)
+def test_pooling_weights_strata_by_cells():
+    parts = [
+        analysis.Part(0.5, np.zeros(9), np.full(9, 0.5), n_cells=10, n_runs=50),
+        analysis.Part(-1.0, np.zeros(9), np.full(9, -1.0), n_cells=30, n_runs=90),
+        analysis.Part(None, n_cells=2, note="too few"),
+    ]
+    pooled = analysis.pool(parts)
+    assert pooled.estimate == pytest.approx((10 * 0.5 - 30 * 1.0) / 40)
+    assert pooled.p_value == pytest.approx(1 / 10)  # no null draw as extreme as -0.625
+    assert (pooled.n_cells, pooled.n_runs) == (42, 140)
+    assert "1 of 3 strata not testable" in pooled.note
 
 
-def test_too_few_runs_are_reported_not_tested():
-    rows = analysis.correlation_tests(_final(n=2), ["std"], n_boot=99, seed=0, **TESTS)
-    assert {r["supported"] for r in rows} == {None}
-    assert "too few runs" in rows[0]["note"]
-    hist_final = _final(n=4).with_columns(hist=pl.lit([0.5, 0.5]), kind=pl.lit("pool"))
-    rows = analysis.resemblance_tests(hist_final, ["std"], (-1, 1), n_perm=99, seed=0, **TESTS)
-    assert all(r["supported"] is None and "fewer than 3" in r["note"] for r in rows)
+def test_a_q_value_within_permutation_error_of_alpha_is_flagged():
+    rows = [
+        analysis._row(1, "d", family, test="spearman_cells", p_value=p, estimate=-0.5)
+        for family, p in (("near", 0.05), ("far", 0.001))
+    ]
+    near, far = analysis._decide([rows[0]], 0.05, 999) + analysis._decide([rows[1]], 0.05, 999)
+    # p = q = 0.05 from 999 permutations: Monte Carlo error 2 sqrt(.05 .95 / 999) = 0.014
+    assert analysis.BORDERLINE in near["note"] and "±0.014" in near["note"]
+    assert far["note"] == "" and far["significant"]
 
 
-def _medians(curves: dict[str, list[float]]) -> pl.DataFrame:
-    progress = [0.0, 0.25, 0.5, 1.0]
-    return pl.DataFrame([
-        {"dataset": "d", "family": f, "progress": p, "rel_std": v, "rel_dist": v, "runs": 5}
-        for f, values in curves.items() for p, v in zip(progress, values, strict=True)
-    ])  # fmt: skip
+def test_claims_reproduce_and_do_not_depend_on_row_order():
+    runs, stats = make_zoo(opposite_zoo())
+    a = analysis.run_claims(runs, stats, SETTINGS).claims
+    shuffled = stats.collect().sample(fraction=1.0, shuffle=True, seed=1).lazy()
+    b = analysis.run_claims(runs.sample(fraction=1.0, shuffle=True, seed=2), shuffled, SETTINGS)
+    assert a.equals(b.claims)
 
 
-def test_families_with_alike_trajectories_are_supported():
-    rows = analysis.family_similarity_tests(
-        _medians({"mlp": [1.0, 1.2, 1.5, 2.0], "vit": [1.0, 1.3, 1.6, 2.2]}), alpha=0.05
+def test_final_stats_keep_each_runs_final_epoch_with_its_group():
+    runs, stats = make_zoo(scatter_zoo())
+    groups = analysis.label_groups(runs, 0.01, 0.1)
+    final = analysis.final_stats(stats, groups).collect()
+    assert final.height == 50 * 3 and set(final["epoch"]) == {FINAL}  # 3 targets per run
+    assert {"group", "final_test_acc", "n_params", "hist"} <= set(final.columns)
+
+
+def test_claims_page_opens_with_the_verdict_table():
+    runs, stats = make_zoo(opposite_zoo())
+    result = analysis.run_claims(runs, stats, SETTINGS)
+    v = analysis.verdicts(result.claims)
+    assert v.columns == analysis.VERDICT_COLUMNS
+    page = analysis.claims_markdown(
+        result.claims, v, rule="rule", settings=SETTINGS, counts={"runs": 100}
     )
-    assert [r["supported"] for r in rows] == [True, True]
-    rows = analysis.family_similarity_tests(
-        _medians({"mlp": [1.0, 1.2, 1.5, 2.0], "vit": [1.0, 0.8, 0.6, 0.4]}), alpha=0.05
-    )
-    assert [r["supported"] for r in rows] == [False, False]
-    assert "vit -0.6" in rows[0]["note"]
+    sections = [line for line in page.splitlines() if line.startswith("## ")]
+    assert sections[0] == "## Verdicts" and sections[1].startswith("## Claim 1")
+    assert "| 1 | d | all | **inconsistent** |" in page
 
 
-def test_trajectories_with_different_schedules_are_compared_on_the_union_grid():
-    med = pl.concat([
-        _medians({"mlp": [1.0, 1.2, 1.5, 2.0]}),
-        pl.DataFrame({"dataset": "d", "family": "cnn", "progress": [0.0, 0.5, 0.75, 1.0],
-                      "rel_std": [1.0, 1.5, 1.8, 2.0], "rel_dist": [1.0, 1.5, 1.8, 2.0], "runs": 5}),
-    ], how="diagonal_relaxed")  # fmt: skip
-    rows = analysis.family_similarity_tests(med, alpha=0.05)
-    assert rows[0]["n_a"] == 5  # progress 0, .25, .5, .75, 1
+def test_settings_read_todays_config_and_default_the_new_keys(default_config):
+    s = analysis.Settings.from_config(default_config["analysis"])
+    assert (s.min_cells, s.chance_margin, s.scaled_range) == (5, 0.05, (-6.0, 6.0))
+    assert s.statistics == tuple(default_config["analysis"]["statistics"])
+    assert s.hist_width("scaled", 200) == pytest.approx(0.06)
 
 
-def test_verdict_flags_a_raw_weights_only_result():
-    claims = analysis.claims_table([
-        analysis._row(2, "d", "mlp", test="w1_permutation", target="w", p_value=0.001,
-                      estimate=0.5, supported=True),
-        analysis._row(2, "d", "mlp", test="w1_permutation", target="delta", p_value=0.4,
-                      estimate=0.9, supported=False),
-    ])  # fmt: skip
-    v = analysis.verdicts(claims)
-    assert v["verdict"].to_list() == ["raw weights only"]
-    page = analysis.claims_markdown(claims, "rule", 0.05, {"optimal": 3})
-    assert "## Claim 2" in page and "**raw weights only**" in page
+# ---------------------------------------------------------------------------------------
+# Resampling whole groups
+# ---------------------------------------------------------------------------------------
 
 
-def test_final_stats_have_a_fixed_row_order_so_claims_reproduce():
-    final = _final().with_columns(epoch=pl.lit(3, pl.Int32))
-    stats = final.select("dataset", "family", "arch", "seed", "epoch", "scope", "target", "std")
-    groups = final.select("dataset", "family", "arch", "seed", "status", "final_test_acc",
-                          "group", n_params=pl.lit(10), epochs_run=pl.lit(3, pl.Int32))  # fmt: skip
-    outs = [
-        analysis.final_stats(stats.sample(fraction=1.0, shuffle=True, seed=s).lazy(),
-                             groups.sample(fraction=1.0, shuffle=True, seed=s + 1))
-        for s in (1, 2)
-    ]  # fmt: skip
-    assert outs[0].equals(outs[1])
-    args = {"n_boot": 199, "seed": 0, **TESTS}
-    assert analysis.correlation_tests(outs[0], ["std"], **args) == analysis.correlation_tests(
-        outs[1], ["std"], **args
-    )
+def test_permutations_only_exchange_elements_within_a_stratum():
+    strata = np.array([0, 0, 1, 1, 1, 2])
+    perms = resampling.permutation_indices(6, 200, np.random.default_rng(0), strata)
+    assert all(sorted(p) == list(range(6)) for p in perms)
+    assert (strata[perms] == strata).all()
+    assert (perms[:, 5] == 5).all()  # alone in its stratum
+    assert len({tuple(p) for p in perms}) == 12  # 2! x 3! arrangements, all reached
+    again = resampling.permutation_indices(6, 200, np.random.default_rng(0), strata)
+    assert (perms == again).all()
+
+
+def test_bootstrap_keeps_each_stratum_and_whole_groups():
+    strata = np.array([0, 0, 0, 1, 1])
+    draws = resampling.bootstrap_indices(5, 500, np.random.default_rng(0), strata)
+    assert (strata[draws] == strata).all()
+    assert set(draws[:, :3].ravel()) == {0, 1, 2} and set(draws[:, 3:].ravel()) == {3, 4}
+    groups = np.array([0, 0, 1, 1, 1, 2])  # rows of three groups (e.g. seeds of 3 cells)
+    assert resampling.rows_of(groups, [2, 0, 0]).tolist() == [5, 0, 1, 0, 1]
+    for sample in resampling.bootstrap_indices(3, 50, np.random.default_rng(1)):
+        rows = resampling.rows_of(groups, sample)
+        picked = groups[rows]
+        for g in set(picked):  # every drawn group comes whole, as often as it was drawn
+            assert (picked == g).sum() == (groups == g).sum() * (sample == g).sum()
+
+
+def test_permutation_pvalue_and_interval_by_hand():
+    assert resampling.pvalue(2.0, np.array([0.0, 1.0, 2.0, -3.0])) == pytest.approx(3 / 5)
+    assert resampling.pvalue(2.0, np.array([0.0, 1.0, 2.0, -3.0]), "greater") == 2 / 5
+    assert resampling.pvalue(-2.0, np.array([0.0, 1.0, 2.0, -3.0]), "less") == 2 / 5
+    low, high = resampling.percentile_ci(np.arange(101.0))
+    assert (low, high) == (pytest.approx(2.5), pytest.approx(97.5))
+    assert resampling.codes(["b", "a", "b"], [1, 1, 0]).tolist() == [2, 0, 1]

@@ -230,38 +230,62 @@ def concat_tables(*, files: list[str | Path], output: str | Path) -> None:
     )
 
 
-def claims_job(*, runs_path: str | Path, stats_path: str | Path, analysis_cfg: dict,
-               groups_out: str | Path, final_out: str | Path, trajectories_out: str | Path,
-               claims_out: str | Path, claims_md_out: str | Path) -> pl.DataFrame:  # fmt: skip
-    """Label runs, test the paper's three claims, write the claims table and page."""
+def claims_job(
+    *,
+    runs_path: str | Path,
+    stats_path: str | Path,
+    analysis_cfg: dict,
+    groups_out: str | Path,
+    final_out: str | Path,
+    trajectories_out: str | Path,
+    claims_out: str | Path,
+    claims_md_out: str | Path,
+    cells_out: str | Path | None = None,
+) -> pl.DataFrame:
+    """Label runs, test the paper's three claims, write the claims table and page.
+
+    The stats table is read lazily, only the pooled rows the tests need; the final-epoch
+    statistics (the figures' table) are streamed to disk, never held whole. `cells_out`
+    (default: cells.parquet beside the claims table) gets one row per architecture cell.
+    """
     from weightzoo import analysis
 
-    cfg = analysis_cfg
+    started = time.perf_counter()
+    settings = analysis.Settings.from_config(analysis_cfg)
     runs = pl.read_parquet(runs_path)
-    groups = analysis.label_groups(runs, **cfg["groups"])
     stats_lf = pl.scan_parquet(stats_path)
-    final = analysis.final_stats(stats_lf, groups)
-    medians = analysis.median_trajectories(analysis.trajectories(stats_lf, groups))
-    tests = {"alpha": cfg["alpha"], "min_group": cfg["min_group"]}
-    rows = [
-        *analysis.correlation_tests(final, cfg["statistics"], n_boot=cfg["bootstrap"],
-                                    seed=cfg["seed"], **tests),
-        *analysis.resemblance_tests(final, cfg["statistics"], tuple(cfg["hist"]["range"]),
-                                    n_perm=cfg["permutations"], seed=cfg["seed"], **tests),
-        *analysis.family_similarity_tests(medians, alpha=cfg["alpha"]),
-    ]  # fmt: skip
-    claims = analysis.claims_table(rows)
-    n_runs = groups.group_by("group").len().sort("group").rows()
-    page = analysis.claims_markdown(claims, groups["group_rule"][0], cfg["alpha"],
-                                    dict(n_runs) | {"diverged": int((groups["status"] == "diverged").sum())})  # fmt: skip
+    result = analysis.run_claims(runs, stats_lf, settings)
+    groups = result.groups
+    sunk = time.perf_counter()
+    with atomic_path(Path(final_out)) as tmp:
+        analysis.final_stats(stats_lf, groups).sink_parquet(tmp, compression="zstd")
+    logger.info("phase final stats: %.2f s", time.perf_counter() - sunk)
+    verdicts = analysis.verdicts(result.claims)
+    counts = dict(groups.group_by("group").len().sort("group").rows())
+    counts |= {
+        "runs": groups.height,
+        "cells": result.cells.height,
+        "diverged": int((groups["status"] == "diverged").sum()),
+    }
+    page = analysis.claims_markdown(
+        result.claims, verdicts, rule=groups["group_rule"][0], settings=settings, counts=counts
+    )
+    cells_out = Path(claims_out).with_name("cells.parquet") if cells_out is None else cells_out
     dumps.write_table(groups.to_arrow(), groups_out)
-    dumps.write_table(final.to_arrow(), final_out)
-    dumps.write_table(medians.to_arrow(), trajectories_out)
-    dumps.write_table(claims.to_arrow(), claims_out)
+    dumps.write_table(result.cells.to_arrow(), cells_out)
+    dumps.write_table(result.trajectories.to_arrow(), trajectories_out)
+    dumps.write_table(result.claims.to_arrow(), claims_out)
     with atomic_path(Path(claims_md_out)) as tmp:
         tmp.write_text(page)
-    logger.info("claims:\n%s", analysis.verdicts(claims))
-    return claims
+    with pl.Config(tbl_rows=-1, tbl_cols=8, fmt_str_lengths=40):
+        logger.info("verdicts:\n%s", verdicts.drop("detail"))
+    logger.info(
+        "claims of %d runs in %d cells in %.1f s",
+        groups.height,
+        result.cells.height,
+        time.perf_counter() - started,
+    )
+    return result.claims
 
 
 def figure_job(
