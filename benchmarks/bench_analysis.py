@@ -78,7 +78,8 @@ def job_code(step: str, work: Path, cfg: dict) -> str:
             "jobs.claims_job(runs_path=T/'runs.parquet', stats_path=T/'stats.parquet', "
             "analysis_cfg=CFG['analysis'], groups_out=T/'groups.parquet', "
             "final_out=T/'final_stats.parquet', trajectories_out=T/'trajectories.parquet', "
-            "claims_out=T/'claims.parquet', claims_md_out=W/'claims.md')"
+            "claims_out=T/'claims.parquet', claims_md_out=W/'claims.md', "
+            "cells_out=T/'cells.parquet')"
         )
     elif step == "dashboard":
         call = (
@@ -89,7 +90,7 @@ def job_code(step: str, work: Path, cfg: dict) -> str:
     else:
         call = (
             f"jobs.figure_job(name={step!r}, tables={{k: T/v for k, v in PATHS.items() "
-            f"if k in jobs.FIGURE_TABLES[{step!r}]}}, settings=CFG['figures'], "
+            f"if k in FIGURES[{step!r}].tables}}, settings=CFG['figures'], "
             "hist_range=CFG['analysis']['hist']['range'], "
             f"html_out=F/'{step}.html', image_out=F/'{step}.svg', spec_out=F/'{step}.vl.json')"
         )
@@ -104,6 +105,7 @@ def job_code(step: str, work: Path, cfg: dict) -> str:
             "import json, pathlib, sys",
             f"sys.path.insert(0, {str(common.ROOT / 'src')!r})",
             "from weightzoo import jobs",
+            "from weightzoo.figures import FIGURES",
             f"jobs.setup_logging({str(work / f'{step}.log')!r})",
             f"T, W, F = pathlib.Path({str(t)!r}), pathlib.Path({str(work)!r}), "
             f"pathlib.Path({str(figures_dir)!r})",
@@ -116,10 +118,9 @@ def job_code(step: str, work: Path, cfg: dict) -> str:
 
 def steps() -> list[str]:
     """The jobs measured: the claims, every figure (the workflow's list), the dashboard."""
-    sys.path.insert(0, str(common.ROOT / "src"))
-    from weightzoo import jobs
+    from weightzoo.figures import FIGURES
 
-    return ["claims", *jobs.FIGURE_TABLES, "dashboard"]
+    return ["claims", *FIGURES, "dashboard"]
 
 
 def _phases(log: Path) -> dict[str, float]:

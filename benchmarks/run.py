@@ -30,6 +30,7 @@ SECTIONS = {
     "dumps": ("bench_training", "section_dump_overhead"),  # (c)
     "stats": ("bench_stats", "section_stats"),  # (d)
     "spectral": ("bench_spectral", "section_spectral"),  # (g)
+    "analysis": ("bench_analysis", "section_analysis_scale"),  # (h)
     "planning": ("bench_workflow", "section_planning"),  # (e)
     "e2e": ("bench_workflow", "section_end_to_end"),  # (f)
     "memory": ("bench_training", "section_memory"),  # training and statistics jobs

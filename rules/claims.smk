@@ -9,6 +9,7 @@ rule claims:
         groups="results/tables/groups.parquet",
         final="results/tables/final_stats.parquet",
         trajectories="results/tables/trajectories.parquet",
+        cells="results/tables/cells.parquet",
         claims="results/tables/claims.parquet",
         claims_md=report(
             "results/claims.md",

@@ -7,13 +7,13 @@ sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
 from weightzoo.config import (
     ConfigError,
-    all_architectures,
+    all_cells,
+    cell_params,
     dataset_inputs,
     dataset_source,
     image_shape,
     raw_folder,
     seed_blocks,
-    training_params,
     training_resources,
     validate_config,
 )
@@ -23,23 +23,27 @@ try:
 except ConfigError as err:
     sys.exit(f"weightzoo: config error: {err}")
 
-ARCHS = all_architectures(config)
+CELLS = all_cells(config)  # (architecture id, setting id) -> Cell
 BLOCKS = seed_blocks(config)
 DATASETS = config["datasets"]
+# a training job's part of every path: dataset, architecture, setting, block of seeds
+UNIT = "dataset={dataset}/arch={arch}/setting={setting}/seeds-{seeds}"
 
 
 wildcard_constraints:
     dataset=r"[a-z][a-z0-9_]*",
     arch=r"(mlp|cnn|vit)(-[a-z]\d+)+",
+    setting=r"[a-z][a-z0-9.+-]*",
     seeds=r"\d+-\d+",
 
 
 def train_outputs(kind):
-    """One file per training job (dataset x architecture x seed block) of one output kind."""
+    """One file per training job (dataset x architecture x setting x seed block) of one
+    output kind."""
     return [
-        f"results/{kind}/dataset={d}/arch={a}/seeds-{s}.parquet"
+        f"results/{kind}/dataset={d}/arch={a}/setting={t}/seeds-{s}.parquet"
         for d in DATASETS
-        for a in ARCHS
+        for a, t in CELLS
         for s in BLOCKS
     ]
 
@@ -56,31 +60,29 @@ def run_files():
     return train_outputs("runs")
 
 
+def family_of(wildcards):
+    """The model family of a job: the first part of its architecture id (mlp-d2-w16)."""
+    return wildcards.arch.split("-")[0]
+
+
 def train_settings(wildcards):
     """What one training job trains, as the keyword arguments of jobs.train_job: one params
     entry (one input function per job keeps planning of thousands of jobs fast)."""
-    arch = ARCHS[wildcards.arch]
-    setup = training_params(config, arch.family)
-    return {
-        "family": arch.family,
-        "arch_params": arch.params,
-        "train": setup["train"],
-        "dump_epochs": setup["dump_epochs"],
-        "seeds": BLOCKS[wildcards.seeds],
-    }
+    cell = CELLS[wildcards.arch, wildcards.setting]
+    return {**cell_params(config, cell), "seeds": BLOCKS[wildcards.seeds]}
 
 
 def train_resource(name):
     """One scheduler resource of a training job, from its family's config (memory and runtime
     grow with each attempt)."""
     return lambda wildcards, attempt: training_resources(
-        config, ARCHS[wildcards.arch].family, attempt
+        config, family_of(wildcards), attempt
     )[name]
 
 
 def stats_settings(wildcards):
     """What one statistics job needs to know of its networks (jobs.stats_job's arguments)."""
     return {
-        "family": ARCHS[wildcards.arch].family,
+        "family": family_of(wildcards),
         "in_shape": list(image_shape(config, wildcards.dataset)),
     }

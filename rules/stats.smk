@@ -5,12 +5,12 @@ rule weight_stats:
     input:
         weights=rules.train.output.weights,
     output:
-        stats="results/stats/dataset={dataset}/arch={arch}/seeds-{seeds}.parquet",
-        maps="results/strength_maps/dataset={dataset}/arch={arch}/seeds-{seeds}.parquet",
+        stats=f"results/stats/{UNIT}.parquet",
+        maps=f"results/strength_maps/{UNIT}.parquet",
     log:
-        "results/logs/weight_stats/{dataset}/{arch}/seeds-{seeds}.log",
+        "results/logs/weight_stats/{dataset}/{arch}/{setting}/seeds-{seeds}.log",
     benchmark:
-        "results/benchmarks/weight_stats/{dataset}/{arch}/seeds-{seeds}.tsv"
+        "results/benchmarks/weight_stats/{dataset}/{arch}/{setting}/seeds-{seeds}.tsv"
     conda:
         "../envs/analysis.yaml"
     params:

@@ -5,13 +5,13 @@ rule train:
     input:
         data="results/data/{dataset}.npz",
     output:
-        weights="results/weights/dataset={dataset}/arch={arch}/seeds-{seeds}.parquet",
-        metrics="results/metrics/dataset={dataset}/arch={arch}/seeds-{seeds}.parquet",
-        runs="results/runs/dataset={dataset}/arch={arch}/seeds-{seeds}.parquet",
+        weights=f"results/weights/{UNIT}.parquet",
+        metrics=f"results/metrics/{UNIT}.parquet",
+        runs=f"results/runs/{UNIT}.parquet",
     log:
-        "results/logs/train/{dataset}/{arch}/seeds-{seeds}.log",
+        "results/logs/train/{dataset}/{arch}/{setting}/seeds-{seeds}.log",
     benchmark:
-        "results/benchmarks/train/{dataset}/{arch}/seeds-{seeds}.tsv"
+        "results/benchmarks/train/{dataset}/{arch}/{setting}/seeds-{seeds}.tsv"
     conda:
         "../envs/train.yaml"
     threads: config["threads"]
@@ -24,6 +24,6 @@ rule train:
         job=train_settings,
         device=config["device"],
         vectorise=config["vectorise_seeds"],
-        resume="results/resume/{dataset}/{arch}/seeds-{seeds}",
+        resume="results/resume/{dataset}/{arch}/{setting}/seeds-{seeds}",
     script:
         "../workflow/scripts/train.py"

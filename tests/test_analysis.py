@@ -452,14 +452,14 @@ def test_claims_page_opens_with_the_verdict_table():
     )
     sections = [line for line in page.splitlines() if line.startswith("## ")]
     assert sections[0] == "## Verdicts" and sections[1].startswith("## Claim 1")
-    assert "| 1 | d | all | **inconsistent** |" in page
+    assert "| 1 | family | d | all | **inconsistent** |" in page
 
 
 def test_settings_read_todays_config_and_default_the_new_keys(default_config):
     s = analysis.Settings.from_config(default_config["analysis"])
-    assert (s.min_cells, s.chance_margin, s.scaled_range) == (5, 0.05, (-6.0, 6.0))
+    assert (s.min_cells, s.chance_margin, s.scaled_range) == (5, 0.05, (-8.0, 8.0))
     assert s.statistics == tuple(default_config["analysis"]["statistics"])
-    assert s.hist_width("scaled", 200) == pytest.approx(0.06)
+    assert s.hist_width("scaled", 200) == pytest.approx(0.08)
 
 
 # ---------------------------------------------------------------------------------------

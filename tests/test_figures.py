@@ -49,7 +49,7 @@ def make_groups(seeds: int = 3, datasets=DATASETS) -> pl.DataFrame:
                 for seed in range(seeds):
                     rows.append({
                         "dataset": dataset, "family": family, "arch": f"{family}-w{width}",
-                        "seed": seed, "n_params": 100 * 10**a,
+                        "setting": "default", "seed": seed, "n_params": 100 * 10**a,
                         "final_test_acc": 0.1 + 0.4 * a + 0.01 * seed, "status": "ok",
                         "group": GROUP_OF[a],
                     })  # fmt: skip
@@ -82,7 +82,7 @@ def make_final(groups: pl.DataFrame) -> pl.DataFrame:
         for k, (scope, scope_type, kind) in enumerate(scopes):
             for target, shrink in (("w", 1.0), ("delta", 0.5)):
                 rows.append({
-                    **{c: run[c] for c in ("dataset", "family", "arch", "seed")},
+                    **{c: run[c] for c in ("dataset", "family", "arch", "setting", "seed")},
                     "epoch": FINAL_EPOCH, "scope": scope, "scope_type": scope_type, "kind": kind,
                     "layer": "", "target": target, "count": 100, "mean": 0.0,
                     "std": shrink * (0.05 + 0.1 * acc), "in_abs_mean": (k + 1) * (1 + acc),
@@ -122,6 +122,7 @@ def make_maps(groups: pl.DataFrame, epochs=(FINAL_EPOCH,)) -> pl.DataFrame:
                     dataset=pl.lit(run["dataset"]),
                     family=pl.lit(run["family"]),
                     arch=pl.lit(run["arch"]),
+                    setting=pl.lit(run["setting"]),
                     seed=pl.lit(run["seed"]),
                     epoch=pl.lit(epoch),
                     tensor=pl.lit("first"),

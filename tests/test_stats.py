@@ -210,6 +210,7 @@ def weights_table(dumps: dict[tuple[int, int], list[tuple[str, str, np.ndarray]]
             "dataset": ["digits"] * len(rows),
             "family": ["mlp"] * len(rows),
             "arch": ["mlp-d1-w2"] * len(rows),
+            "setting": ["default"] * len(rows),
             "seed": [s for (s, _), _ in rows],
             "epoch": [e for (_, e), _ in rows],
             "tensor": [t for _, (t, _, _) in rows],
@@ -277,7 +278,7 @@ def test_dump_stats_pools_and_delta(table):
 def test_stats_table_is_tidy_with_zero_delta_at_epoch_0(table):
     df = stats_table(table, RANGE, 4)
     assert df.columns == [
-        "dataset", "family", "arch", "seed", "epoch",
+        "dataset", "family", "arch", "setting", "seed", "epoch",
         "scope", "scope_type", "kind", "layer", "target",
         *STAT_COLUMNS, *SPECTRAL_COLUMNS, "hist",
     ]  # fmt: skip
@@ -298,7 +299,8 @@ def test_stats_table_is_tidy_with_zero_delta_at_epoch_0(table):
 def test_strength_maps_long_format(table):
     df = strength_maps(table, "mlp", (1, 1, 3))
     assert df.columns == [
-        "dataset", "family", "arch", "seed", "epoch", "tensor", "channel", "row", "col", "value"
+        "dataset", "family", "arch", "setting", "seed", "epoch", "tensor", "channel", "row",
+        "col", "value",
     ]  # fmt: skip
     assert df.height == 2 * 3  # epochs x pixels
     e1 = df.filter(epoch=1).sort("col")

@@ -222,3 +222,48 @@ def test_checkpoints_follow_their_interval(digits):
                              lambda row: None, saved.append, checkpoint_every_s=every)  # fmt: skip
         seen.append([c["epoch"] for c in saved])
     assert seen == [[0, 1, 2, 3], []]  # every epoch, or never within a short run
+
+
+def test_a_loss_that_stays_far_above_its_initial_value_is_a_divergence(digits):
+    data = training.to_tensors(digits, torch.device("cpu"))
+    train = {**ADAM, "epochs": 8, "schedule": "constant", "lr": 1e-4}
+    rule = {"max_loss_ratio": 10.0, "patience": 3}
+    kept = {}
+
+    def on_dump(epoch, states):
+        for seed, state in states.items():
+            kept[seed, epoch] = {k: v.clone() for k, v in state.items()}
+        if epoch == 1:  # seed 0's logits blow up, finite; a tiny lr cannot undo it in time
+            states[0]["head.weight"].mul_(1e4)
+
+    results = training.train_seeds("mlp", MLP, data, train, [0, 1], [0, 1, 8], on_dump,
+                                   lambda row: None, divergence=rule)  # fmt: skip
+    hit, other = results
+    # over the limit from epoch 2 on: the third epoch in a row, epoch 4, stops it
+    assert (hit.status, hit.diverged_epoch, hit.epochs_run) == ("diverged", 4, 4)
+    assert hit.diverged_because == "loss above 10 x initial for 3 epochs"
+    assert sorted(e for s, e in kept if s == 0) == [0, 1, 4]  # its state at the stop is dumped
+    assert other.status == "ok" and other.diverged_because is None and other.epochs_run == 8
+    # without the rule the same seed trains on with a finite loss: status ok
+    again = training.train_seeds("mlp", MLP, data, train, [0, 1], [0, 1, 8], on_dump,
+                                 lambda row: None)  # fmt: skip
+    assert again[0].status == "ok" and again[0].epochs_run == 8
+
+
+def test_init_scale_multiplies_every_weight_matrix_and_nothing_else():
+    plain = training.seed_models("vit", FAMILIES[2][1], (1, 8, 8), 10, [3], torch.device("cpu"))
+    scaled = training.seed_models("vit", FAMILIES[2][1], (1, 8, 8), 10, [3],
+                                  torch.device("cpu"), init_scale=2.0)  # fmt: skip
+    for name, w in plain.seed_state(0).items():
+        kind = plain.kinds[name][0]
+        expected = 2.0 * w if kind == "weight" else w
+        assert torch.equal(scaled.seed_state(0)[name], expected), name
+
+
+def test_train_fraction_trains_on_a_stratified_subset(digits):
+    full = training.to_tensors(digits, torch.device("cpu"))
+    part = training.to_tensors(digits, torch.device("cpu"), train_fraction=0.5)
+    assert len(part.y_train) == int(0.5 * len(full.y_train))  # floor, as scikit-learn
+    assert torch.equal(part.x_test, full.x_test)  # the test split is untouched
+    counts = torch.bincount(part.y_train, minlength=10).float()
+    assert (counts - torch.bincount(full.y_train, minlength=10).float() / 2).abs().max() <= 1

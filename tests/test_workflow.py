@@ -25,7 +25,8 @@ from weightzoo.models import build_model, count_params
 pytestmark = pytest.mark.e2e
 SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
 TINY = ROOT / "config" / "test" / "tiny.yaml"
-WEIGHT_COLUMNS = {"dataset": pl.String, "family": pl.String, "arch": pl.String, "seed": pl.Int32,
+WEIGHT_COLUMNS = {"dataset": pl.String, "family": pl.String, "arch": pl.String,
+                  "setting": pl.String, "seed": pl.Int32,
                   "epoch": pl.Int32, "tensor": pl.String, "kind": pl.String,
                   "shape": pl.List(pl.Int32), "values": pl.List(pl.Float32)}  # fmt: skip
 
@@ -158,12 +159,14 @@ def test_claims_are_tested_and_written(tiny_run):
     work, _, _ = tiny_run
     claims = pl.read_parquet(work / "results/tables/claims.parquet")
     assert set(claims["claim"]) == {1, 2, 3}
-    assert claims.filter(claim=1, test="spearman", dataset="all")["n_a"].to_list()[0] == 24
+    # the pooled test rests on 12 architecture cells (2 datasets x 6 architectures), 24 runs
+    pooled = claims.filter(claim=1, test="spearman_cells", dataset="all", family="all")
+    assert pooled["n_runs"][0] == 24 and pooled["n_cells"][0] == 12
     page = (work / "results/claims.md").read_text()
     for n in (1, 2, 3):
         assert f"## Claim {n}:" in page
     groups = pl.read_parquet(work / "results/tables/groups.parquet")
-    assert set(groups["group"]) <= {"optimal", "intermediate", "suboptimal"}
+    assert set(groups["group"]) <= {"optimal", "intermediate", "suboptimal", "at chance"}
     assert groups.height == 24
 
 
@@ -243,6 +246,51 @@ def test_changing_the_histogram_range_redoes_statistics_not_training(tiny_run):
     assert "train" not in plan and plan["weight_stats"] == 12 and plan["claims"] == 1
 
 
+def test_an_lr_sweep_adds_settings_whose_largest_rate_diverges_and_the_workflow_goes_on(tmp_path):
+    write_blobs(tmp_path / "blobs.npz")
+    extra = write_config(tmp_path / "extra.yaml", {
+        "datasets": ["blobs"], "data": {"user": {"blobs": "blobs.npz"}},
+        "seeds": {"start": 0, "count": 2}, "seeds_per_job": 2,
+        "families": {
+            "mlp": {"grid": [{"depth": 1, "width": 8, "optimizer": "sgd",
+                              "lr": [0.05, 1.0e30]}],
+                    "train": {"schedule": "constant"}},
+            "cnn": {"enabled": False}, "vit": {"enabled": False},
+        },
+    })  # fmt: skip
+    proc = snakemake(tmp_path, "--cores", "2", "--configfile", str(TINY), str(extra))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    runs = pl.read_parquet(tmp_path / "results/tables/runs.parquet").sort("setting", "seed")
+    # the family's own recipe is adam at 1e-3: both grid settings differ in optimizer and lr
+    assert runs.select("setting", "status").rows() == [
+        ("lr1e30-optsgd", "diverged"), ("lr1e30-optsgd", "diverged"),
+        ("lr5e-2-optsgd", "ok"), ("lr5e-2-optsgd", "ok"),
+    ]  # fmt: skip
+    # every setting key is a typed column; the partitions carry the setting id
+    assert runs.schema["lr"] == pl.Float64 and runs.schema["batch_size"] == pl.Int64
+    assert runs.filter(setting="lr5e-2-optsgd")["lr"].to_list() == [0.05, 0.05]
+    weights = sorted(p.relative_to(tmp_path / "results/weights").as_posix()
+                     for p in (tmp_path / "results/weights").rglob("*.parquet"))  # fmt: skip
+    assert weights == [
+        "dataset=blobs/arch=mlp-d1-w8/setting=lr1e30-optsgd/seeds-0-1.parquet",
+        "dataset=blobs/arch=mlp-d1-w8/setting=lr5e-2-optsgd/seeds-0-1.parquet",
+    ]
+    w = pl.scan_parquet(tmp_path / "results/weights/**/*.parquet", hive_partitioning=True)
+    assert set(w.select("setting").unique().collect()["setting"]) == {
+        "lr1e30-optsgd", "lr5e-2-optsgd"}  # fmt: skip
+    stats = pl.scan_parquet(tmp_path / "results/tables/stats.parquet")
+    assert stats.select(pl.col("setting").n_unique()).collect().item() == 2
+    # the claims compare the settings of the architecture with each other, too
+    claims = pl.read_parquet(tmp_path / "results/tables/claims.parquet")
+    assert set(claims["within"]) == {"family", "architecture"}
+    assert set(claims.filter(within="architecture")["family"]) <= {"mlp-d1-w8", "all"}
+    # adding a learning rate trains only its own cells
+    more = write_config(tmp_path / "more.yaml", {"families": {"mlp": {"grid": [
+        {"depth": 1, "width": 8, "optimizer": "sgd", "lr": [0.05, 1.0e30, 0.2]}]}}})  # fmt: skip
+    plan = snakemake(tmp_path, "-n", "--configfile", str(TINY), str(extra), str(more))
+    assert job_counts(plan.stdout)["train"] == 1
+
+
 def test_diverging_family_is_recorded_without_failing_the_workflow(tmp_path):
     write_blobs(tmp_path / "blobs.npz")
     extra = write_config(tmp_path / "extra.yaml", {
@@ -291,7 +339,7 @@ def test_killed_workflow_leaves_no_complete_looking_file_and_resumes(tmp_path):
            "results/tables/runs.parquet", "--cores", "1", "--configfile", str(slow)]  # fmt: skip
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)  # fmt: skip
-    state = tmp_path / "results/resume/digits/cnn-b2-c16/seeds-0-0/state.pt"
+    state = tmp_path / "results/resume/digits/cnn-b2-c16/default/seeds-0-0/state.pt"
     try:
         deadline = time.monotonic() + 120
         while not state.exists() or torch.load(state, weights_only=True)["current"]["epoch"] < 1:
@@ -310,7 +358,7 @@ def test_killed_workflow_leaves_no_complete_looking_file_and_resumes(tmp_path):
     rerun = snakemake(tmp_path, "results/tables/runs.parquet", "--cores", "1",
                       "--configfile", str(slow))  # fmt: skip
     assert rerun.returncode == 0, rerun.stderr[-2000:]
-    log = (results / "logs/train/digits/cnn-b2-c16/seeds-0-0.log").read_text()
+    log = (results / "logs/train/digits/cnn-b2-c16/default/seeds-0-0.log").read_text()
     assert re.search(r"seeds \[0\]: resuming after epoch \d+", log)
     runs = pl.read_parquet(results / "tables/runs.parquet")
     assert runs["epochs_run"].to_list() == [150] and not state.parent.exists()

@@ -43,11 +43,11 @@ from scipy import stats as sps
 from scipy.spatial.distance import pdist, squareform
 
 from weightzoo import resampling
+from weightzoo.stats import SCALED_RANGE
 from weightzoo.stats import WEIGHT_POOL as POOL
+from weightzoo.tables import CELL_KEYS, RUN_KEYS, with_setting
 
-STRATUM_KEYS = ["dataset", "family"]
-CELL_KEYS = [*STRATUM_KEYS, "arch"]  # one architecture cell; training settings join here
-RUN_KEYS = [*CELL_KEYS, "seed"]
+STRATUM_KEYS = ["dataset", "family"]  # cells are compared within a dataset and a family
 ALL = "all"  # the dataset / family name of pooled subsets
 TARGETS = ("w", "delta", "scaled")
 TARGET_LABELS = {"w": "w", "delta": "w − w0", "scaled": "w / std(w0)"}
@@ -98,10 +98,11 @@ class Settings:
     n_perm: int = 999
     seed: int = 0
     hist_range: tuple[float, float] = (-1.0, 1.0)
-    scaled_range: tuple[float, float] = (-6.0, 6.0)
+    scaled_range: tuple[float, float] = SCALED_RANGE
     optimal_within: float = 0.01
     suboptimal_below: float = 0.10
     chance_margin: float = 0.05
+    within: str = "family"  # groups over all cells of a family, or over one architecture's
 
     @classmethod
     def from_config(cls, cfg: dict) -> Settings:
@@ -120,6 +121,7 @@ class Settings:
             optimal_within=float(groups.get("optimal_within", d.optimal_within)),
             suboptimal_below=float(groups.get("suboptimal_below", d.suboptimal_below)),
             chance_margin=float(groups.get("chance_margin", d.chance_margin)),
+            within=str(groups.get("within", d.within)),
         )
 
     def hist_width(self, target: str, bins: int) -> float:
@@ -144,8 +146,7 @@ def label_groups(
     at chance (<= 1 / n_classes + `chance_margin`) has no groups: all its runs are
     "at chance". The rule is kept in the table.
     """
-    if suboptimal_below < optimal_within:
-        raise ValueError("suboptimal_below must not be smaller than optimal_within")
+    runs = with_setting(runs)
     classes = pl.col("n_classes") if "n_classes" in runs.columns else pl.lit(DEFAULT_CLASSES)
     cells = (
         runs.group_by(CELL_KEYS)
@@ -177,8 +178,9 @@ def final_stats(stats: pl.LazyFrame, groups: pl.DataFrame) -> pl.LazyFrame:
 
     Lazy, so the job can stream it to disk: at the paper's scale it is the largest table.
     """
+    stats = with_setting(stats)
     cols = [*RUN_KEYS, "epochs_run", "status", "final_test_acc", "group", "n_params"]
-    runs = _keys_like(groups.select(cols), stats).lazy()
+    runs = _keys_like(with_setting(groups).select(cols), stats).lazy()
     epochs = groups["epochs_run"].unique().to_list()
     return (
         stats.filter(pl.col("epoch").is_in(epochs))
@@ -190,6 +192,7 @@ def final_stats(stats: pl.LazyFrame, groups: pl.DataFrame) -> pl.LazyFrame:
 def _keys_like(frame: pl.DataFrame, stats: pl.LazyFrame) -> pl.DataFrame:
     """The frame with its run keys cast to the stats table's types, so joins match."""
     schema = stats.collect_schema()
+    frame = with_setting(frame)
     return frame.with_columns(pl.col(k).cast(schema[k]) for k in RUN_KEYS if k in schema)
 
 
@@ -235,6 +238,7 @@ def load_zoo(stats: pl.LazyFrame, groups: pl.DataFrame, settings: Settings) -> Z
     Two lazy scans: the final epoch of each run (targets w, delta and scaled with their
     histograms) and epoch 0 (target w, statistics only).
     """
+    stats = with_setting(stats)
     statistics = settings.statistics
     have = set(stats.collect_schema().names())
     if missing := [s for s in statistics if s not in have]:
@@ -558,7 +562,8 @@ def subsets(strata: pl.DataFrame) -> list[tuple[str, str, list[int]]]:
 # ---------------------------------------------------------------------------------------
 
 CLAIMS_SCHEMA = {
-    "claim": pl.Int32, "claim_text": pl.String, "dataset": pl.String, "family": pl.String,
+    "claim": pl.Int32, "claim_text": pl.String, "within": pl.String, "dataset": pl.String,
+    "family": pl.String,
     "scope": pl.String, "target": pl.String, "statistic": pl.String, "test": pl.String,
     "role": pl.String, "unit": pl.String, "n_cells": pl.Int64, "n_runs": pl.Int64,
     "n_a": pl.Int64, "n_b": pl.Int64, "estimate": pl.Float64, "ci_low": pl.Float64,
@@ -896,6 +901,7 @@ MEASURES = {"rel_std": "std(w_t)/std(w_0)", "rel_dist": "‖w_t − w_0‖/‖w_
 def trajectories(stats: pl.LazyFrame, groups: pl.DataFrame) -> pl.DataFrame:
     """Per ok run and dumped epoch: progress (epoch / last epoch), std(w_t)/std(w_0) and
     ||w_t - w_0|| / ||w_0|| of the whole network's weights."""
+    stats = with_setting(stats)
     runs = _keys_like(groups.filter(status="ok"), stats).select(
         *RUN_KEYS, "epochs_run", "group", "family_at_chance"
     )
@@ -922,7 +928,8 @@ def trajectories(stats: pl.LazyFrame, groups: pl.DataFrame) -> pl.DataFrame:
 def cell_trajectories(traj: pl.DataFrame) -> pl.DataFrame:
     """Each cell's trajectory: the mean over its seeds at each progress point."""
     return (
-        traj.group_by(*CELL_KEYS, "progress")
+        with_setting(traj)
+        .group_by(*CELL_KEYS, "progress")
         .agg(
             pl.col("rel_std", "rel_dist").mean(), pl.col("family_at_chance").first(), runs=pl.len()
         )
@@ -963,6 +970,7 @@ def family_similarity_tests(cell_traj: pl.DataFrame, settings: Settings) -> list
     """Claim 3 per dataset (and pooled when there are several) and pair of families: shape
     (Pearson r of the median curves over cells, q-values across pairs) and size (ratio of the
     total changes, bootstrap CI over cells)."""
+    cell_traj = with_setting(cell_traj)
     rows = []
     datasets = sorted(cell_traj["dataset"].unique())
     views = [(d, cell_traj.filter(dataset=d)) for d in datasets]
@@ -1104,23 +1112,70 @@ class Results:
     claims: pl.DataFrame
 
 
+WITHIN = ("family", "architecture")  # what groups and cells are compared within
+
+
 def run_claims(runs: pl.DataFrame, stats: pl.LazyFrame, settings: Settings) -> Results:
-    """Label the runs, read what the tests need from the stats table, test the three claims."""
+    """Label the runs, read what the tests need from the stats table, test the three claims.
+
+    The cells of a dataset x family are compared with each other (`within` "family"); when
+    some architecture is trained with several settings, claims 1 and 2 are also tested
+    within each such architecture over its settings (`within` "architecture": same size,
+    same initial scale, failure by optimisation), each architecture a stratum of its own.
+    `settings.within` picks which of the two labels the groups table carries.
+    """
+    runs, stats = with_setting(runs), with_setting(stats)
+    across = _claims(runs, stats, settings, "family", claim3=True)
+    swept = (
+        runs.group_by("dataset", "family", "arch")
+        .agg(settings=pl.col("setting").n_unique())
+        .filter(pl.col("settings") > 1)
+        .select("dataset", "family", "arch")
+    )
+    if swept.height == 0:
+        return across
+    # each swept architecture as a "family" of its own: its settings are the cells compared
+    relabel = {"family": pl.col("arch")}
+    within_runs = runs.join(swept, on=["dataset", "family", "arch"]).with_columns(**relabel)
+    within_stats = stats.join(swept.lazy(), on=["dataset", "family", "arch"]).with_columns(
+        **relabel
+    )
+    inner = _claims(within_runs, within_stats, settings, "architecture", claim3=False)
+    family = pl.col("arch").str.split("-").list.first()
+    inner_groups = inner.groups.with_columns(family=family)
+    groups = across.groups
+    if settings.within == "architecture":
+        others = across.groups.join(swept, on=["dataset", "family", "arch"], how="anti")
+        groups = pl.concat([others, inner_groups.select(others.columns)]).sort(RUN_KEYS)
+    cells = pl.concat([across.cells, inner.cells.with_columns(family=family)], how="diagonal")
+    claims = pl.concat([across.claims, inner.claims])
+    return Results(groups, cells, across.trajectories, claims)
+
+
+def _claims(
+    runs: pl.DataFrame, stats: pl.LazyFrame, settings: Settings, within: str, claim3: bool
+) -> Results:
+    """The claims on one grouping of the cells (see `run_claims`)."""
     clock = _Clock()
     groups = label_groups(
         runs, settings.optimal_within, settings.suboptimal_below, settings.chance_margin
     )
     zoo = load_zoo(stats, groups, settings)
-    traj = trajectories(stats, groups)
     clock.lap("read stats")
     rows = _chance_rows(zoo, groups) + correlation_tests(zoo, settings)
     clock.lap("claims 1 and 2, correlations")
     rows = _decide(rows + between_tests(zoo, settings), settings.alpha, settings.n_perm)
     clock.lap("claim 2, between architectures")
-    rows += family_similarity_tests(cell_trajectories(traj), settings)
-    medians = median_trajectories(traj)
-    clock.lap("claim 3")
-    return Results(groups, zoo.cells.drop("cell", "stratum"), medians, claims_table(rows))
+    medians = pl.DataFrame()
+    if claim3:
+        traj = trajectories(stats, groups)
+        rows += family_similarity_tests(cell_trajectories(traj), settings)
+        medians = median_trajectories(traj)
+        clock.lap("claim 3")
+    for r in rows:
+        r["within"] = within
+    cells = zoo.cells.drop("cell", "stratum").with_columns(within=pl.lit(within))
+    return Results(groups, cells, medians, claims_table(rows))
 
 
 class _Clock:
@@ -1147,7 +1202,8 @@ def claims_table(rows: list[dict]) -> pl.DataFrame:
 # ---------------------------------------------------------------------------------------
 
 VERDICT_SCHEMA = {
-    "claim": pl.Int32, "dataset": pl.String, "family": pl.String, "verdict": pl.String,
+    "claim": pl.Int32, "within": pl.String, "dataset": pl.String, "family": pl.String,
+    "verdict": pl.String,
     "statistic": pl.String, "direction": pl.String, "estimate": pl.Float64,
     "ci_low": pl.Float64, "ci_high": pl.Float64, "q_value": pl.Float64, "n_cells": pl.Int64,
     "n_runs": pl.Int64, "beyond_size": pl.Boolean, "beyond_init": pl.Boolean,
@@ -1233,6 +1289,10 @@ def verdicts(claims: pl.DataFrame) -> pl.DataFrame:
     """One line per claim and subset (dataset x family, pooled 'all'): the verdict
     (`VERDICTS`), its direction, effect size with 95 % CI, q, n cells / n runs and the
     controls. Claim 1 shows its strongest statistic and lists all in `detail`."""
+    if "within" in claims.columns and claims["within"].n_unique() > 1:
+        parts = claims.partition_by("within", maintain_order=True)
+        return pl.concat([verdicts(part) for part in parts])
+    within = claims["within"][0] if "within" in claims.columns and claims.height else "family"
     rows = claims.to_dicts()
     by_subset: dict[tuple, list[dict]] = {}
     for r in rows:
@@ -1247,7 +1307,7 @@ def verdicts(claims: pl.DataFrame) -> pl.DataFrame:
             out.append(_shape_verdict(dataset, family, part))
         else:
             out.append(_effect_verdict(claim, dataset, family, part, rows))
-    return pl.DataFrame(out, schema=VERDICT_SCHEMA)
+    return pl.DataFrame([{**r, "within": within} for r in out], schema=VERDICT_SCHEMA)
 
 
 def _verdict(claim, dataset, family, verdict, r, **fields) -> dict:
@@ -1490,11 +1550,11 @@ def _md_table(frame: pl.DataFrame, columns: Sequence[str]) -> list[str]:
 
 
 # The columns of claims.md: its verdict table, and each claim's table of tests.
-PAGE_VERDICT_COLUMNS = ["claim", "dataset", "family", "verdict", "statistic", "direction",
+PAGE_VERDICT_COLUMNS = ["claim", "within", "dataset", "family", "verdict", "statistic", "direction",
                         "estimate", "ci_low", "ci_high", "q_value", "cells / runs",
                         "beyond_size", "beyond_init", "consistent", "detail"]  # fmt: skip
-PAGE_TEST_COLUMNS = ["dataset", "family", "target", "statistic", "test", "role", "n_cells",
-                     "n_runs", "estimate", "ci_low", "ci_high", "p_value", "q_value",
+PAGE_TEST_COLUMNS = ["within", "dataset", "family", "target", "statistic", "test", "role",
+                     "n_cells", "n_runs", "estimate", "ci_low", "ci_high", "p_value", "q_value",
                      "supported", "run_estimate", "run_p_value", "note"]  # fmt: skip
 
 
@@ -1545,7 +1605,7 @@ def heatmap_distances(final: pl.DataFrame, hist_range, max_runs: int) -> pl.Data
     Picks the first dataset's family with the most runs; above `max_runs` runs, keeps runs
     evenly spaced in accuracy rank, so the figure stays small at any scale.
     """
-    pool = final.filter(scope=POOL, target="w", status="ok")
+    pool = with_setting(final).filter(scope=POOL, target="w", status="ok")
     schema = {
         "dataset": pl.String,
         "family": pl.String,
@@ -1564,7 +1624,11 @@ def heatmap_distances(final: pl.DataFrame, hist_range, max_runs: int) -> pl.Data
     if runs.height > max_runs:
         runs = runs[np.unique(np.linspace(0, runs.height - 1, max_runs).round().astype(int))]
     dist = w1_matrix(np.stack(runs["hist"].to_numpy()), hist_range)
-    labels = (runs["arch"] + "/s" + runs["seed"].cast(pl.String)).to_numpy()
+    setting = (
+        pl.when(pl.col("setting") == "default").then(pl.lit("")).otherwise("/" + pl.col("setting"))
+    )
+    labels = runs.select(pl.col("arch") + setting + "/s" + pl.col("seed").cast(pl.String))
+    labels = labels.to_series().to_numpy()
     acc = runs["final_test_acc"].to_numpy()
     i, j = np.indices(dist.shape).reshape(2, -1)
     return pl.DataFrame(

@@ -6,7 +6,6 @@ config stops the run with one line that names the key at fault.
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,7 +13,7 @@ from typing import Any
 import jsonschema
 import yaml
 
-from weightzoo import data, families
+from weightzoo import data, families, settings
 
 
 class ConfigError(ValueError):
@@ -28,6 +27,19 @@ class Arch:
     family: str
     id: str
     params: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One architecture under one training setting: what a training job trains (its seeds
+    are the runs of the cell). `values` holds every setting key's value."""
+
+    family: str
+    arch: str
+    setting: str
+    arch_params: dict[str, Any]
+    train: dict[str, Any]
+    values: dict[str, Any]
 
 
 def _key(path) -> str:
@@ -53,7 +65,7 @@ def validate_config(config: dict, schema_path: str | Path) -> dict:
             )
         raise ConfigError(f"{_key(path)}: {err.message}")
     _check_datasets(config)
-    _check_families(config)
+    _check_families(config, schema)
     _check_analysis(config["analysis"])
     return config
 
@@ -83,11 +95,16 @@ def _check_analysis(analysis: dict) -> None:
         )
 
 
+RESERVED_NAMES = ("all",)  # the claims' label of pooled subsets
+
+
 def _check_datasets(config: dict) -> None:
     user = config["data"]["user"]
     for name in user:
         if name in data.BUILTIN_DATASETS:
             raise ConfigError(f"data.user.{name}: the name of a built-in dataset cannot be reused")
+        if name in RESERVED_NAMES:
+            raise ConfigError(f"data.user.{name}: {name!r} is reserved (it labels pooled results)")
     for i, name in enumerate(config["datasets"]):
         if name not in data.BUILTIN_DATASETS and name not in user:
             known = ", ".join([*data.BUILTIN_DATASETS, *user])
@@ -104,7 +121,7 @@ def _check_datasets(config: dict) -> None:
                 )
 
 
-def _check_families(config: dict) -> None:
+def _check_families(config: dict, schema: dict) -> None:
     if not any(f["enabled"] for f in config["families"].values()):
         raise ConfigError("families: every family is disabled; enable at least one")
     shapes = {name: image_shape(config, name) for name in config["datasets"]}
@@ -114,18 +131,7 @@ def _check_families(config: dict) -> None:
         res = spec["resources"]
         if res["gpu_model"] and res["gpu"] < 1:
             raise ConfigError(f"families.{family}.resources.gpu_model: set gpu >= 1 to use it")
-        settings = _family_settings(config, family)
-        for i, grid in enumerate(spec["grid"]):
-            for point in _grid_points(grid):
-                try:
-                    arch = families.parse(family, {**point, **settings})
-                    for name, shape in shapes.items():
-                        try:
-                            arch.check_input(shape)
-                        except ValueError as err:
-                            raise ValueError(f"{err} of {name}") from None
-                except ValueError as err:
-                    raise ConfigError(f"families.{family}.grid[{i}]: {err}") from None
+        family_cells(config, family, schema, shapes)
 
 
 def _family_settings(config: dict, family: str) -> dict:
@@ -149,24 +155,80 @@ def image_shape(config: dict, dataset: str) -> tuple[int, int, int]:
         raise ConfigError(f"data.user.{dataset}: {err}") from err
 
 
-def _grid_points(grid: dict) -> list[dict]:
-    keys = list(grid)
-    values = [v if isinstance(v, list) else [v] for v in grid.values()]
-    return [dict(zip(keys, combo, strict=True)) for combo in itertools.product(*values)]
+def _setting_schema(schema: dict, key: str) -> dict:
+    """The schema of one setting key's value: its entry in the train block, or activation."""
+    defs = schema["$defs"]
+    return defs["activation"] if key == "activation" else defs["train"]["properties"][key]
 
 
-def architectures(config: dict, family: str) -> list[Arch]:
-    """The architectures of one family's sweep, in config order, without duplicates."""
+def family_cells(
+    config: dict, family: str, schema: dict | None = None, shapes: dict | None = None
+) -> list[Cell]:
+    """The cells of one family's sweep (architecture x setting), in config order, without
+    duplicates; with `schema`, every setting value is checked against its key's entry, with
+    `shapes` ({dataset: (C, H, W)}) every architecture against every dataset's images."""
     spec = config["families"][family]
     if not spec["enabled"]:
         return []
-    settings = _family_settings(config, family)
+    base = _family_settings(config, family)
+    defaults = settings.family_defaults(spec)
+    keys = families.FAMILY_CONFIGS[family].sweep_keys()
+    cells: dict[tuple[str, str], Cell] = {}
+    for i, grid in enumerate(spec["grid"]):
+        where = f"families.{family}.grid[{i}]"
+        try:
+            expanded = settings.expand(grid, keys, where)
+        except settings.SettingError as err:
+            raise ConfigError(str(err)) from None
+        for point, overrides in expanded:
+            if schema is not None:
+                for key, value in overrides.items():
+                    _check_value(value, _setting_schema(schema, key), f"{where}.{key}")
+            values = {**defaults, **overrides}
+            params = {**point, **base, "activation": values["activation"]}
+            try:
+                arch = families.parse(family, params)
+                for name, shape in (shapes or {}).items():
+                    try:
+                        arch.check_input(shape)
+                    except ValueError as err:
+                        raise ValueError(f"{err} of {name}") from None
+            except ValueError as err:
+                raise ConfigError(f"{where}: {err}") from None
+            aid = arch.id
+            sid = settings.setting_id(values, defaults)
+            train = {k: values[k] for k in spec["train"]}
+            cells.setdefault((aid, sid), Cell(family, aid, sid, params, train, values))
+    return list(cells.values())
+
+
+def _check_value(value: Any, schema: dict, where: str) -> None:
+    """One setting value against its schema entry; ConfigError naming the key otherwise."""
+    error = jsonschema.exceptions.best_match(
+        jsonschema.Draft202012Validator(schema).iter_errors(value)
+    )
+    if error is not None:
+        raise ConfigError(f"{where}: {error.message}")
+
+
+def all_cells(config: dict) -> dict[tuple[str, str], Cell]:
+    """Every cell of every enabled family, keyed by (architecture id, setting id)."""
+    return {
+        (c.arch, c.setting): c
+        for family in families.FAMILY_CONFIGS
+        for c in family_cells(config, family)
+    }
+
+
+def architectures(config: dict, family: str) -> list[Arch]:
+    """The architectures of one family's sweep, in config order, without duplicates (with
+    the family's own activation: a setting may change it)."""
+    spec = config["families"][family]
+    base = _family_settings(config, family)
     archs: dict[str, Arch] = {}
-    for grid in spec["grid"]:
-        for point in _grid_points(grid):
-            params = {**point, **settings}
-            aid = families.parse(family, params).id
-            archs.setdefault(aid, Arch(family, aid, params))
+    for cell in family_cells(config, family):
+        params = {**cell.arch_params, "activation": spec["activation"]}
+        archs.setdefault(cell.arch, Arch(family, cell.arch, {**params, **base}))
     return list(archs.values())
 
 
@@ -203,9 +265,23 @@ def training_resources(config: dict, family: str, attempt: int = 1) -> dict:
 
 
 def training_params(config: dict, family: str) -> dict:
-    """The config slice a training job of `family` reads (changes to it retrain that family)."""
+    """The config slice a training job of `family`'s own recipe reads (the default setting)."""
     train = dict(config["families"][family]["train"])
     return {"train": train, "dump_epochs": dump_epochs(config, train["epochs"])}
+
+
+def cell_params(config: dict, cell: Cell) -> dict:
+    """What a training job of `cell` reads: its architecture, its resolved recipe, its dump
+    epochs (changes to any of them retrain exactly the cells they touch)."""
+    return {
+        "family": cell.family,
+        "arch_params": cell.arch_params,
+        "train": cell.train,
+        "dump_epochs": dump_epochs(config, cell.train["epochs"]),
+        "setting": cell.setting,
+        "setting_values": cell.values,
+        "divergence": config["divergence"],
+    }
 
 
 def dataset_source(config: dict, dataset: str) -> dict:

@@ -20,20 +20,10 @@ from pathlib import Path
 
 import polars as pl
 
-from weightzoo.analysis import CLAIMS_SCHEMA
+from weightzoo.analysis import CLAIMS_SCHEMA, VERDICT_COLUMNS, VERDICTS
 from weightzoo.io import atomic_path
 from weightzoo.vega import check_offline, javascript_bundle
 
-VERDICT_COLUMNS = (
-    "claim",
-    "dataset",
-    "family",
-    "verdict",
-    "supported_tests",
-    "tests",
-    "untestable",
-    "detail",
-)
 EMBED_OPTIONS = {
     "renderer": "svg",
     "actions": {"export": True, "source": False, "compiled": False, "editor": False},
@@ -99,8 +89,14 @@ table { border-collapse: collapse; font-size: 0.85em; margin: 1em 0; }
 th, td { border: 1px solid #ccc; padding: 0.25em 0.5em; text-align: left; vertical-align: top; }
 th { background: #f3f3f3; position: sticky; top: 0; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
-tr.supported td.verdict { color: #1b7a5a; font-weight: bold; }
-tr.not-supported td.verdict { color: #b34700; font-weight: bold; }
+td.verdict { font-weight: bold; }
+tr.supported td.verdict { color: #1b7a5a; }
+tr.not-supported td.verdict, tr.inconsistent td.verdict { color: #b34700; }
+tr.initialisation td.verdict, tr.explained-by-size td.verdict, tr.shape-only td.verdict
+  { color: #7a5a00; }
+tr.not-testable td.verdict, tr.at-chance td.verdict { color: #777; }
+dl.legend dt { font-weight: bold; float: left; clear: left; width: 10em; }
+dl.legend dd { margin-left: 11em; }
 .table-wrap { overflow-x: auto; }
 .chart { overflow-x: auto; }
 #errors { display: none; }
@@ -162,6 +158,14 @@ def html_table(df: pl.DataFrame, columns: Sequence[str], row_class: str | None =
     )
 
 
+def _legend() -> str:
+    """What each verdict means (analysis.VERDICTS)."""
+    items = "".join(
+        f"<dt>{html.escape(v)}</dt><dd>{html.escape(text)}</dd>" for v, text in VERDICTS.items()
+    )
+    return f'<dl class="legend">{items}</dl>'
+
+
 def _paragraphs(text: str) -> str:
     return "".join(
         f"<p>{html.escape(' '.join(p.split()))}</p>" for p in text.split("\n\n") if p.strip()
@@ -220,8 +224,12 @@ def build_dashboard(
 <nav>{" ".join(nav)}</nav>
 <div class="summary">{_paragraphs(summary)}</div>
 <section id="verdicts"><h2>Verdicts</h2>
-<p>One line per claim and subset: how many of its primary tests support it.</p>
+<p>One line per claim and subset (dataset × family; "all" pools them): the verdict, the
+direction and size of its headline effect with a 95 % confidence interval, its q-value, the
+architectures and runs it rests on (the unit of inference is the architecture), and whether
+the effect survives the controls for size and initialisation and keeps its direction.</p>
 {html_table(verdicts, VERDICT_COLUMNS, row_class="verdict")}
+{_legend()}
 </section>
 {"".join(sections)}
 <section id="claims"><h2>Every test</h2>

@@ -400,6 +400,22 @@ def prepare(name: str, source: dict) -> Prepared:
     raise DatasetError(f"{name}: unknown dataset source {kind!r}")
 
 
+SUBSET_SEED = 0  # the seed of every training subset (train_fraction < 1): the same for all jobs
+
+
+def training_subset(y: np.ndarray, fraction: float, seed: int = SUBSET_SEED) -> np.ndarray:
+    """Indices of a fixed, stratified `fraction` of a training split, in its own order: the
+    same labels and fraction give the same images in every job (1.0: all of them)."""
+    if fraction >= 1:
+        return np.arange(len(y))
+    from sklearn.model_selection import train_test_split
+
+    keep, _ = train_test_split(
+        np.arange(len(y)), train_size=fraction, stratify=y, random_state=seed
+    )
+    return np.sort(keep)
+
+
 def _file(files: list[RawFile], prefix: str) -> RawFile:
     """The raw file whose name starts with `prefix` (MNIST-style names: train-images-...)."""
     for f in files:

@@ -24,6 +24,7 @@ WEIGHTS_SCHEMA = pa.schema(
         ("dataset", pa.string()),
         ("family", pa.string()),
         ("arch", pa.string()),
+        ("setting", pa.string()),
         ("seed", pa.int32()),
         ("epoch", pa.int32()),
         ("tensor", pa.string()),
@@ -42,7 +43,7 @@ PARQUET_OPTIONS = {"compression": "zstd", "compression_level": 3}
 # of 1.4x, written 2-3x faster (benchmarks/results.md, section c).
 WEIGHTS_PARQUET_OPTIONS = {
     **PARQUET_OPTIONS,
-    "use_dictionary": ["dataset", "family", "arch", "tensor", "kind", "layer"],
+    "use_dictionary": ["dataset", "family", "arch", "setting", "tensor", "kind", "layer"],
     "column_encoding": {"values.list.element": "BYTE_STREAM_SPLIT"},
     "write_statistics": ["seed", "epoch", "tensor"],
 }
@@ -57,6 +58,7 @@ def state_dict_table(
     arch: str,
     seed: int,
     epoch: int,
+    setting: str = "default",
 ) -> pa.Table:
     """One dump as an Arrow table: a row per tensor, in state_dict order."""
     import torch
@@ -78,6 +80,7 @@ def state_dict_table(
             "dataset": [dataset] * n,
             "family": [family] * n,
             "arch": [arch] * n,
+            "setting": [setting] * n,
             "seed": pa.array([seed] * n, pa.int32()),
             "epoch": pa.array([epoch] * n, pa.int32()),
             "tensor": names,
@@ -124,10 +127,17 @@ class DumpSink:
     (a job's resume state keeps them until they are written)."""
 
     def __init__(
-        self, store, kinds: dict[str, tuple[str, str]], *, dataset: str, family: str, arch: str
+        self,
+        store,
+        kinds: dict[str, tuple[str, str]],
+        *,
+        dataset: str,
+        family: str,
+        arch: str,
+        setting: str = "default",
     ) -> None:
         self.store, self.kinds = store, kinds
-        self.tags = {"dataset": dataset, "family": family, "arch": arch}
+        self.tags = {"dataset": dataset, "family": family, "arch": arch, "setting": setting}
 
     def __call__(self, epoch: int, states: dict[int, dict[str, torch.Tensor]]) -> None:
         tables = [

@@ -2,8 +2,9 @@
 and one registry, `FIGURES`, from which the workflow's figure rule and job take everything.
 
 Every chart function aggregates with polars before it builds the chart, so a figure's inline
-data stay small at the paper's scale (19,440 runs): no per-weight data ever, per-run points
-only where the figure is about runs (a few columns, written as compact inline CSV). Each
+data stay small at three times the paper's scale (19,440 runs): no per-weight data ever,
+per-run points only where the figure is about runs (a few columns, written as compact
+inline CSV). Each
 chart function's docstring is the figure's caption (`caption`). A figure is one `Figure`
 record: its name, title, the tables it reads with the columns it needs, the settings it
 takes and its chart function; `draw` applies the input guard (no rows: a "no data" chart;
@@ -29,9 +30,10 @@ import polars as pl
 
 from weightzoo.families import FAMILY_CONFIGS
 from weightzoo.stats import WEIGHT_POOL as POOL
+from weightzoo.tables import CELL_KEYS, RUN_KEYS
 
-GROUPS = ("optimal", "intermediate", "suboptimal")
-GROUP_COLORS = ("#1b9e77", "#9e9e9e", "#d95f02")
+GROUPS = ("optimal", "intermediate", "suboptimal", "at chance")
+GROUP_COLORS = ("#1b9e77", "#9e9e9e", "#d95f02", "#cccccc")
 FAMILIES = tuple(FAMILY_CONFIGS)  # the paper's order: mlp, cnn, vit
 TARGET_TITLES = {"w": "weights w", "delta": "change from initialisation w − w0"}
 STRENGTH_TITLES = {
@@ -90,6 +92,13 @@ def _finite(column: str) -> pl.Expr:
     return pl.when(pl.col(column).is_finite()).then(pl.col(column)).alias(column)
 
 
+def _cell_columns(df: pl.DataFrame) -> list[str]:
+    """The cell keys a per-run figure carries: `setting` only where the zoo varies it (the
+    inline data of 20,000 runs stay small)."""
+    varies = "setting" in df.columns and df["setting"].n_unique() > 1
+    return [k for k in CELL_KEYS if k != "setting" or varies]
+
+
 def _ok_runs(df: pl.DataFrame) -> pl.DataFrame:
     return df.filter(pl.col("status") == "ok") if "status" in df.columns else df
 
@@ -143,7 +152,7 @@ def accuracy_vs_params_chart(
     status = pl.col("status") if "status" in groups.columns else pl.lit("ok")
     archs = (
         groups.with_columns(_finite("final_test_acc"))
-        .group_by("dataset", "family", "arch")
+        .group_by(CELL_KEYS)
         .agg(
             n_params=pl.col("n_params").max(),
             group=pl.col("group").first(),
@@ -154,7 +163,7 @@ def accuracy_vs_params_chart(
             diverged=(status == "diverged").sum(),
         )
         .filter(pl.col("n_params") > 0)
-        .sort("dataset", "family", "n_params", "arch")
+        .sort("dataset", "family", "n_params", "arch", "setting")
     )
     if archs.height == 0:
         return no_data("no architecture with a parameter count", width, height)
@@ -167,6 +176,7 @@ def accuracy_vs_params_chart(
     axis = _acc_axis(archs["acc_max"])
     tooltip = [
         "arch:N",
+        "setting:N",
         "n_params:Q",
         "group:N",
         alt.Tooltip("acc_mean:Q", title="mean acc", format=".3f"),
@@ -204,7 +214,7 @@ def statistic_vs_accuracy_chart(
     runs = (
         _ok_runs(final)
         .filter(scope=POOL, target="w")
-        .select("dataset", "family", "group", "arch", acc="final_test_acc", value=statistic)
+        .select(*_cell_columns(final), "group", acc="final_test_acc", value=statistic)
         .with_columns(_finite("acc"), _finite("value"))
         .drop_nulls(["acc", "value"])
         .sort("dataset", "family", "acc")
@@ -212,6 +222,8 @@ def statistic_vs_accuracy_chart(
     if runs.height == 0:
         return no_data(f"no finite {statistic} of pooled weights", width, height)
     tooltip = ["arch:N", "group:N", alt.Tooltip("acc:Q", format=".3f"), "value:Q"]
+    if "setting" in runs.columns:
+        tooltip.insert(1, "setting:N")
     return (
         alt.Chart(_inline(runs))
         .mark_circle(size=14, opacity=0.55)
@@ -404,8 +416,7 @@ def strength_maps_chart(
     concentrates on the informative pixels; an untrained-looking, uniform map suggests the
     layer has learned little.
     """
-    run = ["dataset", "family", "arch", "seed"]
-    arch = ["dataset", "family", "arch"]
+    run, arch = RUN_KEYS, CELL_KEYS
     mean = (
         maps.filter(pl.col("epoch") == pl.col("epoch").max().over(run))
         .group_by(*arch, "channel", "row", "col")
@@ -418,7 +429,7 @@ def strength_maps_chart(
         .join(accs, on=arch)
         .drop_nulls("acc")
         .filter(pl.col("acc").is_finite())
-        .sort("dataset", "family", "acc", "arch")
+        .sort("dataset", "family", "acc", "arch", "setting")
     )
     if ranked.height == 0:
         return no_data("no maps of a labelled architecture", width, height)
@@ -438,11 +449,14 @@ def strength_maps_chart(
         .with_row_index("panel")
         .with_columns(
             label=pl.format(
-                "{} · {} · {}: {} ({})",
+                "{} · {} · {}: {}{} ({})",
                 "dataset",
                 "family",
                 "rank",
                 "arch",
+                pl.when(pl.col("setting") == "default")
+                .then(pl.lit(""))
+                .otherwise(pl.lit(" ") + pl.col("setting")),
                 pl.col("acc").round_sig_figs(3).cast(pl.String),
             )
         )
@@ -481,12 +495,13 @@ def strength_maps_chart(
 
 
 def trajectories_chart(medians: pl.DataFrame, width: int = 200, height: int = 150) -> alt.Chart:
-    """How the weights move during training, per model family: the median over runs of
-    std(w_t)/std(w_0) (top; 1 = the initial spread) and of ||w_t − w_0|| / ||w_0|| (bottom;
-    0 = still at the initialisation) of the whole network's weights, against training
-    progress (epoch / final epoch). One column per dataset, and "all" pooling every
-    dataset. Curves of the three families that rise or fall together support claim 3:
-    MLPs, CNNs and ViTs learn alike.
+    """How the weights move during training, per model family: the median over
+    architectures (each the mean of its seeds) of std(w_t)/std(w_0) (top; 1 = the initial
+    spread) and of ||w_t − w_0|| / ||w_0|| (bottom; 0 = still at the initialisation) of the
+    whole network's weights, against training progress (epoch / final epoch). One column per
+    dataset, and "all" pooling every dataset. Curves of the three families that rise or fall
+    together have the same shape (claim 3); where they end shows whether the size of the
+    change is alike too.
     """
     titles = {"rel_std": "std(w_t) / std(w_0)", "rel_dist": "‖w_t − w_0‖ / ‖w_0‖"}
     extra = ["runs"] if "runs" in medians.columns else []
@@ -640,7 +655,7 @@ def spectral_alpha_chart(final: pl.DataFrame, width: int = 220, height: int = 18
     of the claims rather than read. A layer is heavy-tailed only where its α lies below its
     null's band.
     """
-    keys = ["dataset", "family", "arch", "layer_position"]
+    keys = [*CELL_KEYS, "layer_position"]
     layers = (
         _ok_runs(final)
         .filter(scope_type="tensor", kind="weight", target="w")
@@ -716,8 +731,7 @@ def spectral_alpha_chart(final: pl.DataFrame, width: int = 220, height: int = 18
 
 def _final_maps(frames: dict[str, pl.LazyFrame], settings: dict) -> list[pl.DataFrame]:
     """Only each run's final dumped epoch of the strength maps is read into memory."""
-    run = ["dataset", "family", "arch", "seed"]
-    maps = frames["maps"].filter(pl.col("epoch") == pl.col("epoch").max().over(run))
+    maps = frames["maps"].filter(pl.col("epoch") == pl.col("epoch").max().over(RUN_KEYS))
     return [maps.collect(), frames["groups"].collect()]
 
 
@@ -752,7 +766,7 @@ class Figure:
         return caption(self.chart)
 
 
-RUN = ("dataset", "family", "arch")
+RUN = tuple(CELL_KEYS)
 SPECTRAL_INPUTS = ("scope", "scope_type", "kind", "target", "final_test_acc", "alpha",
                    "fit_status", "alpha_null_low", "alpha_null_high", "heavy_tailed")  # fmt: skip
 FIGURES: dict[str, Figure] = {
@@ -800,7 +814,7 @@ FIGURES: dict[str, Figure] = {
             "First-layer strength maps of the best and worst models",
             strength_maps_chart,
             {
-                "maps": (*RUN, "seed", "epoch", "channel", "row", "col", "value"),
+                "maps": (*RUN_KEYS, "epoch", "channel", "row", "col", "value"),
                 "groups": (*RUN, "arch_mean_acc"),
             },
             inputs=_final_maps,
@@ -815,7 +829,7 @@ FIGURES: dict[str, Figure] = {
             "distance_heatmap",
             "Distances between runs' weight distributions",
             distance_heatmap_chart,
-            {"final": (*RUN, "seed", "scope", "target", "status", "final_test_acc", "hist")},
+            {"final": (*RUN_KEYS, "scope", "target", "status", "final_test_acc", "hist")},
             settings={"max_runs": "max_heatmap_runs"},
             inputs=_distances,
         ),

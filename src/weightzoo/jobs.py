@@ -107,26 +107,44 @@ def train_job(
     resume_dir: str | Path,
     vectorise: bool = True,
     checkpoint_every_s: float = 10.0,
+    setting: str = "default",
+    setting_values: dict | None = None,
+    divergence: dict | None = None,
 ) -> pl.DataFrame:
-    """Train `seeds` of one architecture on one dataset; write weights, metrics and runs.
+    """Train `seeds` of one architecture under one training setting on one dataset; write
+    weights, metrics and runs.
 
-    The seeds train together (stacked unless `vectorise` is false). Progress is saved in
-    `resume_dir` after an epoch every `checkpoint_every_s` seconds: a job killed at any point
-    (time limit, preemption, SIGKILL) and started again continues from the last checkpoint
-    and ends with the same bits as an uninterrupted run. The folder is removed at the end.
+    `train` is the resolved recipe (its `init_scale` and `train_fraction` default to 1);
+    `setting` its id and `setting_values` every setting key's value (the runs table's typed
+    columns). The seeds train together (stacked unless `vectorise` is false). Progress is
+    saved in `resume_dir` after an epoch every `checkpoint_every_s` seconds: a job killed at
+    any point (time limit, preemption, SIGKILL) and started again continues from the last
+    checkpoint and ends with the same bits as an uninterrupted run. The folder is removed at
+    the end. `divergence` (max_loss_ratio, patience) also stops a seed whose loss stays far
+    above its initial loss.
     """
     from weightzoo import tables, training
     from weightzoo.resume import ResumeState
 
     training.set_determinism(threads)
     dev = training.select_device(device)
-    tensors = training.to_tensors(data.load_prepared(Path(data_path)), dev)
-    tags = {"dataset": dataset, "family": family, "arch": arch}
+    fraction = train.get("train_fraction", 1.0)
+    tensors = training.to_tensors(data.load_prepared(Path(data_path)), dev, fraction)
+    tags = {"dataset": dataset, "family": family, "arch": arch, "setting": setting}
     config_slice = {**tags, "arch_params": arch_params, "train": train, "dump_epochs": dump_epochs}
+    if divergence:
+        config_slice["divergence"] = divergence
     key = {**config_slice, "seeds": seeds, "device": dev.type, "vectorise": vectorise}
     progress = ResumeState(resume_dir, key)
     models = training.seed_models(
-        family, arch_params, tensors.in_shape, tensors.n_classes, seeds, dev, vectorise
+        family,
+        arch_params,
+        tensors.in_shape,
+        tensors.n_classes,
+        seeds,
+        dev,
+        vectorise,
+        init_scale=train.get("init_scale", 1.0),
     )
     results = training.fit(
         models,
@@ -138,6 +156,7 @@ def train_job(
         on_checkpoint=progress.checkpoint,
         resume=progress.resume_point,
         checkpoint_every_s=checkpoint_every_s,
+        divergence=divergence,
     )
     for r in results:
         logger.info(
@@ -156,6 +175,7 @@ def train_job(
         epochs_planned=train["epochs"],
         provenance=training.provenance(dev, threads),
         config_slice=config_slice,
+        setting_values=setting_values,
     )
     progress.assemble(weights_out, seeds)
     metrics = tables.metrics_frame(progress.state["metrics"], **tags)
@@ -175,7 +195,7 @@ def aggregate_runs(
     runs = (
         pl.concat([pl.read_parquet(f) for f in run_files], how="diagonal_relaxed")
         .select(*RUNS_COLUMNS, pl.exclude(RUNS_COLUMNS))
-        .sort("dataset", "family", "n_params", "arch", "seed")
+        .sort("dataset", "family", "n_params", "arch", "setting", "seed")
     )
     dumps.write_table(runs.to_arrow(), parquet_out)
     with atomic_path(Path(csv_out)) as tmp:
@@ -240,13 +260,13 @@ def claims_job(
     trajectories_out: str | Path,
     claims_out: str | Path,
     claims_md_out: str | Path,
-    cells_out: str | Path | None = None,
+    cells_out: str | Path,
 ) -> pl.DataFrame:
     """Label runs, test the paper's three claims, write the claims table and page.
 
     The stats table is read lazily, only the pooled rows the tests need; the final-epoch
-    statistics (the figures' table) are streamed to disk, never held whole. `cells_out`
-    (default: cells.parquet beside the claims table) gets one row per architecture cell.
+    statistics (the figures' table) are streamed to disk, never held whole. `cells_out` gets
+    one row per architecture cell.
     """
     from weightzoo import analysis
 
@@ -270,7 +290,6 @@ def claims_job(
     page = analysis.claims_markdown(
         result.claims, verdicts, rule=groups["group_rule"][0], settings=settings, counts=counts
     )
-    cells_out = Path(claims_out).with_name("cells.parquet") if cells_out is None else cells_out
     dumps.write_table(groups.to_arrow(), groups_out)
     dumps.write_table(result.cells.to_arrow(), cells_out)
     dumps.write_table(result.trajectories.to_arrow(), trajectories_out)

@@ -34,6 +34,7 @@ import pyarrow.parquet as pq
 import scipy.sparse.linalg
 
 from weightzoo import spectral
+from weightzoo.tables import DEFAULT_SETTING, RUN_KEYS
 
 QUANTILES = (0, 1, 5, 25, 50, 75, 95, 99, 100)  # percent
 
@@ -77,6 +78,7 @@ MAP_SCHEMA: dict[str, pl.DataType] = {
     "dataset": pl.String,
     "family": pl.String,
     "arch": pl.String,
+    "setting": pl.String,
     "seed": pl.Int32,
     "epoch": pl.Int32,
     "tensor": pl.String,
@@ -509,7 +511,7 @@ def _dumps_frame(
     if spectral_settings is not None:
         extra.update(_spectral_fits(matrices, parts, ids, meta, spectral_settings))
     schema = stats_schema()
-    data: dict = {c: [d[c] for d in ids] for c in ("dataset", "family", "arch", "seed", "epoch")}
+    data: dict = {c: [d[c] for d in ids] for c in (*RUN_KEYS, "epoch")}
     data.update({c: [m[j] for m in meta] for j, c in enumerate(SCOPE_COLUMNS)})
     data.update(cols)
     data.update(extra)
@@ -533,7 +535,7 @@ def dump_stats(
     kind, layer, target, then STAT_COLUMNS (matrix and strength statistics only for weight
     tensors, NaN otherwise), then hist (float32 array of length `bins`).
     """
-    ids = {"dataset": "", "family": "", "arch": "", "seed": 0, "epoch": 0}
+    ids = {"dataset": "", "family": "", "arch": "", "setting": "", "seed": 0, "epoch": 0}
     frame = _dumps_frame([(ids, rows, init_rows)], hist_range, bins).drop(list(ids))
     rows = frame.iter_rows(named=True)
     return [{**row, "hist": np.asarray(row["hist"], np.float32)} for row in rows]
@@ -550,6 +552,7 @@ def stats_schema() -> dict[str, pl.DataType]:
         "dataset": pl.String,
         "family": pl.String,
         "arch": pl.String,
+        "setting": pl.String,
         "seed": pl.Int32,
         "epoch": pl.Int32,
     }
@@ -565,8 +568,7 @@ def stats_schema() -> dict[str, pl.DataType]:
 def _spectral_summary(frame: pl.DataFrame) -> pl.DataFrame:
     """Rows without a fit get nulls; each pool row of w the mean alpha of its dump's valid
     fits (and how many); every row its epoch-0 alpha."""
-    run = ["dataset", "family", "arch", "seed"]
-    dump = [*run, "epoch", "target"]
+    dump = [*RUN_KEYS, "epoch", "target"]
     ok = (pl.col("fit_status") == "ok") & (pl.col("scope_type") == "tensor")
     pool = (pl.col("scope_type") == "pool") & (pl.col("target") == "w")
     n_valid = ok.sum().over(dump).cast(pl.Int32)
@@ -587,7 +589,7 @@ def _spectral_summary(frame: pl.DataFrame) -> pl.DataFrame:
             alpha_init=pl.col("alpha")
             .filter(pl.col("epoch") == 0)
             .first()
-            .over(*run, "scope", "target")
+            .over(*RUN_KEYS, "scope", "target")
         )
     )
 
@@ -604,7 +606,10 @@ def _dumps(weights: pa.Table) -> Iterator[tuple[int, int, pa.Table]]:
 
 
 def _ids(rows: pa.Table) -> dict:
-    return {k: rows.column(k)[0].as_py() for k in ("dataset", "family", "arch")}
+    """The cell of a dump's rows (a weights file from before settings: the default one)."""
+    ids = {k: rows.column(k)[0].as_py() for k in ("dataset", "family", "arch")}
+    has = "setting" in rows.column_names
+    return {**ids, "setting": rows.column("setting")[0].as_py() if has else DEFAULT_SETTING}
 
 
 def stats_table(

@@ -7,16 +7,18 @@ import json
 
 import polars as pl
 
-# A cell is one architecture trained on one dataset: the unit of inference of the analysis
-# (its seeds are not independent samples). A run is one seed of a cell; every table carries
-# these keys.
-CELL_KEYS = ["dataset", "family", "arch"]
+# A cell is one architecture trained with one training setting on one dataset: the unit of
+# inference of the analysis (its seeds are not independent samples). A run is one seed of a
+# cell; every table carries these keys.
+CELL_KEYS = ["dataset", "family", "arch", "setting"]
 RUN_KEYS = [*CELL_KEYS, "seed"]
+DEFAULT_SETTING = "default"  # the setting of a table written before settings existed
 # The runs table's leading columns, in order (provenance and the config slice follow).
 RUNS_COLUMNS = [
     "dataset",
     "family",
     "arch",
+    "setting",
     "seed",
     "n_params",
     "status",
@@ -29,15 +31,26 @@ RUNS_COLUMNS = [
     "epochs_run",
     "epochs_planned",
     "diverged_epoch",
+    "diverged_because",
     "wall_time_s",
     "seeds_in_block",
 ]
 _INT_COLUMNS = ("seed", "epochs_run", "epochs_planned", "best_epoch", "seeds_in_block")
 
 
-def metrics_frame(rows: list[dict], *, dataset: str, family: str, arch: str) -> pl.DataFrame:
+def with_setting(frame: pl.DataFrame | pl.LazyFrame):
+    """The frame with a `setting` column: a table from before settings is the default one."""
+    names = frame.collect_schema().names() if isinstance(frame, pl.LazyFrame) else frame.columns
+    if "setting" in names:
+        return frame
+    return frame.with_columns(setting=pl.lit(DEFAULT_SETTING))
+
+
+def metrics_frame(
+    rows: list[dict], *, dataset: str, family: str, arch: str, setting: str = DEFAULT_SETTING
+) -> pl.DataFrame:
     """One row per (seed, epoch) of a training job, keyed like every table."""
-    keys = {"dataset": dataset, "family": family, "arch": arch}
+    keys = {"dataset": dataset, "family": family, "arch": arch, "setting": setting}
     return (
         pl.DataFrame(rows)
         .select(
@@ -51,14 +64,22 @@ def metrics_frame(rows: list[dict], *, dataset: str, family: str, arch: str) -> 
 
 
 def runs_frame(
-    results: list, *, tags: dict, epochs_planned: int, provenance: dict, config_slice: dict
+    results: list,
+    *,
+    tags: dict,
+    epochs_planned: int,
+    provenance: dict,
+    config_slice: dict,
+    setting_values: dict | None = None,
 ) -> pl.DataFrame:
-    """One row per seed of a training job: its result, provenance and config slice."""
+    """One row per seed of a training job: its result, the value of every setting key (a
+    typed column each), its provenance and config slice."""
     config = json.dumps(config_slice, sort_keys=True)
-    rows = [
-        {**tags, **vars(r), "epochs_planned": epochs_planned, **provenance, "config": config}
-        for r in results
-    ]
+    values = setting_values or {}
+    rows = []
+    for r in results:
+        row = {**tags, **vars(r), "epochs_planned": epochs_planned, **values}
+        rows.append({**row, **provenance, "config": config})
     return pl.DataFrame(rows).with_columns(
         pl.col(_INT_COLUMNS).cast(pl.Int32), pl.col("diverged_epoch").cast(pl.Int32)
     )

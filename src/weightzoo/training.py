@@ -26,7 +26,7 @@ from torch import nn
 from torch.func import stack_module_state
 
 import weightzoo
-from weightzoo.data import Prepared
+from weightzoo.data import Prepared, training_subset
 from weightzoo.models import build_model, count_params, tensor_kinds
 
 logger = logging.getLogger(__name__)
@@ -81,8 +81,10 @@ def set_determinism(threads: int) -> None:
     torch.backends.cudnn.benchmark = False
 
 
-def to_tensors(p: Prepared, device: torch.device) -> TensorData:
-    """Normalise each split once with the training split's per-channel mean and std."""
+def to_tensors(p: Prepared, device: torch.device, train_fraction: float = 1.0) -> TensorData:
+    """Normalise each split once with the training split's per-channel mean and std (of the
+    whole split, so a subset sees the same inputs); `train_fraction` < 1 keeps a fixed,
+    stratified subset of the training images (`data.training_subset`)."""
     mean = torch.as_tensor(p.mean, dtype=torch.float32).view(1, -1, 1, 1)
     std = torch.as_tensor(p.std, dtype=torch.float32).view(1, -1, 1, 1)
 
@@ -92,8 +94,12 @@ def to_tensors(p: Prepared, device: torch.device) -> TensorData:
     def labels(y: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(y.astype(np.int64)).to(device)
 
-    x_train, x_test = norm(p.x_train), norm(p.x_test)
-    return TensorData(x_train, labels(p.y_train), x_test, labels(p.y_test), int(p.n_classes))
+    keep = training_subset(p.y_train, train_fraction)
+    x_train, y_train = (
+        (p.x_train, p.y_train) if train_fraction >= 1 else (p.x_train[keep], p.y_train[keep])
+    )
+    x_train, x_test = norm(x_train), norm(p.x_test)
+    return TensorData(x_train, labels(y_train), x_test, labels(p.y_test), int(p.n_classes))
 
 
 def make_optimizer(params: list[torch.Tensor], train: dict) -> torch.optim.Optimizer:
@@ -222,13 +228,18 @@ def seed_models(
     seeds: list[int],
     device: torch.device,
     vectorise: bool = True,
+    init_scale: float = 1.0,
 ) -> Seeds:
-    """One model per seed, each initialised from `torch.manual_seed(seed)` alone; stacked
-    (vectorise, K > 1) or looped."""
+    """One model per seed, each initialised from `torch.manual_seed(seed)` alone, every
+    weight matrix's default initialisation times `init_scale`; stacked (vectorise, K > 1) or
+    looped."""
     models = []
     for seed in seeds:
         torch.manual_seed(seed)
-        models.append(build_model(family, arch, in_shape, n_classes).to(device))
+        model = build_model(family, arch, in_shape, n_classes)
+        if init_scale != 1.0:
+            scale_weights(model, init_scale)
+        models.append(model.to(device))
     stacked = vectorise and len(seeds) > 1
     return (StackedSeeds if stacked else LoopedSeeds)(seeds, models)
 
@@ -255,6 +266,7 @@ class SeedResult:
     n_params: int
     epochs_run: int  # last epoch completed with a finite loss
     diverged_epoch: int | None
+    diverged_because: str | None  # "non-finite loss" or "loss above N x initial"
     final_train_acc: float
     final_train_loss: float
     final_test_acc: float
@@ -263,6 +275,15 @@ class SeedResult:
     best_epoch: int
     wall_time_s: float  # of the whole block of seeds trained together
     seeds_in_block: int
+
+
+@torch.no_grad()
+def scale_weights(model: nn.Module, factor: float) -> None:
+    """Multiply every weight matrix and kernel (kind "weight") of a model by `factor`."""
+    kinds = tensor_kinds(model)
+    for name, p in model.named_parameters():
+        if kinds[name][0] == "weight":
+            p.mul_(factor)
 
 
 def batches(
@@ -313,12 +334,16 @@ class BlockState:
     status: list[str] = field(default_factory=list)
     diverged_epoch: list[int | None] = field(default_factory=list)
     last_good: dict[str, torch.Tensor] = field(default_factory=dict)
+    diverged_because: list[str | None] = field(default_factory=list)
+    over: list[int] = field(default_factory=list)  # epochs in a row above the loss limit
 
     def __post_init__(self) -> None:
         k = len(self.seeds)
         self.history = self.history or [[] for _ in range(k)]
         self.status = self.status or ["ok"] * k
         self.diverged_epoch = self.diverged_epoch or [None] * k
+        self.diverged_because = self.diverged_because or [None] * k
+        self.over = self.over or [0] * k
 
     def running(self) -> list[int]:
         return [k for k, s in enumerate(self.status) if s == "ok"]
@@ -348,6 +373,8 @@ class BlockState:
             "history": self.history,
             "status": self.status,
             "diverged_epoch": self.diverged_epoch,
+            "diverged_because": self.diverged_because,
+            "over": self.over,
             "elapsed": elapsed,
         }
 
@@ -367,6 +394,8 @@ class BlockState:
             list(saved["status"]),
             list(saved["diverged_epoch"]),
             saved["last_good"],
+            list(saved.get("diverged_because", [])),
+            list(saved.get("over", [])),
         )
 
 
@@ -381,11 +410,15 @@ def fit(
     on_checkpoint: Callable[[dict], None] | None = None,
     resume: dict | None = None,
     checkpoint_every_s: float = 0.0,
+    divergence: dict | None = None,
 ) -> list[SeedResult]:
     """Train a block of seeds; on_dump(epoch, {seed: state}), on_epoch(metrics row).
 
     A seed whose epoch loss becomes NaN or infinite stops with status 'diverged' and its last
-    finite state is dumped as its final epoch; the others go on. After an epoch, once
+    finite state is dumped as its final epoch; so does one whose loss stays above
+    `divergence["max_loss_ratio"]` times its initial loss for `divergence["patience"]`
+    epochs in a row (its current, finite state is its final dump); the others go on. After
+    an epoch, once
     `checkpoint_every_s` have passed since the last checkpoint (0: every epoch),
     on_checkpoint(state) gets everything needed to continue; passing that state back as
     `resume` continues after that epoch and ends with bit-identical weights.
@@ -427,7 +460,7 @@ def fit(
         train_loss, train_acc = train_epoch(models, data, opt, orders, train["batch_size"])
         record(epoch, train_loss, train_acc, lr, running)
         state.epoch = epoch
-        end_epoch(state, models, running, train_loss, dump_epochs, on_dump)
+        end_epoch(state, models, running, train_loss, dump_epochs, on_dump, divergence)
         checkpoint()
     return finish(models, data, state, time.perf_counter() - t0)
 
@@ -439,27 +472,53 @@ def end_epoch(
     train_loss: list,
     dump_epochs: list[int],
     on_dump,
+    divergence: dict | None = None,
 ) -> None:
-    """Mark the seeds whose loss is no longer finite as diverged (their last finite state is
-    their final dump), dump the others at a dump epoch, and keep their weights as last good."""
+    """Mark the seeds that diverged in this epoch (non-finite loss: their last finite state
+    is their final dump; loss too high for too long: their current state is), dump the others
+    at a dump epoch, and keep the finite weights as last good."""
     epoch, seeds = state.epoch, models.seeds
     finite = [k for k in running if math.isfinite(train_loss[k])]
     lost = {}  # seeds that diverged now: their last finite state ends their dumps
     for k in sorted(set(running) - set(finite)):
-        state.status[k], state.diverged_epoch[k] = "diverged", epoch
-        logger.warning(
-            "seed %d diverged at epoch %d (train loss %s)", seeds[k], epoch, train_loss[k]
-        )
+        stop(state, k, epoch, "non-finite loss", train_loss[k])
         if epoch - 1 not in dump_epochs:
             lost[seeds[k]] = {name: w[k] for name, w in state.last_good.items()}
     if lost:
         on_dump(epoch - 1, lost)
     if finite and epoch in dump_epochs:
         on_dump(epoch, {seeds[k]: models.seed_state(k) for k in finite})
+    exploded = too_high(state, finite, train_loss, divergence or {})
+    if exploded and epoch not in dump_epochs:
+        on_dump(epoch, {seeds[k]: models.seed_state(k) for k in exploded})
     if finite:
         current = models.snapshot()
         for name, w in state.last_good.items():
             w[finite] = current[name][finite]
+
+
+def stop(state: BlockState, k: int, epoch: int, because: str, loss: float) -> None:
+    """Seed k has diverged at `epoch`."""
+    state.status[k], state.diverged_epoch[k], state.diverged_because[k] = "diverged", epoch, because
+    seed = state.seeds[k]
+    logger.warning("seed %d diverged at epoch %d (%s: train loss %s)", seed, epoch, because, loss)
+
+
+def too_high(state: BlockState, finite: list[int], train_loss: list, divergence: dict) -> list:
+    """The finite seeds whose loss has been above max_loss_ratio x their initial loss for
+    `patience` epochs in a row: they stop as diverged (an empty rule stops none)."""
+    ratio, patience = divergence.get("max_loss_ratio"), divergence.get("patience", 1)
+    if not ratio:
+        return []
+    exploded = []
+    for k in finite:
+        initial = state.history[k][0]["train_loss"]
+        state.over[k] = state.over[k] + 1 if train_loss[k] > ratio * initial else 0
+        if state.over[k] >= patience:
+            because = f"loss above {ratio:g} x initial for {patience} epochs"
+            stop(state, k, state.epoch, because, train_loss[k])
+            exploded.append(k)
+    return exploded
 
 
 def finish(models: Seeds, data: TensorData, state: BlockState, wall: float) -> list[SeedResult]:
@@ -477,6 +536,7 @@ def finish(models: Seeds, data: TensorData, state: BlockState, wall: float) -> l
                 n_params=models.n_params,
                 epochs_run=rows[-1]["epoch"],
                 diverged_epoch=state.diverged_epoch[k],
+                diverged_because=state.diverged_because[k],
                 final_train_acc=final_train_acc[k],
                 final_train_loss=final_train_loss[k],
                 final_test_acc=rows[-1]["test_acc"],
@@ -504,10 +564,12 @@ def train_seeds(
     resume: dict | None = None,
     vectorise: bool = True,
     checkpoint_every_s: float = 0.0,
+    divergence: dict | None = None,
 ) -> list[SeedResult]:
     """`fit` freshly built models of `seeds` (see `seed_models`)."""
+    dev, scale = data.x_train.device, train.get("init_scale", 1.0)
     models = seed_models(
-        family, arch, data.in_shape, data.n_classes, seeds, data.x_train.device, vectorise
+        family, arch, data.in_shape, data.n_classes, seeds, dev, vectorise, init_scale=scale
     )
     return fit(
         models,
@@ -519,4 +581,5 @@ def train_seeds(
         on_checkpoint=on_checkpoint,
         resume=resume,
         checkpoint_every_s=checkpoint_every_s,
+        divergence=divergence,
     )

@@ -13,6 +13,7 @@ run_logged(
     groups_out=snakemake.output.groups,
     final_out=snakemake.output.final,
     trajectories_out=snakemake.output.trajectories,
+    cells_out=snakemake.output.cells,
     claims_out=snakemake.output.claims,
     claims_md_out=snakemake.output.claims_md,
 )

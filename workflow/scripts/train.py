@@ -10,7 +10,7 @@ run_logged(
     data_path=snakemake.input.data,
     dataset=snakemake.wildcards.dataset,
     arch=snakemake.wildcards.arch,
-    **snakemake.params.job,  # family, arch_params, train, dump_epochs, seeds
+    **snakemake.params.job,  # the cell (weightzoo.config.cell_params) and its seeds
     device=snakemake.params.device,
     threads=snakemake.threads,
     weights_out=snakemake.output.weights,
