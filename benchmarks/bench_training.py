@@ -394,7 +394,8 @@ def section_dump_overhead(opts: common.Options) -> str:
                 raw["bytes"] += sum(v.numel() for w in states.values() for v in w.values()) * 4
 
             training.fit(models, td, train, dump_epochs, on_dump=on_dump, on_epoch=nop)
-            progress.assemble(opts.workdir / "dumped.parquet", seeds)
+            expected = {s: dump_epochs for s in seeds}
+            progress.assemble(opts.workdir / "dumped.parquet", expected)
             progress.remove()
 
         def without(family=family, arch=arch, train=train):

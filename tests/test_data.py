@@ -434,7 +434,7 @@ def user_arrays(channels_last: bool = False) -> dict[str, np.ndarray]:
         "x_train": rng.integers(0, 256, (6, *shape), dtype=np.uint8),
         "y_train": np.array([0, 1, 2, 0, 1, 2]),
         "x_test": rng.integers(0, 256, (3, *shape), dtype=np.uint8),
-        "y_test": np.array([2, 1, 4]),
+        "y_test": np.array([2, 1, 0]),
     }
 
 
@@ -446,10 +446,10 @@ def write_npz(path: Path, arrays: dict[str, np.ndarray]) -> Path:
 
 def test_prepare_npz_grayscale_images_become_n_1_h_w(tmp_path):
     arrays = user_arrays()
-    p = data.prepare_npz(write_npz(tmp_path / "u.npz", arrays), "mine")
+    p = data.prepare_npz(write_npz(tmp_path / "u.npz", arrays), "mine", n_classes=5)
     assert p.x_train.shape == (6, 1, 4, 5) and p.x_test.shape == (3, 1, 4, 5)
     np.testing.assert_array_equal(p.x_train[:, 0], arrays["x_train"])
-    assert p.n_classes == 5  # max label (4, in the test set) + 1
+    assert p.n_classes == 5  # declared: labels 0..2 seen, classes 3 and 4 empty
     assert p.meta["name"] == "mine" and p.meta["train_counts"] == [2, 2, 2, 0, 0]
 
 

@@ -105,3 +105,79 @@ def test_resume_state_from_other_settings_is_discarded(tmp_path, digits_file, ca
     fresh.mkdir()
     jobs.train_job(**job_args(digits_file, fresh, {**TRAIN, "lr": 0.001, "epochs": 2}))
     assert_same_results(tmp_path, fresh)
+
+
+def fresh_results(digits_file: Path, tmp_path: Path) -> Path:
+    out = tmp_path / "fresh"
+    out.mkdir()
+    jobs.train_job(**job_args(digits_file, out, {**TRAIN, "epochs": 2}))
+    return out
+
+
+def test_an_unreadable_resume_state_is_discarded_not_a_traceback(tmp_path, digits_file, caplog):
+    args = job_args(digits_file, tmp_path, {**TRAIN, "epochs": 2})
+    resume = Path(args["resume_dir"])
+    resume.mkdir(parents=True)
+    (resume / "state.pt").write_bytes(b"PK\x03\x04 not a checkpoint at all")
+    with caplog.at_level(logging.INFO, logger="weightzoo"):
+        jobs.train_job(**args)
+    assert f"resume state {resume / 'state.pt'} unreadable" in caplog.text
+    assert "starting the block again" in caplog.text and "weights_only" not in caplog.text
+    assert_same_results(tmp_path, fresh_results(digits_file, tmp_path))
+
+
+def test_a_truncated_resume_dump_is_found_when_the_state_is_loaded(tmp_path, digits_file, caplog):
+    args = job_args(digits_file, tmp_path)
+    kill_when(args, signal.SIGKILL, 3)  # dumps of epochs 0 and 2 are on disk by then
+    dump = sorted((Path(args["resume_dir"]) / "dumps").glob("*.parquet"))[-1]
+    dump.write_bytes(dump.read_bytes()[: dump.stat().st_size // 2])
+    with caplog.at_level(logging.INFO, logger="weightzoo"):
+        jobs.train_job(**args)
+    assert f"resume dump {dump} unreadable" in caplog.text and "resuming" not in caplog.text
+    assert_same_results(tmp_path, reference_of(digits_file, tmp_path))
+
+
+def reference_of(digits_file: Path, tmp_path: Path) -> Path:
+    out = tmp_path / "reference"
+    out.mkdir()
+    jobs.train_job(**job_args(digits_file, out))
+    return out
+
+
+def test_a_second_writer_of_one_block_stops_with_a_clear_message(tmp_path, digits_file):
+    from weightzoo.resume import BusyError, ResumeState
+
+    args = job_args(digits_file, tmp_path, {**TRAIN, "epochs": 2})
+    with ResumeState(args["resume_dir"], {"another": "job"}):  # a live job holds the lock
+        with pytest.raises(BusyError, match="another process is training this block"):
+            jobs.train_job(**args)
+    assert not (tmp_path / "weights.parquet").exists()
+    jobs.train_job(**args)  # once it is gone, the job runs
+    assert (tmp_path / "weights.parquet").exists()
+    # done: the resume folder, its lock and the folders left empty are gone
+    assert not list(tmp_path.glob("resume*"))
+
+
+def test_a_weights_file_with_missing_dumps_is_never_written(tmp_path):
+    from weightzoo.resume import ResumeState
+
+    progress = ResumeState(tmp_path / "resume", {"k": 1})
+    with pytest.raises(ValueError, match=r"seed 0 holds dumps of epochs \[\], not \[0, 2\]"):
+        progress.assemble(tmp_path / "weights.parquet", {0: [0, 2]})
+    assert not (tmp_path / "weights.parquet").exists()
+    progress.close()
+
+
+def test_a_truncated_weights_file_is_named_with_its_remedy(tmp_path, digits_file):
+    out = fresh_results(digits_file, tmp_path)
+    weights = tmp_path / "results/weights/dataset=digits/arch=a/setting=default/seeds-0-1.parquet"
+    weights.parent.mkdir(parents=True)
+    weights.write_bytes((out / "weights.parquet").read_bytes()[:500])
+    hist = {"range": [-1.0, 1.0], "bins": 10, "scaled_range": [-8.0, 8.0]}
+    with pytest.raises(ValueError) as info:
+        jobs.stats_job(weights_path=weights, family="cnn", in_shape=[1, 8, 8], hist=hist,
+                       spectral=None, stats_out=tmp_path / "s.parquet",
+                       maps_out=tmp_path / "m.parquet")  # fmt: skip
+    message = str(info.value)
+    assert message.startswith(f"{weights} is not readable Parquet")
+    assert "--forcerun train" in message

@@ -6,6 +6,8 @@ config stops the run with one line that names the key at fault.
 
 from __future__ import annotations
 
+import functools
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,28 +51,150 @@ def _key(path) -> str:
     return out or "<top level>"
 
 
+def _is_integer(checker, instance) -> bool:
+    """An integer is an int: JSON Schema's default also takes 3.0, which then breaks a job."""
+    return isinstance(instance, int) and not isinstance(instance, bool)
+
+
+Validator = jsonschema.validators.extend(
+    jsonschema.Draft202012Validator,
+    type_checker=jsonschema.Draft202012Validator.TYPE_CHECKER.redefine("integer", _is_integer),
+)
+
+
 def validate_config(config: dict, schema_path: str | Path) -> dict:
     """Check `config` against the JSON schema and the cross-key rules; raise ConfigError."""
     schema = yaml.safe_load(Path(schema_path).read_text())
-    validator = jsonschema.Draft202012Validator(schema)
-    errors = sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))
+    _check_finite(config, [])
+    errors = sorted(Validator(schema).iter_errors(config), key=lambda e: list(e.absolute_path))
     if errors:
-        err = jsonschema.exceptions.best_match(errors)
-        path = list(err.absolute_path)
-        if err.validator in UNKNOWN_KEY and isinstance(err.instance, dict):
-            known = _known_keys(schema, err.schema)
-            unknown = sorted(set(err.instance) - set(known))
-            raise ConfigError(
-                f"{_key([*path, unknown[0]])}: unknown key (known here: {', '.join(known)})"
-            )
-        raise ConfigError(f"{_key(path)}: {err.message}")
+        raise ConfigError(_message(jsonschema.exceptions.best_match(errors), schema))
     _check_datasets(config)
+    _check_seeds(config)
     _check_families(config, schema)
+    _check_splits(config)
     _check_analysis(config["analysis"])
+    _check_memory(config)
     return config
 
 
+def _check_finite(value: Any, path: list) -> None:
+    """Every number of the config is finite (YAML's .nan and .inf are numbers to a schema)."""
+    if isinstance(value, dict):
+        for k, v in value.items():
+            _check_finite(v, [*path, k])
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            _check_finite(v, [*path, i])
+    elif isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{_key(path)}: {value} is not a finite number")
+
+
+def _message(err: jsonschema.ValidationError, schema: dict) -> str:
+    """One line for a schema error: the key, what is wrong and, where it helps, the fix."""
+    # an integer-valued float or a number written as text inside a oneOf: the inner error
+    for inner in [err, *(err.context or [])]:
+        value = inner.instance
+        if inner.validator == "type" and isinstance(value, float) and value.is_integer():
+            where = _key(list(inner.absolute_path))
+            return f"{where}: {value} is not an integer; write {int(value)}"
+        if inner.validator == "type" and isinstance(value, str) and _is_number_text(value):
+            where = _key(list(inner.absolute_path))
+            return (
+                f"{where}: {value!r} is text, not a number (YAML reads 1e-3 as a string): "
+                f"write {_number_text(value)}"
+            )
+    path = list(err.absolute_path)
+    if err.validator in UNKNOWN_KEY and isinstance(err.instance, dict):
+        known = _known_keys(schema, err.schema)
+        unknown = sorted(set(err.instance) - set(known))
+        return f"{_key([*path, unknown[0]])}: unknown key (known here: {', '.join(known)})"
+    return f"{_key(path)}: {err.message}"
+
+
+def _is_number_text(text: str) -> bool:
+    try:
+        return math.isfinite(float(text))
+    except ValueError:
+        return False
+
+
+def _number_text(text: str) -> str:
+    """A number written so that YAML reads it as one: 1e-3 -> 1.0e-3 or 0.001."""
+    value = float(text)
+    mantissa, _, exponent = text.lower().partition("e")
+    if exponent and "." not in mantissa:
+        return f"{mantissa}.0e{exponent} or {value:g}"
+    return f"{value:g}"
+
+
 UNKNOWN_KEY = ("additionalProperties", "unevaluatedProperties")
+SEED_LIMIT = 2**31 - 1  # seeds are int32 columns of every table
+
+
+def _check_seeds(config: dict) -> None:
+    last = config["seeds"]["start"] + config["seeds"]["count"] - 1
+    if last > SEED_LIMIT:
+        raise ConfigError(
+            f"seeds: the last seed would be {last}, above {SEED_LIMIT} (seeds are int32); "
+            "lower seeds.start or seeds.count"
+        )
+
+
+def dataset_sizes(config: dict, dataset: str) -> tuple[int, int, int]:
+    """(training images, test images, classes) of a dataset, known without preparing it."""
+    if dataset == "digits":
+        n_test = math.ceil(config["data"]["digits"]["test_fraction"] * data.DIGITS_IMAGES)
+        return data.DIGITS_IMAGES - n_test, n_test, data.N_CLASSES
+    if dataset in data.BUILTIN_SIZES:
+        return (*data.BUILTIN_SIZES[dataset], data.N_CLASSES)
+    info = dataset_info(config, dataset)
+    return info.n_train, info.n_test, info.n_classes
+
+
+def _check_splits(config: dict) -> None:
+    """The digits split and every training subset leave each class an image."""
+    for name in config["datasets"]:
+        n_train, n_test, classes = dataset_sizes(config, name)
+        if name == "digits" and min(n_train, n_test) < classes:
+            raise ConfigError(
+                f"data.digits.test_fraction: {config['data']['digits']['test_fraction']} leaves "
+                f"{n_train} training and {n_test} test images for {classes} classes; a "
+                "stratified split needs at least one image of each class on both sides"
+            )
+        for cell in all_cells(config).values():
+            fraction = cell.train["train_fraction"]
+            if fraction < 1 and int(fraction * n_train) < classes:
+                raise ConfigError(
+                    f"families.{cell.family}: train_fraction {fraction} of {name}'s {n_train} "
+                    f"training images ({cell.arch}, {cell.setting}) keeps fewer than one image "
+                    f"per class ({classes})"
+                )
+
+
+# Bytes a training job holds per parameter and seed: weights, gradients, the optimizer's two
+# moments, the last finite weights and a checkpoint copy (float32 each).
+BYTES_PER_PARAMETER = 6 * 4
+
+
+def _check_memory(config: dict) -> None:
+    """Each training job's models and data fit in the memory it asks for (resources.mem_mb)."""
+    seeds = config["seeds_per_job"]
+    for name in config["datasets"]:
+        shape = image_shape(config, name)
+        n_train, n_test, classes = dataset_sizes(config, name)
+        data_bytes = (n_train + n_test) * math.prod(shape) * 5  # uint8 + float32 images
+        for cell in all_cells(config).values():
+            n_params = families.parse(cell.family, cell.arch_params).n_params(shape, classes)
+            need = (n_params * seeds * BYTES_PER_PARAMETER + data_bytes) / 2**20
+            mem = config["families"][cell.family]["resources"]["mem_mb"]
+            if need > mem:
+                raise ConfigError(
+                    f"families.{cell.family}.resources.mem_mb: {cell.arch} on {name} holds "
+                    f"{n_params:,} parameters; {seeds} seeds' weights, gradients and optimizer "
+                    f"state and the dataset need about {need:,.0f} MiB, above mem_mb = {mem}: "
+                    "raise mem_mb or lower seeds_per_job"
+                )
 
 
 def _known_keys(root: dict, schema: dict) -> list[str]:
@@ -98,6 +222,30 @@ def _check_analysis(analysis: dict) -> None:
 RESERVED_NAMES = ("all",)  # the claims' label of pooled subsets
 
 
+def user_dataset(config: dict, name: str) -> tuple[Path, int | None]:
+    """The file of a user dataset and its declared number of classes (None: from the
+    labels); `data.user.<name>` is a path or {path, n_classes}."""
+    entry = config["data"]["user"][name]
+    if isinstance(entry, dict):
+        return Path(entry["path"]), entry.get("n_classes")
+    return Path(entry), None
+
+
+@functools.lru_cache(maxsize=64)
+def _inspect(path: Path, n_classes: int | None, mtime: float) -> data.NpzInfo:
+    return data.inspect_npz(path, n_classes)
+
+
+def dataset_info(config: dict, name: str) -> data.NpzInfo:
+    """A user dataset's image shape, sizes and classes, checked from its headers and labels
+    (once per file and version while the workflow is planned)."""
+    path, n_classes = user_dataset(config, name)
+    try:
+        return _inspect(path, n_classes, path.stat().st_mtime if path.is_file() else 0.0)
+    except data.DatasetError as err:
+        raise ConfigError(f"data.user.{name}: {err}") from None
+
+
 def _check_datasets(config: dict) -> None:
     user = config["data"]["user"]
     for name in user:
@@ -109,8 +257,8 @@ def _check_datasets(config: dict) -> None:
         if name not in data.BUILTIN_DATASETS and name not in user:
             known = ", ".join([*data.BUILTIN_DATASETS, *user])
             raise ConfigError(f"datasets[{i}]: unknown dataset {name!r} (known: {known})")
-        if name in user and not Path(user[name]).is_file():
-            raise ConfigError(f"data.user.{name}: file not found: {user[name]}")
+        if name in user:
+            dataset_info(config, name)  # every array of the file, before any job
         if name in data.TORCHVISION_DATASETS and not config["data"]["download"]:
             folder = raw_folder(config, name)
             missing = data.missing_files(data.raw_files(name), folder)
@@ -149,10 +297,7 @@ def image_shape(config: dict, dataset: str) -> tuple[int, int, int]:
     """(C, H, W) of a dataset's images, known without preparing it."""
     if dataset in data.IMAGE_SHAPES:
         return data.IMAGE_SHAPES[dataset]
-    try:
-        return data.npz_image_shape(Path(config["data"]["user"][dataset]))
-    except data.DatasetError as err:
-        raise ConfigError(f"data.user.{dataset}: {err}") from err
+    return dataset_info(config, dataset).image_shape
 
 
 def _setting_schema(schema: dict, key: str) -> dict:
@@ -204,11 +349,9 @@ def family_cells(
 
 def _check_value(value: Any, schema: dict, where: str) -> None:
     """One setting value against its schema entry; ConfigError naming the key otherwise."""
-    error = jsonschema.exceptions.best_match(
-        jsonschema.Draft202012Validator(schema).iter_errors(value)
-    )
+    error = jsonschema.exceptions.best_match(Validator(schema).iter_errors(value))
     if error is not None:
-        raise ConfigError(f"{where}: {error.message}")
+        raise ConfigError(f"{where}{_message(error, schema).removeprefix('<top level>')}")
 
 
 def all_cells(config: dict) -> dict[tuple[str, str], Cell]:
@@ -290,7 +433,8 @@ def dataset_source(config: dict, dataset: str) -> dict:
         return {"kind": "digits", **config["data"]["digits"]}
     if dataset in data.TORCHVISION_DATASETS:
         return {"kind": "torchvision", "folder": str(raw_folder(config, dataset))}
-    return {"kind": "npz", "path": config["data"]["user"][dataset]}
+    path, n_classes = user_dataset(config, dataset)
+    return {"kind": "npz", "path": str(path), "n_classes": n_classes}
 
 
 def dataset_inputs(config: dict, dataset: str) -> list[str]:

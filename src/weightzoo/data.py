@@ -41,6 +41,12 @@ IMAGE_SHAPES = {
     "cifar10": (3, 32, 32),
 }  # (C, H, W)
 N_CLASSES = 10  # all four built-ins
+DIGITS_IMAGES = 1797  # scikit-learn's bundled digits
+BUILTIN_SIZES = {
+    "mnist": (60000, 10000),
+    "fashion_mnist": (60000, 10000),
+    "cifar10": (50000, 10000),
+}
 
 NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
 
@@ -396,7 +402,7 @@ def prepare(name: str, source: dict) -> Prepared:
     if kind == "torchvision":
         return prepare_torchvision(name, Path(source["folder"]))
     if kind == "npz":
-        return prepare_npz(Path(source["path"]), name)
+        return prepare_npz(Path(source["path"]), name, source.get("n_classes"))
     raise DatasetError(f"{name}: unknown dataset source {kind!r}")
 
 
@@ -482,6 +488,10 @@ def _check_images(
         raise DatasetError(
             f"{path}: {key} is {dtype} with shape {shape}; expected uint8 images N×H×W or N×H×W×C"
         )
+    if shape[0] == 0:
+        raise DatasetError(f"{path}: {key} is empty (no images)")
+    if min(shape[1:]) < 1:
+        raise DatasetError(f"{path}: {key} has an empty image dimension: shape {shape}")
     return (shape[3] if len(shape) == 4 else 1, shape[1], shape[2])
 
 
@@ -496,20 +506,43 @@ def _check_labels(key: str, labels: np.ndarray, n_images: int, path: Path) -> No
         raise DatasetError(
             f"{path}: {key} has {len(labels)} labels but there are {n_images} images"
         )
-    if n_images == 0:
-        raise DatasetError(f"{path}: {key} is empty")
     if labels.min() < 0:
         raise DatasetError(f"{path}: {key} has negative labels (min {labels.min()})")
 
 
-def prepare_npz(path: Path, name: str) -> Prepared:
-    """A user dataset from an .npz with exactly x_train, y_train, x_test, y_test."""
+@dataclass(frozen=True)
+class NpzInfo:
+    """What a user .npz holds, read from its headers and labels (no image is loaded)."""
+
+    image_shape: tuple[int, int, int]  # (C, H, W)
+    n_train: int
+    n_test: int
+    n_classes: int
+
+
+def _npy_header(zf: zipfile.ZipFile, key: str) -> tuple[tuple[int, ...], np.dtype]:
+    """Shape and dtype of one array of an .npz, from its .npy header."""
+    with zf.open(f"{key}.npy") as fh:
+        fmt = np.lib.format
+        version = fmt.read_magic(fh)
+        read = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
+        shape, _, dtype = read(fh)
+    return shape, dtype
+
+
+def inspect_npz(path: Path, n_classes: int | None = None) -> NpzInfo:
+    """Check a user dataset from its .npy headers and its labels, every array of it: exactly
+    x_train, y_train, x_test, y_test; uint8 images of one (C, H, W); one integer label per
+    image; at least 2 classes, labelled exactly 0..K-1 unless `n_classes` is declared (then
+    any labels in 0..n_classes-1). DatasetError naming the file and key otherwise."""
     path = Path(path)
+    if path.is_dir():
+        raise DatasetError(f"{path} is a directory, not an .npz file")
     if not path.is_file():
-        raise DatasetError(f"user dataset {name!r}: file {path} does not exist")
+        raise DatasetError(f"file not found: {path}")
     try:
-        with np.load(path, allow_pickle=False) as z:
-            keys = set(z.files)
+        with zipfile.ZipFile(path) as zf:
+            keys = {n.removesuffix(".npy") for n in zf.namelist()}
             if missing := [k for k in NPZ_KEYS if k not in keys]:
                 raise DatasetError(
                     f"{path}: missing key(s) {', '.join(missing)}; expected {NPZ_KEYS}"
@@ -518,58 +551,79 @@ def prepare_npz(path: Path, name: str) -> Prepared:
                 raise DatasetError(
                     f"{path}: unexpected key(s) {', '.join(extra)}; expected only {NPZ_KEYS}"
                 )
-            arrays = {}
-            for k in NPZ_KEYS:
-                try:
-                    arrays[k] = z[k]
-                except ValueError as err:  # object arrays need pickle, which is refused
-                    raise DatasetError(f"{path}: cannot load {k} ({err})") from err
-    except (OSError, ValueError, zipfile.BadZipFile) as err:
+            headers = {k: _npy_header(zf, k) for k in ("x_train", "x_test")}
+            labels = {}
+            for k in ("y_train", "y_test"):
+                with zf.open(f"{k}.npy") as fh:
+                    labels[k] = np.lib.format.read_array(fh, allow_pickle=False)
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as err:
         raise DatasetError(f"{path}: not a readable .npz ({err})") from err
-
     shapes = {}
     for split in ("train", "test"):
-        x, y = arrays[f"x_{split}"], arrays[f"y_{split}"]
-        shapes[split] = _check_images(f"x_{split}", x.dtype, x.shape, path)
-        _check_labels(f"y_{split}", y, len(x), path)
+        shape, dtype = headers[f"x_{split}"]
+        shapes[split] = _check_images(f"x_{split}", dtype, shape, path)
+        _check_labels(f"y_{split}", labels[f"y_{split}"], shape[0], path)
     if shapes["train"] != shapes["test"]:
         raise DatasetError(
             f"{path}: x_train images are (C, H, W) = {shapes['train']} "
             f"but x_test are {shapes['test']}"
         )
+    classes = _check_classes(labels["y_train"], labels["y_test"], n_classes, path)
+    n_train, n_test = (len(labels[k]) for k in ("y_train", "y_test"))
+    return NpzInfo(shapes["train"], n_train, n_test, classes)
+
+
+def _check_classes(y_train, y_test, n_classes: int | None, path: Path) -> int:
+    """The number of classes: declared, or K when the training labels are exactly 0..K-1."""
+    found = np.unique(y_train)
+    if len(found) < 2:
+        raise DatasetError(
+            f"{path}: y_train has {len(found)} class; a zoo needs at least 2 classes"
+        )
+    if n_classes is None:
+        if found[-1] != len(found) - 1:
+            raise DatasetError(
+                f"{path}: y_train: labels must be 0..K-1 ({len(found)} distinct values from "
+                f"{found[0]} to {found[-1]}): relabel them, or declare n_classes for the "
+                "dataset (data.user.<name>: {path: ..., n_classes: K})"
+            )
+        n_classes = len(found)
+    for key, y in (("y_train", y_train), ("y_test", y_test)):
+        if (top := int(y.max())) >= n_classes:
+            raise DatasetError(
+                f"{path}: {key}: label {top} is not among the {n_classes} classes "
+                f"(0..{n_classes - 1})"
+            )
+    return int(n_classes)
+
+
+def prepare_npz(path: Path, name: str, n_classes: int | None = None) -> Prepared:
+    """A user dataset from an .npz with exactly x_train, y_train, x_test, y_test."""
+    path = Path(path)
+    info = inspect_npz(path, n_classes)
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in NPZ_KEYS}
+    except (OSError, ValueError, zipfile.BadZipFile) as err:  # pickled object arrays, too
+        raise DatasetError(f"{path}: not a readable .npz ({err})") from err
 
     def to_nchw(x: np.ndarray) -> np.ndarray:
         return x.transpose(0, 3, 1, 2) if x.ndim == 4 else x[:, None]
 
-    n_classes = int(max(arrays["y_train"].max(), arrays["y_test"].max())) + 1
     meta = {"name": name, "source": "npz", "path": str(path), "md5": md5sum(path)}
     return _finish(
         to_nchw(arrays["x_train"]),
         arrays["y_train"],
         to_nchw(arrays["x_test"]),
         arrays["y_test"],
-        n_classes,
+        info.n_classes,
         meta,
     )
 
 
 def npz_image_shape(path: Path) -> tuple[int, int, int]:
-    """(C, H, W) of x_train in an .npz, read from the .npy header without loading the data."""
-    path = Path(path)
-    try:
-        with zipfile.ZipFile(path) as zf, zf.open("x_train.npy") as fh:
-            version = np.lib.format.read_magic(fh)
-            if version == (1, 0):
-                shape, _, dtype = np.lib.format.read_array_header_1_0(fh)
-            else:
-                shape, _, dtype = np.lib.format.read_array_header_2_0(fh)
-    except FileNotFoundError:
-        raise DatasetError(f"user dataset file {path} does not exist") from None
-    except KeyError:
-        raise DatasetError(f"{path}: missing key x_train") from None
-    except (OSError, ValueError, zipfile.BadZipFile) as err:
-        raise DatasetError(f"{path}: not a readable .npz ({err})") from err
-    return _check_images("x_train", dtype, shape, path)
+    """(C, H, W) of a user .npz's images, checked like `inspect_npz`."""
+    return inspect_npz(path).image_shape
 
 
 # ---------------------------------------------------------------------------------------

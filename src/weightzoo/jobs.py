@@ -135,53 +135,58 @@ def train_job(
     if divergence:
         config_slice["divergence"] = divergence
     key = {**config_slice, "seeds": seeds, "device": dev.type, "vectorise": vectorise}
-    progress = ResumeState(resume_dir, key)
-    models = training.seed_models(
-        family,
-        arch_params,
-        tensors.in_shape,
-        tensors.n_classes,
-        seeds,
-        dev,
-        vectorise,
-        init_scale=train.get("init_scale", 1.0),
-    )
-    results = training.fit(
-        models,
-        tensors,
-        train,
-        dump_epochs,
-        on_dump=dumps.DumpSink(progress, models.kinds, **tags),
-        on_epoch=progress.add_metrics,
-        on_checkpoint=progress.checkpoint,
-        resume=progress.resume_point,
-        checkpoint_every_s=checkpoint_every_s,
-        divergence=divergence,
-    )
-    for r in results:
-        logger.info(
-            "%s %s seed %d: %s after %d epochs, test acc %.4f (best %.4f)",
-            dataset,
-            arch,
-            r.seed,
-            r.status,
-            r.epochs_run,
-            r.final_test_acc,
-            r.best_test_acc,
+    with ResumeState(resume_dir, key) as progress:  # the lock is held until the end
+        models = training.seed_models(
+            family,
+            arch_params,
+            tensors.in_shape,
+            tensors.n_classes,
+            seeds,
+            dev,
+            vectorise,
+            init_scale=train.get("init_scale", 1.0),
         )
-    runs = tables.runs_frame(
-        results,
-        tags=tags,
-        epochs_planned=train["epochs"],
-        provenance=training.provenance(dev, threads),
-        config_slice=config_slice,
-        setting_values=setting_values,
-    )
-    progress.assemble(weights_out, seeds)
-    metrics = tables.metrics_frame(progress.state["metrics"], **tags)
-    dumps.write_table(metrics.to_arrow(), metrics_out)
-    dumps.write_table(runs.to_arrow(), runs_out)
-    progress.remove()
+        results = training.fit(
+            models,
+            tensors,
+            train,
+            dump_epochs,
+            on_dump=dumps.DumpSink(progress, models.kinds, **tags),
+            on_epoch=progress.add_metrics,
+            on_checkpoint=progress.checkpoint,
+            resume=progress.resume_point,
+            checkpoint_every_s=checkpoint_every_s,
+            divergence=divergence,
+        )
+        for r in results:
+            logger.info(
+                "%s %s seed %d: %s after %d epochs, test acc %.4f (best %.4f)",
+                dataset,
+                arch,
+                r.seed,
+                r.status,
+                r.epochs_run,
+                r.final_test_acc,
+                r.best_test_acc,
+            )
+        runs = tables.runs_frame(
+            results,
+            tags=tags,
+            epochs_planned=train["epochs"],
+            provenance=training.provenance(dev, threads),
+            config_slice=config_slice,
+            setting_values=setting_values,
+        )
+        # every seed holds its dump epochs up to its last one, and that last one
+        expected = {
+            r.seed: sorted({e for e in dump_epochs if e <= r.epochs_run} | {r.epochs_run})
+            for r in results
+        }
+        progress.assemble(weights_out, expected)
+        metrics = tables.metrics_frame(progress.state["metrics"], **tags)
+        dumps.write_table(metrics.to_arrow(), metrics_out)
+        dumps.write_table(runs.to_arrow(), runs_out)
+        progress.remove()
     logger.info("job done: %d seed(s) in %.1f s", len(seeds), results[0].wall_time_s)
     return runs
 
@@ -190,8 +195,9 @@ def aggregate_runs(
     *, run_files: list[str | Path], parquet_out: str | Path, csv_out: str | Path
 ) -> pl.DataFrame:
     """Concatenate the per-job run tables into results/tables/runs.parquet (+ .csv)."""
-    from weightzoo.tables import RUNS_COLUMNS
+    from weightzoo.tables import RUNS_COLUMNS, check_parquet
 
+    check_parquet(*run_files)
     runs = (
         pl.concat([pl.read_parquet(f) for f in run_files], how="diagonal_relaxed")
         .select(*RUNS_COLUMNS, pl.exclude(RUNS_COLUMNS))
@@ -223,7 +229,9 @@ def stats_job(
     """Statistics (and first-layer strength maps) of one training job's dumps; `hist` is
     analysis.hist (range, bins, scaled_range), `spectral` analysis.spectral (None: no fits)."""
     from weightzoo import stats
+    from weightzoo.tables import check_parquet
 
+    check_parquet(weights_path)
     started = time.perf_counter()
     ranges = tuple(hist["range"]), hist["bins"], tuple(hist["scaled_range"])
     table = stats.file_stats(weights_path, *ranges, spectral_settings=spectral)
@@ -240,6 +248,9 @@ def stats_job(
 
 def concat_tables(*, files: list[str | Path], output: str | Path) -> None:
     """Concatenate per-job Parquet files into one table, streamed (never all in memory)."""
+    from weightzoo.tables import check_parquet
+
+    check_parquet(*files)
     with atomic_path(Path(output)) as tmp:
         pl.scan_parquet([str(f) for f in files]).sink_parquet(tmp, compression="zstd")
     logger.info(
@@ -269,7 +280,9 @@ def claims_job(
     one row per architecture cell.
     """
     from weightzoo import analysis
+    from weightzoo.tables import check_parquet
 
+    check_parquet(runs_path, stats_path)
     started = time.perf_counter()
     settings = analysis.Settings.from_config(analysis_cfg)
     runs = pl.read_parquet(runs_path)
@@ -319,7 +332,9 @@ def figure_job(
 ) -> None:
     """One figure: offline HTML, an SVG or PNG image and its spec (for the dashboard)."""
     from weightzoo import figures, vega
+    from weightzoo.tables import check_parquet
 
+    check_parquet(*tables.values())
     fig = figures.FIGURES[name]
     scans = {t: pl.scan_parquet(path) for t, path in tables.items()}
     chart = figures.draw(name, scans, {**settings, "hist_range": tuple(hist_range)})
@@ -338,7 +353,9 @@ def dashboard_job(
 ) -> None:
     """results/index.html: verdicts, every figure and the claims table on one offline page."""
     from weightzoo import analysis, dashboard
+    from weightzoo.tables import check_parquet
 
+    check_parquet(claims_path, groups_path)
     claims = pl.read_parquet(claims_path)
     groups = pl.read_parquet(groups_path)
     specs = [json.loads(Path(f).read_text()) for f in spec_files]

@@ -4,8 +4,10 @@ the metrics and runs tables of results/."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import polars as pl
+import pyarrow.parquet as pq
 
 # A cell is one architecture trained with one training setting on one dataset: the unit of
 # inference of the analysis (its seeds are not independent samples). A run is one seed of a
@@ -83,3 +85,37 @@ def runs_frame(
     return pl.DataFrame(rows).with_columns(
         pl.col(_INT_COLUMNS).cast(pl.Int32), pl.col("diverged_epoch").cast(pl.Int32)
     )
+
+
+# The rule that writes each kind of results/ file: what to rerun when one is broken.
+PRODUCERS = {
+    "weights": "train", "metrics": "train", "runs": "train", "stats": "weight_stats",
+    "strength_maps": "weight_stats", "tables/runs": "aggregate_runs",
+    "tables/stats": "aggregate_stats", "tables/strength_maps": "aggregate_strength_maps",
+    "tables": "claims",
+}  # fmt: skip
+
+
+def producer(path: str | Path) -> str:
+    """The rule that writes `path` (by its place in results/), for the fix of a broken file."""
+    parts = Path(path).parts
+    if "results" in parts:
+        parts = parts[parts.index("results") + 1 :]
+    for key in (f"{parts[0]}/{Path(parts[-1]).stem}" if len(parts) > 1 else "", parts[0]):
+        if key in PRODUCERS:
+            return PRODUCERS[key]
+    return "the rule that writes it"
+
+
+def check_parquet(*paths: str | Path) -> None:
+    """Each file is whole Parquet (its footer reads); ValueError naming the first that is
+    not, and how to rebuild it."""
+    for path in paths:
+        try:
+            pq.read_metadata(path)
+        except (OSError, ValueError) as err:  # pyarrow's ArrowInvalid is a ValueError
+            raise ValueError(
+                f"{path} is not readable Parquet ({str(err).splitlines()[0]}): it is truncated or "
+                f"not weightzoo's; delete it (or run with --forcerun {producer(path)}) to "
+                "rebuild it"
+            ) from None

@@ -49,10 +49,18 @@ class TensorData:
         return tuple(self.x_train.shape[1:])
 
 
+class NoDeviceError(ValueError, RuntimeError):
+    """The config asks for a device this machine does not have."""
+
+
 def select_device(device: str) -> torch.device:
-    """'auto' -> CUDA when available, else CPU; 'cuda' without a GPU is an error."""
+    """'auto' -> CUDA when available, else CPU; 'cuda' without a GPU is an error naming the
+    key (checked here, on the machine that trains: the planning host may have no GPU)."""
     if device == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("device: cuda was requested but torch sees no CUDA device")
+        raise NoDeviceError(
+            f"device: cuda was requested but torch sees no CUDA device on {platform.node()}; "
+            "set device: auto (CUDA when present) or cpu"
+        )
     if device == "cpu" or not torch.cuda.is_available():
         return torch.device("cpu")
     # deterministic cuBLAS needs this before the first CUDA call

@@ -8,5 +8,7 @@ import sys
 from pathlib import Path
 
 SRC = str(Path(__file__).resolve().parents[2] / "src")
-if SRC not in sys.path:
-    sys.path.insert(0, SRC)
+# first, even when another copy of weightzoo is installed: jobs run this checkout's code
+if SRC in sys.path:
+    sys.path.remove(SRC)
+sys.path.insert(0, SRC)
