@@ -181,7 +181,7 @@ def test_a_second_workflow_after_unlock_cannot_steal_a_live_job_and_the_weights_
         assert snakemake(tmp_path, "--unlock", "--configfile", str(slow)).returncode == 0
         run_b = snakemake(tmp_path, target, "--cores", "1", "--configfile", str(slow))
         assert run_b.returncode != 0
-        log = (tmp_path / "results/logs/train/digits/cnn-b2-c16/default/seeds-0-0.log")
+        log = tmp_path / "results/logs/train/digits/cnn-b2-c16/default/seeds-0-0.log"
         assert "another process is training this block of seeds" in log.read_text()
         assert "Traceback" not in run_b.stderr.split("Error in rule")[0]
         assert run_a.wait(timeout=600) == 0  # A finishes undisturbed
