@@ -11,9 +11,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import jsonschema
-import yaml
-
 from weightzoo import data, families
 
 
@@ -39,6 +36,9 @@ def _key(path) -> str:
 
 def validate_config(config: dict, schema_path: str | Path) -> dict:
     """Check `config` against the JSON schema and the cross-key rules; raise ConfigError."""
+    import jsonschema  # here, not at the top: the sweep helpers need neither (weightzoo.flops)
+    import yaml
+
     schema = yaml.safe_load(Path(schema_path).read_text())
     validator = jsonschema.Draft202012Validator(schema)
     errors = sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))
@@ -224,3 +224,20 @@ def dataset_inputs(config: dict, dataset: str) -> list[str]:
     if source["kind"] == "npz":
         return [source["path"]]
     return []
+
+
+def load_config(*paths: str | Path) -> dict:
+    """YAML config files merged as Snakemake merges --configfile over the embedded default:
+    later files update earlier ones key by key, recursively (lists are replaced)."""
+    import yaml
+
+    def update(base: dict, new: dict) -> dict:
+        return base | {
+            k: update(base[k], v) if isinstance(v, dict) and isinstance(base.get(k), dict) else v
+            for k, v in new.items()
+        }
+
+    merged: dict = {}
+    for path in paths:
+        merged = update(merged, yaml.safe_load(Path(path).read_text()) or {})
+    return merged

@@ -116,6 +116,7 @@ def train_job(
     and ends with the same bits as an uninterrupted run. The folder is removed at the end.
     """
     from weightzoo import tables, training
+    from weightzoo.progress import Progress
     from weightzoo.resume import ResumeState
 
     training.set_determinism(threads)
@@ -125,6 +126,7 @@ def train_job(
     config_slice = {**tags, "arch_params": arch_params, "train": train, "dump_epochs": dump_epochs}
     key = {**config_slice, "seeds": seeds, "device": dev.type, "vectorise": vectorise}
     progress = ResumeState(resume_dir, key)
+    watch = Progress(arch, seeds, train["epochs"], history=progress.state["metrics"])
     models = training.seed_models(
         family, arch_params, tensors.in_shape, tensors.n_classes, seeds, dev, vectorise
     )
@@ -134,7 +136,7 @@ def train_job(
         train,
         dump_epochs,
         on_dump=dumps.DumpSink(progress, models.kinds, **tags),
-        on_epoch=progress.add_metrics,
+        on_epoch=watch.wrap(progress.add_metrics),
         on_checkpoint=progress.checkpoint,
         resume=progress.resume_point,
         checkpoint_every_s=checkpoint_every_s,
