@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 CORES ?= 8
 
-.PHONY: run test bench bench-training lint clean browser slurm
+.PHONY: run test bench bench-training gpu-check lint clean browser slurm
 .DEFAULT_GOAL := run
 
 $(BIN)/snakemake: pyproject.toml
@@ -43,6 +43,13 @@ bench: $(VENV)/.bench-installed  ## measure everything (about 20 minutes on 2 co
 
 bench-training: $(VENV)/.bench-installed  ## only the training sections (a GPU is used when present)
 	$(BIN)/python benchmarks/run.py --training-only --output benchmarks/results-training.md
+
+# The prepared GPU check (README, "Performance"): CUDA tests, throughput and a projection of the
+# paper-scale zoo on one card into benchmarks/results-gpu.md; without a GPU, a small CPU
+# version. Needs only torch, numpy, scipy, pyarrow, polars and pyyaml: no install, no network.
+GPU_CHECK_PYTHON ?= $(if $(wildcard $(BIN)/python),$(BIN)/python,python3)
+gpu-check:  ## CUDA tests, throughput, projection on one GPU (a small CPU version without one)
+	PYTHONPATH=src $(GPU_CHECK_PYTHON) benchmarks/gpu_check.py --output benchmarks/results-gpu.md
 
 lint: $(BIN)/snakemake
 	$(BIN)/ruff check .

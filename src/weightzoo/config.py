@@ -12,9 +12,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import jsonschema
-import yaml
-
 from weightzoo import data, families, settings
 
 
@@ -56,19 +53,32 @@ def _is_integer(checker, instance) -> bool:
     return isinstance(instance, int) and not isinstance(instance, bool)
 
 
-Validator = jsonschema.validators.extend(
-    jsonschema.Draft202012Validator,
-    type_checker=jsonschema.Draft202012Validator.TYPE_CHECKER.redefine("integer", _is_integer),
-)
+@functools.cache
+def _validator():
+    """Draft 2020-12 with integers that are ints (imported here, not at the top: the sweep
+    helpers, which weightzoo.flops and the GPU check use, need neither jsonschema nor yaml)."""
+    import jsonschema
+
+    checker = jsonschema.Draft202012Validator.TYPE_CHECKER.redefine("integer", _is_integer)
+    return jsonschema.validators.extend(jsonschema.Draft202012Validator, type_checker=checker)
+
+
+def _first_error(schema: dict, value: Any):
+    """The most relevant schema error of `value`, or None."""
+    import jsonschema
+
+    errors = sorted(_validator()(schema).iter_errors(value), key=lambda e: list(e.absolute_path))
+    return jsonschema.exceptions.best_match(errors)
 
 
 def validate_config(config: dict, schema_path: str | Path) -> dict:
     """Check `config` against the JSON schema and the cross-key rules; raise ConfigError."""
+    import yaml
+
     schema = yaml.safe_load(Path(schema_path).read_text())
     _check_finite(config, [])
-    errors = sorted(Validator(schema).iter_errors(config), key=lambda e: list(e.absolute_path))
-    if errors:
-        raise ConfigError(_message(jsonschema.exceptions.best_match(errors), schema))
+    if (error := _first_error(schema, config)) is not None:
+        raise ConfigError(_message(error, schema))
     _check_datasets(config)
     _check_seeds(config)
     _check_families(config, schema)
@@ -90,7 +100,7 @@ def _check_finite(value: Any, path: list) -> None:
         raise ConfigError(f"{_key(path)}: {value} is not a finite number")
 
 
-def _message(err: jsonschema.ValidationError, schema: dict) -> str:
+def _message(err, schema: dict) -> str:
     """One line for a schema error: the key, what is wrong and, where it helps, the fix."""
     # an integer-valued float or a number written as text inside a oneOf: the inner error
     for inner in [err, *(err.context or [])]:
@@ -349,8 +359,7 @@ def family_cells(
 
 def _check_value(value: Any, schema: dict, where: str) -> None:
     """One setting value against its schema entry; ConfigError naming the key otherwise."""
-    error = jsonschema.exceptions.best_match(Validator(schema).iter_errors(value))
-    if error is not None:
+    if (error := _first_error(schema, value)) is not None:
         raise ConfigError(f"{where}{_message(error, schema).removeprefix('<top level>')}")
 
 
@@ -445,3 +454,20 @@ def dataset_inputs(config: dict, dataset: str) -> list[str]:
     if source["kind"] == "npz":
         return [source["path"]]
     return []
+
+
+def load_config(*paths: str | Path) -> dict:
+    """YAML config files merged as Snakemake merges --configfile over the embedded default:
+    later files update earlier ones key by key, recursively (lists are replaced)."""
+    import yaml
+
+    def update(base: dict, new: dict) -> dict:
+        return base | {
+            k: update(base[k], v) if isinstance(v, dict) and isinstance(base.get(k), dict) else v
+            for k, v in new.items()
+        }
+
+    merged: dict = {}
+    for path in paths:
+        merged = update(merged, yaml.safe_load(Path(path).read_text()) or {})
+    return merged

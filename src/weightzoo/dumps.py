@@ -49,6 +49,18 @@ WEIGHTS_PARQUET_OPTIONS = {
 }
 
 
+def host_values(tensors: list[torch.Tensor]) -> tuple[np.ndarray, np.ndarray]:
+    """The tensors' values as one flat float32 host array, and each tensor's size: flattened
+    and concatenated on their device, then copied off it in one transfer."""
+    import torch
+
+    sizes = np.array([t.numel() for t in tensors], dtype=np.int64)
+    if not tensors:
+        return np.zeros(0, np.float32), sizes
+    flat = torch.cat([t.detach().reshape(-1).to(torch.float32) for t in tensors])
+    return flat.cpu().numpy(), sizes
+
+
 def state_dict_table(
     state: dict[str, torch.Tensor],
     kinds: dict[str, tuple[str, str]],
@@ -61,15 +73,9 @@ def state_dict_table(
     setting: str = "default",
 ) -> pa.Table:
     """One dump as an Arrow table: a row per tensor, in state_dict order."""
-    import torch
-
     names = list(state)
-    arrays = [
-        state[k].detach().to("cpu", torch.float32).contiguous().numpy().ravel() for k in names
-    ]
-    sizes = np.array([a.size for a in arrays], dtype=np.int64)
+    flat, sizes = host_values([state[k] for k in names])
     offsets = np.concatenate([[0], np.cumsum(sizes)])
-    flat = np.concatenate(arrays) if arrays else np.zeros(0, np.float32)
     values = pa.LargeListArray.from_arrays(pa.array(offsets), pa.array(flat)).cast(
         pa.list_(pa.float32())
     )
@@ -140,10 +146,15 @@ class DumpSink:
         self.tags = {"dataset": dataset, "family": family, "arch": arch, "setting": setting}
 
     def __call__(self, epoch: int, states: dict[int, dict[str, torch.Tensor]]) -> None:
-        tables = [
-            state_dict_table(w, self.kinds, seed=seed, epoch=epoch, **self.tags)
-            for seed, w in states.items()
-        ]
+        import torch
+
+        # the whole block's dump leaves the device in one transfer; tables from host views
+        flat, sizes = host_values([w for state in states.values() for w in state.values()])
+        views = iter(np.split(flat, np.cumsum(sizes)[:-1]))
+        tables = []
+        for seed, state in states.items():
+            host = {name: torch.from_numpy(next(views)).view(w.shape) for name, w in state.items()}
+            tables.append(state_dict_table(host, self.kinds, seed=seed, epoch=epoch, **self.tags))
         self.store.add_dumps(epoch, tables)
 
 

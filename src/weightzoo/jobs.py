@@ -124,6 +124,7 @@ def train_job(
     above its initial loss.
     """
     from weightzoo import tables, training
+    from weightzoo.progress import Progress
     from weightzoo.resume import ResumeState
 
     training.set_determinism(threads)
@@ -136,6 +137,7 @@ def train_job(
         config_slice["divergence"] = divergence
     key = {**config_slice, "seeds": seeds, "device": dev.type, "vectorise": vectorise}
     with ResumeState(resume_dir, key) as progress:  # the lock is held until the end
+        watch = Progress(arch, seeds, train["epochs"], history=progress.state["metrics"])
         models = training.seed_models(
             family,
             arch_params,
@@ -152,7 +154,7 @@ def train_job(
             train,
             dump_epochs,
             on_dump=dumps.DumpSink(progress, models.kinds, **tags),
-            on_epoch=progress.add_metrics,
+            on_epoch=watch.wrap(progress.add_metrics),
             on_checkpoint=progress.checkpoint,
             resume=progress.resume_point,
             checkpoint_every_s=checkpoint_every_s,

@@ -32,6 +32,16 @@ from weightzoo.models import build_model, count_params, tensor_kinds
 logger = logging.getLogger(__name__)
 
 EVAL_BATCH = 512  # per seed, fixed so that metrics do not depend on how many seeds train together
+# On CUDA an evaluation chunk holds up to this many (seed, image) rows, at least EVAL_BATCH per
+# seed: a few large launches instead of many small ones, small enough to leave room for the
+# ViT's attention matrices. The CPU keeps EVAL_BATCH, so its results stay bit for bit what they
+# were; on CUDA a seed's metrics may then differ in their last bits between block sizes.
+CUDA_EVAL_ROWS = 16384
+
+
+def eval_batch(device: torch.device, k: int) -> int:
+    """Images per seed in one evaluation chunk of a block of `k` seeds on `device`."""
+    return max(EVAL_BATCH, CUDA_EVAL_ROWS // k) if device.type == "cuda" else EVAL_BATCH
 
 
 @dataclass
@@ -255,11 +265,11 @@ def seed_models(
 @torch.inference_mode()
 def evaluate(models: Seeds, x: torch.Tensor, y: torch.Tensor) -> tuple[list, list]:
     """Every seed's mean cross-entropy and accuracy over a whole split, in fixed-size chunks."""
-    k = len(models.seeds)
+    k, step = len(models.seeds), eval_batch(x.device, len(models.seeds))
     loss, correct = torch.zeros(k, device=x.device), torch.zeros(k, device=x.device)
-    for i in range(0, len(x), EVAL_BATCH):
-        logits = models.shared(x[i : i + EVAL_BATCH])  # (K, b, n_classes)
-        yb = y[i : i + EVAL_BATCH].expand(k, -1)
+    for i in range(0, len(x), step):
+        logits = models.shared(x[i : i + step])  # (K, b, n_classes)
+        yb = y[i : i + step].expand(k, -1)
         loss += F.cross_entropy(logits.transpose(1, 2), yb, reduction="none").sum(1)
         correct += (logits.argmax(2) == yb).sum(1)
     return (loss / len(x)).tolist(), (correct / len(x)).tolist()
