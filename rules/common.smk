@@ -14,7 +14,9 @@ from weightzoo.config import (
     image_shape,
     raw_folder,
     seed_blocks,
+    training_packs,
     training_resources,
+    unit_params,
     validate_config,
 )
 
@@ -25,6 +27,7 @@ except ConfigError as err:
 
 CELLS = all_cells(config)  # (architecture id, setting id) -> Cell
 BLOCKS = seed_blocks(config)
+PACKS = training_packs(config)  # {} unless pack.jobs_per_family > 0
 DATASETS = config["datasets"]
 # a training job's part of every path: dataset, architecture, setting, block of seeds
 UNIT = "dataset={dataset}/arch={arch}/setting={setting}/seeds-{seeds}"
@@ -78,6 +81,17 @@ def train_resource(name):
     return lambda wildcards, attempt: training_resources(
         config, family_of(wildcards), attempt
     )[name]
+
+
+def pack_resource(units, name):
+    """A resource of a packed training job: its family's, the runtime summed over blocks."""
+    family = units[0].cell.family
+
+    def resource(wildcards, attempt):
+        value = training_resources(config, family, attempt)[name]
+        return value * len(units) if name == "runtime" else value
+
+    return resource
 
 
 def stats_settings(wildcards):

@@ -3,7 +3,7 @@
 
 rule weight_stats:
     input:
-        weights=rules.train.output.weights,
+        weights=f"results/weights/{UNIT}.parquet",
     output:
         stats=f"results/stats/{UNIT}.parquet",
         maps=f"results/strength_maps/{UNIT}.parquet",

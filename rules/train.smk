@@ -1,29 +1,63 @@
-# Training: one job per (dataset, architecture, block of seeds).
+# Training: one job per (dataset, architecture, setting, block of seeds), or, with
+# pack.jobs_per_family > 0, one job per pack of such blocks (one rule each, its files listed).
 
 
-rule train:
-    input:
-        data="results/data/{dataset}.npz",
-    output:
-        weights=f"results/weights/{UNIT}.parquet",
-        metrics=f"results/metrics/{UNIT}.parquet",
-        runs=f"results/runs/{UNIT}.parquet",
-    log:
-        "results/logs/train/{dataset}/{arch}/{setting}/seeds-{seeds}.log",
-    benchmark:
-        "results/benchmarks/train/{dataset}/{arch}/{setting}/seeds-{seeds}.tsv"
-    conda:
-        "../envs/train.yaml"
-    threads: config["threads"]
-    resources:
-        gpu=train_resource("gpu"),
-        gpu_model=train_resource("gpu_model"),
-        mem_mb=train_resource("mem_mb"),
-        runtime=train_resource("runtime"),
-    params:
-        job=train_settings,
-        device=config["device"],
-        vectorise=config["vectorise_seeds"],
-        resume="results/resume/{dataset}/{arch}/{setting}/seeds-{seeds}",
-    script:
-        "../workflow/scripts/train.py"
+if not PACKS:
+
+    rule train:
+        input:
+            data="results/data/{dataset}.npz",
+        output:
+            weights=f"results/weights/{UNIT}.parquet",
+            metrics=f"results/metrics/{UNIT}.parquet",
+            runs=f"results/runs/{UNIT}.parquet",
+        log:
+            "results/logs/train/{dataset}/{arch}/{setting}/seeds-{seeds}.log",
+        benchmark:
+            "results/benchmarks/train/{dataset}/{arch}/{setting}/seeds-{seeds}.tsv"
+        conda:
+            "../envs/train.yaml"
+        threads: config["threads"]
+        resources:
+            gpu=train_resource("gpu"),
+            gpu_model=train_resource("gpu_model"),
+            mem_mb=train_resource("mem_mb"),
+            runtime=train_resource("runtime"),
+        params:
+            job=train_settings,
+            device=config["device"],
+            vectorise=config["vectorise_seeds"],
+            resume="results/resume/{dataset}/{arch}/{setting}/seeds-{seeds}",
+        script:
+            "../workflow/scripts/train.py"
+
+
+for pack_id, units in PACKS.items():
+
+    rule:
+        name:
+            f"train_{pack_id}"
+        input:
+            data=f"results/data/{units[0].dataset}.npz",
+        output:
+            weights=[u.path("weights") for u in units],
+            metrics=[u.path("metrics") for u in units],
+            runs=[u.path("runs") for u in units],
+        log:
+            f"results/logs/train/pack-{pack_id}.log",
+        benchmark:
+            f"results/benchmarks/train/pack-{pack_id}.tsv"
+        conda:
+            "../envs/train.yaml"
+        threads: config["threads"]
+        resources:
+            gpu=pack_resource(units, "gpu"),
+            gpu_model=pack_resource(units, "gpu_model"),
+            mem_mb=pack_resource(units, "mem_mb"),
+            runtime=pack_resource(units, "runtime"),
+        params:
+            units=[unit_params(config, u) for u in units],
+            device=config["device"],
+            vectorise=config["vectorise_seeds"],
+        script:
+            "../workflow/scripts/train_pack.py"

@@ -181,3 +181,34 @@ def test_a_truncated_weights_file_is_named_with_its_remedy(tmp_path, digits_file
     message = str(info.value)
     assert message.startswith(f"{weights} is not readable Parquet")
     assert "--forcerun train" in message
+
+
+def test_a_killed_pack_restores_its_finished_blocks_instead_of_training_them_again(
+    tmp_path, digits_file, reference, caplog
+):
+    units = []
+    for name, seeds in (("first", [0, 1]), ("second", [2, 3])):
+        args = job_args(digits_file, tmp_path / name, {**TRAIN, "epochs": 8})
+        args["seeds"] = seeds
+        for k in ("data_path", "device", "threads", "checkpoint_every_s"):
+            args.pop(k)
+        units.append({**args, "setting": "default", "setting_values": None, "divergence": None})
+    pack = {"data_path": str(digits_file), "units": units, "device": "cpu", "threads": 1,
+            "checkpoint_every_s": 0}  # fmt: skip
+    code = "import json, sys; from weightzoo import jobs; jobs.train_pack_job(**json.loads(sys.argv[1]))"
+    proc = subprocess.Popen([sys.executable, "-c", code, json.dumps(pack)])
+    first_done = Path(units[0]["resume_dir"] + ".done") / "key.json"
+    deadline = time.monotonic() + 180
+    while not first_done.exists():
+        assert proc.poll() is None and time.monotonic() < deadline, "the first block never ended"
+        time.sleep(0.05)
+    proc.kill()
+    proc.wait()
+    assert not Path(units[0]["weights_out"]).exists()  # files move into place at the end only
+    with caplog.at_level(logging.INFO, logger="weightzoo"):
+        jobs.train_pack_job(**pack)
+    assert "block 1/2 cnn-b2-c16 default seeds [0, 1]: restored from an earlier attempt" in (
+        caplog.text
+    )
+    assert_same_results(tmp_path / "first", reference)  # seeds 0 and 1, as trained alone
+    assert not first_done.parent.exists() and Path(units[1]["weights_out"]).exists()

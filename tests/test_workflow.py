@@ -388,3 +388,30 @@ def test_lint_is_clean():
                           capture_output=True, text=True, cwd=ROOT, timeout=120)  # fmt: skip
     assert proc.returncode == 0
     assert "Congratulations, your workflow is in a good condition!" in proc.stdout + proc.stderr
+
+
+def test_packed_training_jobs_give_the_same_networks_in_fewer_jobs(tiny_run, tmp_path):
+    work, configs, _ = tiny_run
+    write_blobs(tmp_path / "blobs.npz")
+    packed = write_config(tmp_path / "pack.yaml", {"pack": {"jobs_per_family": 1}})
+    plan = snakemake(tmp_path, "-n", "--configfile", *configs, str(packed))
+    counts = job_counts(plan.stdout)
+    # 2 datasets x 3 families: 6 training jobs instead of 12, statistics per block as before
+    assert sorted(k for k in counts if k.startswith("train_")) == [
+        f"train_{d}_{f}_0" for d in ("blobs", "digits") for f in ("cnn", "mlp", "vit")]  # fmt: skip
+    assert counts["weight_stats"] == 12
+    proc = snakemake(tmp_path, "results/tables/runs.parquet", "--cores", "2",
+                     "--configfile", *configs, str(packed))  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    keys = ["dataset", "arch", "setting", "seed"]
+    cols = ["dataset", "arch", "setting", "seed", "status", "final_test_acc", "final_train_acc",
+            "epochs_run", "n_params"]  # fmt: skip
+    a = pl.read_parquet(work / "results/tables/runs.parquet").select(cols).sort(keys)
+    b = pl.read_parquet(tmp_path / "results/tables/runs.parquet").select(cols).sort(keys)
+    assert a.equals(b)  # the same networks, bit for bit on the CPU
+    scan = "results/weights/**/*.parquet"
+    wa = pl.scan_parquet(work / scan, hive_partitioning=True).sort(*keys, "epoch", "tensor")
+    wb = pl.scan_parquet(tmp_path / scan, hive_partitioning=True).sort(*keys, "epoch", "tensor")
+    assert wa.select("values").collect().equals(wb.select("values").collect())
+    log = (tmp_path / "results/logs/train/pack-digits_mlp_0.log").read_text()
+    assert "pack done: 2 blocks" in log and not list((tmp_path / "results/resume").glob("*"))

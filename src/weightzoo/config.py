@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import math
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -403,6 +404,62 @@ def seed_blocks(config: dict) -> dict[str, list[int]]:
     seeds = list(range(start, start + count))
     blocks = [seeds[i : i + per_job] for i in range(0, count, per_job)]
     return {f"{b[0]}-{b[-1]}": b for b in blocks}
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One block of seeds of one cell on one dataset: what one training job trains, or one
+    part of a packed job."""
+
+    dataset: str
+    cell: Cell
+    block: str  # "first-last" seed
+
+    def path(self, kind: str, suffix: str = ".parquet") -> str:
+        """Its file of one output kind (weights, metrics, runs, ...) in the hive layout."""
+        c = self.cell
+        return (
+            f"results/{kind}/dataset={self.dataset}/arch={c.arch}/setting={c.setting}/"
+            f"seeds-{self.block}{suffix}"
+        )
+
+    @property
+    def resume_dir(self) -> str:
+        return (
+            f"results/resume/{self.dataset}/{self.cell.arch}/{self.cell.setting}/seeds-{self.block}"
+        )
+
+
+def training_packs(config: dict) -> dict[str, list[Unit]]:
+    """Training jobs that hold several blocks (config: pack.jobs_per_family = N > 0): the
+    blocks of each dataset x family spread over N jobs by a stable hash of the block, so a
+    block always lands in the same job; {} when packing is off. Ids: dataset_family_i."""
+    n = config["pack"]["jobs_per_family"]
+    if not n:
+        return {}
+    blocks = seed_blocks(config)
+    packs: dict[str, list[Unit]] = {}
+    for dataset in config["datasets"]:
+        for cell in all_cells(config).values():
+            for block in blocks:
+                i = zlib.crc32(f"{cell.arch}/{cell.setting}/{block}".encode()) % n
+                unit = Unit(dataset, cell, block)
+                packs.setdefault(f"{dataset}_{cell.family}_{i}", []).append(unit)
+    return dict(sorted(packs.items()))
+
+
+def unit_params(config: dict, unit: Unit) -> dict:
+    """`jobs.train_job`'s arguments of one block in a packed job (its files included)."""
+    return {
+        "dataset": unit.dataset,
+        "arch": unit.cell.arch,
+        **cell_params(config, unit.cell),
+        "seeds": seed_blocks(config)[unit.block],
+        "weights_out": unit.path("weights"),
+        "metrics_out": unit.path("metrics"),
+        "runs_out": unit.path("runs"),
+        "resume_dir": unit.resume_dir,
+    }
 
 
 def dump_epochs(config: dict, epochs: int) -> list[int]:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -123,14 +125,62 @@ def train_job(
     the end. `divergence` (max_loss_ratio, patience) also stops a seed whose loss stays far
     above its initial loss.
     """
-    from weightzoo import tables, training
-    from weightzoo.progress import Progress
-    from weightzoo.resume import ResumeState
+    from weightzoo import training
 
     training.set_determinism(threads)
     dev = training.select_device(device)
     fraction = train.get("train_fraction", 1.0)
     tensors = training.to_tensors(data.load_prepared(Path(data_path)), dev, fraction)
+    return train_block(
+        tensors,
+        dev,
+        threads=threads,
+        dataset=dataset,
+        family=family,
+        arch=arch,
+        arch_params=arch_params,
+        train=train,
+        seeds=seeds,
+        dump_epochs=dump_epochs,
+        weights_out=weights_out,
+        metrics_out=metrics_out,
+        runs_out=runs_out,
+        resume_dir=resume_dir,
+        vectorise=vectorise,
+        checkpoint_every_s=checkpoint_every_s,
+        setting=setting,
+        setting_values=setting_values,
+        divergence=divergence,
+    )
+
+
+def train_block(
+    tensors,
+    dev,
+    *,
+    threads: int,
+    dataset: str,
+    family: str,
+    arch: str,
+    arch_params: dict,
+    train: dict,
+    seeds: list[int],
+    dump_epochs: list[int],
+    weights_out: str | Path,
+    metrics_out: str | Path,
+    runs_out: str | Path,
+    resume_dir: str | Path,
+    vectorise: bool = True,
+    checkpoint_every_s: float = 10.0,
+    setting: str = "default",
+    setting_values: dict | None = None,
+    divergence: dict | None = None,
+) -> pl.DataFrame:
+    """`train_job` on a dataset already on the device (`training.TensorData`)."""
+    from weightzoo import tables, training
+    from weightzoo.progress import Progress
+    from weightzoo.resume import ResumeState
+
     tags = {"dataset": dataset, "family": family, "arch": arch, "setting": setting}
     config_slice = {**tags, "arch_params": arch_params, "train": train, "dump_epochs": dump_epochs}
     if divergence:
@@ -191,6 +241,64 @@ def train_job(
         progress.remove()
     logger.info("job done: %d seed(s) in %.1f s", len(seeds), results[0].wall_time_s)
     return runs
+
+
+def train_pack_job(
+    *,
+    data_path: str | Path,
+    units: list[dict],
+    device: str,
+    threads: int,
+    vectorise: bool = True,
+    checkpoint_every_s: float = 10.0,
+) -> None:
+    """Train several blocks of one dataset in one process (config: pack.jobs_per_family), so
+    the interpreter, torch, the device and the dataset start once for all of them.
+
+    `units` are `train_job`'s arguments of each block (outputs and resume folder included).
+    A finished block's files wait in `<resume_dir>.done/` until the whole pack is done, so a
+    pack killed on its way restores its finished blocks instead of training them again; at
+    the end every block's files move into place and the waiting folders go.
+    """
+    from weightzoo import training
+    from weightzoo.resume import prune
+
+    training.set_determinism(threads)
+    dev = training.select_device(device)
+    prepared = data.load_prepared(Path(data_path))
+    tensors: dict[float, object] = {}  # by train_fraction: one copy of each on the device
+    started = time.perf_counter()
+    outputs = ("weights_out", "metrics_out", "runs_out")
+    for i, unit in enumerate(units, 1):
+        done = Path(f"{unit['resume_dir']}.done")
+        waiting = {k: done / f"{k}.parquet" for k in outputs}
+        key = json.dumps({k: v for k, v in unit.items() if k not in outputs}, sort_keys=True)
+        if (done / "key.json").is_file() and (done / "key.json").read_text() == key:
+            name = f"{unit['arch']} {unit['setting']} seeds {unit['seeds']}"
+            logger.info("block %d/%d %s: restored from an earlier attempt", i, len(units), name)
+            continue
+        fraction = unit["train"].get("train_fraction", 1.0)
+        if fraction not in tensors:
+            tensors[fraction] = training.to_tensors(prepared, dev, fraction)
+        args = {k: v for k, v in unit.items() if k not in outputs}
+        options = {
+            "threads": threads,
+            "vectorise": vectorise,
+            "checkpoint_every_s": checkpoint_every_s,
+        }
+        train_block(tensors[fraction], dev, **options, **args, **waiting)
+        with atomic_path(done / "key.json") as tmp:
+            tmp.write_text(key)
+        elapsed = time.perf_counter() - started
+        logger.info("pack: %d/%d blocks in %.0f s", i, len(units), elapsed)
+    for unit in units:
+        done = Path(f"{unit['resume_dir']}.done")
+        for k in outputs:
+            Path(unit[k]).parent.mkdir(parents=True, exist_ok=True)
+            os.replace(done / f"{k}.parquet", unit[k])
+        shutil.rmtree(done)
+        prune(done.parent)
+    logger.info("pack done: %d blocks in %.1f s", len(units), time.perf_counter() - started)
 
 
 def aggregate_runs(

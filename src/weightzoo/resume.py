@@ -18,6 +18,16 @@ from weightzoo.io import atomic_path
 logger = logging.getLogger(__name__)
 
 
+def prune(folder: Path) -> None:
+    """Remove `folder` and its parents while they are empty, up to results/resume (the
+    setting, architecture and dataset folders a finished block leaves)."""
+    for _ in range(3):
+        if folder.name == "resume" or not folder.is_dir() or any(folder.iterdir()):
+            break
+        folder.rmdir()
+        folder = folder.parent
+
+
 class BusyError(ValueError):
     """Another process is training the same block of seeds."""
 
@@ -179,12 +189,7 @@ class ResumeState:
         """The job is done: its folder, its lock and the resume folders left empty go."""
         shutil.rmtree(self.folder, ignore_errors=True)
         self.lock.release(remove=True)
-        parent = self.folder.parent
-        for _ in range(3):  # setting, architecture, dataset folders of results/resume
-            if parent.name == "resume" or not parent.is_dir() or any(parent.iterdir()):
-                break
-            parent.rmdir()
-            parent = parent.parent
+        prune(self.folder.parent)
 
     def close(self) -> None:
         """Release the lock (the folder stays, for a later resume)."""

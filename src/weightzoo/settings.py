@@ -58,8 +58,8 @@ class SettingError(ValueError):
 
 def family_defaults(family_cfg: dict) -> dict[str, Any]:
     """The value of every setting key for a family: its `train:` block and its activation."""
-    return {k: (family_cfg["activation"] if k == "activation" else family_cfg["train"][k])
-            for k in SETTING_KEYS}  # fmt: skip
+    recipe = {**family_cfg["train"], "activation": family_cfg["activation"]}
+    return {k: recipe[k] for k in SETTING_KEYS}
 
 
 def format_value(value: Any) -> str:
@@ -158,8 +158,10 @@ def expand(grid: dict, arch_keys: tuple[str, ...], where: str) -> list[tuple[dic
         return [(p, s) for p in points for s in settings]
     n, seed = grid["sample"], grid.get("seed", 0)
     if not setting_keys:
-        raise SettingError(f"{where}.sample: a random search needs a setting to draw, e.g. "
-                           "lr: {loguniform: [1.0e-4, 1.0e-1]}")  # fmt: skip
+        example = "lr: {loguniform: [1.0e-4, 1.0e-1]}"
+        raise SettingError(
+            f"{where}.sample: a random search needs a setting to draw, e.g. {example}"
+        )
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise SettingError(f"{where}.sample: the number of settings to draw, an integer >= 1")
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
