@@ -161,7 +161,7 @@ def exponent(runs: list[int], values: list[float]) -> float | None:
 
 
 SUMMARY_HEADERS = ["size", "runs", "cells", "stats rows", "stats MiB", "claims s",
-                   "claims peak MiB", "7 figures s", "figures peak MiB", "dashboard s",
+                   "claims peak MiB", "figures s (sum)", "figures peak MiB", "dashboard s",
                    "dashboard peak MiB"]  # fmt: skip
 
 
