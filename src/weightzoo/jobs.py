@@ -91,67 +91,16 @@ def prepare_dataset(*, name: str, source: dict, output: str | Path) -> None:
     data.save_prepared(prepared, Path(output))
 
 
-def train_job(
-    *,
-    data_path: str | Path,
-    dataset: str,
-    family: str,
-    arch: str,
-    arch_params: dict,
-    train: dict,
-    seeds: list[int],
-    dump_epochs: list[int],
-    device: str,
-    threads: int,
-    weights_out: str | Path,
-    metrics_out: str | Path,
-    runs_out: str | Path,
-    resume_dir: str | Path,
-    vectorise: bool = True,
-    checkpoint_every_s: float = 10.0,
-    setting: str = "default",
-    setting_values: dict | None = None,
-    divergence: dict | None = None,
-) -> pl.DataFrame:
-    """Train `seeds` of one architecture under one training setting on one dataset; write
-    weights, metrics and runs.
-
-    `train` is the resolved recipe (its `init_scale` and `train_fraction` default to 1);
-    `setting` its id and `setting_values` every setting key's value (the runs table's typed
-    columns). The seeds train together (stacked unless `vectorise` is false). Progress is
-    saved in `resume_dir` after an epoch every `checkpoint_every_s` seconds: a job killed at
-    any point (time limit, preemption, SIGKILL) and started again continues from the last
-    checkpoint and ends with the same bits as an uninterrupted run. The folder is removed at
-    the end. `divergence` (max_loss_ratio, patience) also stops a seed whose loss stays far
-    above its initial loss.
-    """
+def train_job(*, data_path: str | Path, device: str, threads: int, **block) -> pl.DataFrame:
+    """Load a prepared dataset onto the device, then train one block of seeds on it
+    (`train_block`'s keyword arguments)."""
     from weightzoo import training
 
     training.set_determinism(threads)
     dev = training.select_device(device)
-    fraction = train.get("train_fraction", 1.0)
+    fraction = block["train"].get("train_fraction", 1.0)
     tensors = training.to_tensors(data.load_prepared(Path(data_path)), dev, fraction)
-    return train_block(
-        tensors,
-        dev,
-        threads=threads,
-        dataset=dataset,
-        family=family,
-        arch=arch,
-        arch_params=arch_params,
-        train=train,
-        seeds=seeds,
-        dump_epochs=dump_epochs,
-        weights_out=weights_out,
-        metrics_out=metrics_out,
-        runs_out=runs_out,
-        resume_dir=resume_dir,
-        vectorise=vectorise,
-        checkpoint_every_s=checkpoint_every_s,
-        setting=setting,
-        setting_values=setting_values,
-        divergence=divergence,
-    )
+    return train_block(tensors, dev, threads=threads, **block)
 
 
 def train_block(
@@ -176,7 +125,19 @@ def train_block(
     setting_values: dict | None = None,
     divergence: dict | None = None,
 ) -> pl.DataFrame:
-    """`train_job` on a dataset already on the device (`training.TensorData`)."""
+    """Train `seeds` of one architecture under one training setting on one dataset; write
+    weights, metrics and runs.
+
+    `tensors` is the dataset on device `dev` (`training.TensorData`); `train` the resolved
+    recipe (its `init_scale` and `train_fraction` default to 1);
+    `setting` its id and `setting_values` every setting key's value (the runs table's typed
+    columns). The seeds train together (stacked unless `vectorise` is false). Progress is
+    saved in `resume_dir` after an epoch every `checkpoint_every_s` seconds: a job killed at
+    any point (time limit, preemption, SIGKILL) and started again continues from the last
+    checkpoint and ends with the same bits as an uninterrupted run. The folder is removed at
+    the end. `divergence` (max_loss_ratio, patience) also stops a seed whose loss stays far
+    above its initial loss.
+    """
     from weightzoo import tables, training
     from weightzoo.progress import Progress
     from weightzoo.resume import ResumeState

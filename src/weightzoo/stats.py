@@ -73,14 +73,15 @@ BATCH_VALUES = 1 << 18
 CHUNK_VALUES = 1 << 20
 
 
-# The long format of the first-layer strength maps (`strength_maps`).
-MAP_SCHEMA: dict[str, pl.DataType] = {
-    "dataset": pl.String,
-    "family": pl.String,
-    "arch": pl.String,
-    "setting": pl.String,
+# The keys of every dump's rows: the run and the epoch.
+DUMP_SCHEMA: dict[str, pl.DataType] = {
+    **dict.fromkeys(RUN_KEYS[:-1], pl.String),
     "seed": pl.Int32,
     "epoch": pl.Int32,
+}
+# The long format of the first-layer strength maps (`strength_maps`).
+MAP_SCHEMA: dict[str, pl.DataType] = {
+    **DUMP_SCHEMA,
     "tensor": pl.String,
     "channel": pl.Int32,
     "row": pl.Int32,
@@ -548,14 +549,7 @@ def dump_stats(
 
 def stats_schema() -> dict[str, pl.DataType]:
     """Column names and types of `stats_table`."""
-    schema: dict[str, pl.DataType] = {
-        "dataset": pl.String,
-        "family": pl.String,
-        "arch": pl.String,
-        "setting": pl.String,
-        "seed": pl.Int32,
-        "epoch": pl.Int32,
-    }
+    schema = dict(DUMP_SCHEMA)
     schema.update(dict.fromkeys(SCOPE_COLUMNS, pl.String))
     schema["count"] = pl.Int64
     schema.update(dict.fromkeys(STAT_COLUMNS[1:], pl.Float64))
