@@ -16,6 +16,7 @@ include: "rules/train.smk"
 include: "rules/aggregate.smk"
 include: "rules/stats.smk"
 include: "rules/claims.smk"
+include: "rules/predict.smk"
 include: "rules/figures.smk"
 
 
@@ -28,4 +29,5 @@ rule all:
         stats=rules.aggregate_stats.output[0],
         maps=rules.aggregate_strength_maps.output[0],
         claims=rules.claims.output.claims,
+        prediction=rules.predict_accuracy.output.md,
         dashboard=rules.dashboard.output[0],

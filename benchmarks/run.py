@@ -33,6 +33,7 @@ SECTIONS = {
     "analysis": ("bench_analysis", "section_analysis_scale"),  # (h)
     "planning": ("bench_workflow", "section_planning"),  # (e)
     "e2e": ("bench_workflow", "section_end_to_end"),  # (f)
+    "prediction": ("bench_prediction", "section_prediction_scale"),  # (i)
     "memory": ("bench_training", "section_memory"),  # training and statistics jobs
 }
 TRAINING = ["training", "seeds", "dumps", "memory"]

@@ -22,6 +22,6 @@ rule claims:
     conda:
         "../envs/analysis.yaml"
     params:
-        analysis=config["analysis"],
+        analysis=claims_params(config),
     script:
         "../workflow/scripts/claims.py"

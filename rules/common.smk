@@ -9,6 +9,7 @@ from weightzoo.config import (
     ConfigError,
     all_cells,
     cell_params,
+    claims_params,
     dataset_inputs,
     dataset_source,
     image_shape,

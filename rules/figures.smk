@@ -8,6 +8,8 @@ TABLES = {
     "final": rules.claims.output.final,
     "trajectories": rules.claims.output.trajectories,
     "maps": rules.aggregate_strength_maps.output[0],
+    "prediction": rules.predict_accuracy.output.table,
+    "predictions_oof": rules.predict_accuracy.output.oof,
 }
 
 
@@ -43,6 +45,7 @@ rule dashboard:
         specs=expand("results/figures/{figure}.vl.json", figure=FIGURES),
         claims=rules.claims.output.claims,
         groups=rules.claims.output.groups,
+        prediction=rules.predict_accuracy.output.table,
     output:
         report(
             "results/index.html",

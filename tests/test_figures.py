@@ -155,6 +155,42 @@ def make_distances(n: int, seed: int = 0) -> pl.DataFrame:
     })  # fmt: skip
 
 
+PREDICTION_SETS = ("size", "arch", "layer7", "size+layer7")
+
+
+def make_prediction() -> pl.DataFrame:
+    """The prediction table's columns a figure reads: τ rises along the ladder; the dataset
+    split has too few cells (null numbers, a note)."""
+    rows = []
+    for split in ("architecture", "dataset", "seed"):
+        for i, fset in enumerate(PREDICTION_SETS):
+            for predictor in ("ridge", "hgb"):
+                tau = None if split == "dataset" else 0.5 + 0.1 * i + 0.02 * (predictor == "hgb")
+                rows.append({"feature_set": fset, "predictor": predictor, "split": split,
+                             "epoch": "final", "tau": tau,
+                             "tau_low": None if tau is None else tau - 0.1,
+                             "tau_high": None if tau is None else tau + 0.05})  # fmt: skip
+    return pl.DataFrame(rows, schema_overrides={"tau": pl.Float64, "tau_low": pl.Float64,
+                                                 "tau_high": pl.Float64})  # fmt: skip
+
+
+def make_oof(groups: pl.DataFrame) -> pl.DataFrame:
+    """Held-out predictions of every run for every row: predicted = actual + the set's error."""
+    frames = [
+        groups.select("dataset", "family", "arch", "seed", actual="final_test_acc").with_columns(
+            feature_set=pl.lit(fset),
+            predictor=pl.lit(p),
+            split=pl.lit(split),
+            epoch=pl.lit("final"),
+            predicted=pl.col("actual") + 0.3 / (i + 1),
+        )
+        for split in ("architecture", "seed")
+        for i, fset in enumerate(PREDICTION_SETS)
+        for p in ("ridge", "hgb")
+    ]
+    return pl.concat(frames)
+
+
 def inline_tables(spec: dict) -> dict[str, pl.DataFrame]:
     """Every inline dataset of a spec, by name (Altair collects them under `datasets`)."""
     out = {}
@@ -208,7 +244,9 @@ def build_all(groups: pl.DataFrame, final: pl.DataFrame, empty: bool = False) ->
         groups, final = groups.head(0), final.head(0)
     rows = 0 if empty else -1
     tables = {"groups": groups, "final": final, "maps": make_maps(groups),
-              "trajectories": make_medians().head(rows)}  # fmt: skip
+              "trajectories": make_medians().head(rows),
+              "prediction": make_prediction().head(rows),
+              "predictions_oof": make_oof(groups).head(rows)}  # fmt: skip
     return {name: figures.draw(name, tables, SETTINGS) for name in figures.FIGURES}
 
 
@@ -373,6 +411,29 @@ def test_distance_heatmap_refuses_several_subsets():
     mixed = pl.concat([make_distances(3), make_distances(3).with_columns(family=pl.lit("cnn"))])
     with pytest.raises(ValueError, match="digits/cnn, digits/mlp"):
         figures.distance_heatmap_chart(mixed)
+
+
+def test_prediction_scatter_shows_size_and_the_best_set_per_cell(groups):
+    tables = {"prediction": make_prediction(), "predictions_oof": make_oof(groups)}
+    spec = vega.chart_spec(figures.draw("prediction_scatter", tables, SETTINGS))
+    cells = table_with(spec, "panel", "actual", "predicted")
+    # one point per architecture cell (datasets x families x widths), in two panels
+    assert cells.height == 2 * len(DATASETS) * len(FAMILIES) * len(WIDTHS)
+    assert sorted(cells["panel"].unique()) == [
+        "size (hgb): τ = 0.52",
+        "size+layer7 (hgb): τ = 0.82",
+    ]
+    best = cells.filter(pl.col("panel").str.starts_with("size+layer7"))
+    assert (best["predicted"] - best["actual"]).round(6).unique().to_list() == [0.075]
+
+
+def test_prediction_tau_has_a_bar_per_set_and_predictor_of_each_split_with_numbers():
+    spec = vega.chart_spec(figures.prediction_tau_chart(make_prediction()))
+    bars = table_with(spec, "feature_set", "tau", "tau_low")
+    assert bars.height == 2 * len(PREDICTION_SETS) * 2  # dataset: too few cells, left out
+    assert set(bars["split"]) == {"architecture", "seed"}
+    empty = make_prediction().with_columns(tau=pl.lit(None, pl.Float64))
+    assert "too few cells" in json.dumps(figures.prediction_tau_chart(empty).to_dict())
 
 
 # --------------------------------------------------------------------------------------------

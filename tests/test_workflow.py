@@ -216,7 +216,9 @@ def planned_jobs(work: Path, configs: list[str], override: dict) -> dict[str, in
 
 
 DOWNSTREAM = {"aggregate_runs": 1, "aggregate_stats": 1, "aggregate_strength_maps": 1,
-              "claims": 1, "figure": len(FIGURES), "dashboard": 1, "all": 1}  # fmt: skip
+              "claims": 1, "predict_accuracy": 1, "figure": len(FIGURES), "dashboard": 1,
+              "all": 1}  # fmt: skip
+PREDICTION_FIGURES = [name for name, f in FIGURES.items() if "prediction" in f.tables]
 N_DOWNSTREAM = sum(DOWNSTREAM.values())
 
 
@@ -238,6 +240,34 @@ def test_changing_figure_settings_redoes_only_figures(tiny_run):
     work, configs, _ = tiny_run
     plan = planned_jobs(work, configs, {"figures": {"width": 333, "statistic": "kurtosis"}})
     assert plan == {"figure": len(FIGURES), "dashboard": 1, "all": 1, "total": len(FIGURES) + 2}
+
+
+def test_changing_prediction_settings_reruns_only_the_prediction(tiny_run):
+    work, configs, _ = tiny_run
+    plan = planned_jobs(work, configs, {"analysis": {"prediction": {"folds": 3}}})
+    # the prediction job, the figures that show it and the dashboard; not the claims
+    n = len(PREDICTION_FIGURES)
+    assert plan == {"predict_accuracy": 1, "figure": n, "dashboard": 1, "all": 1, "total": n + 3}
+
+
+def test_prediction_ladder_is_written(tiny_run):
+    work, _, _ = tiny_run
+    table = pl.read_parquet(work / "results/tables/prediction.parquet")
+    cfg = yaml.safe_load((ROOT / "config/config.yaml").read_text())["analysis"]["prediction"]
+    final = table.filter(epoch="final")
+    sets = {"size", "arch", *cfg["feature_sets"]}
+    assert final.height == len(sets) * len(cfg["predictors"]) * len(cfg["splits"])
+    assert set(final["n_runs"]) == {24} and set(final["n_cells"]) == {12}
+    # 2 datasets x 6 architectures: every split can be made
+    assert final["tau"].null_count() == 0, final.filter(pl.col("tau").is_null())["note"].to_list()
+    # tiny.yaml dumps epoch 1 before every run's last (the MLPs' epoch 2 is not dumped)
+    assert table.filter(pl.col("epoch") != "final")["epoch"].unique().to_list() == ["1"]
+    page = (work / "results/prediction.md").read_text()
+    assert "the weights predict test accuracy with τ = " in page
+    assert "beyond parameter count's τ = " in page and "## How early the weights tell" in page
+    oof = pl.read_parquet(work / "results/tables/predictions_oof.parquet")
+    assert oof.filter(epoch="final", split="architecture", feature_set="size").height == 24
+    assert "Accuracy predicted from the weights" in (work / "results/index.html").read_text()
 
 
 def test_changing_the_histogram_range_redoes_statistics_not_training(tiny_run):
@@ -307,6 +337,11 @@ def test_diverging_family_is_recorded_without_failing_the_workflow(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     runs = pl.read_parquet(tmp_path / "results/tables/runs.parquet").sort("family")
     assert runs.select("family", "status").rows() == [("cnn", "diverged"), ("mlp", "ok")]
+    # one healthy run is too few cells for any split: said per row, files still written
+    prediction = pl.read_parquet(tmp_path / "results/tables/prediction.parquet")
+    assert prediction.height and prediction["tau"].is_null().all()
+    assert all(n.startswith("too few cells for a split") for n in prediction["note"])
+    assert "No held-out prediction" in (tmp_path / "results/prediction.md").read_text()
 
 
 @pytest.mark.parametrize("override,message", [
@@ -379,8 +414,8 @@ def test_paper_config_plans_the_expected_jobs_offline(tmp_path):
     assert counts["train"] == 3 * (40 + 24 + 8) * 3 == 648
     assert counts["download_dataset"] == 3 and counts["prepare_dataset"] == 3
     assert counts["weight_stats"] == 648 and counts["figure"] == len(FIGURES)
-    # + 3 aggregations, claims, dashboard, all
-    assert counts["total"] == 2 * 648 + 3 + 3 + 3 + 1 + len(FIGURES) + 1 + 1
+    # + 3 aggregations, claims, prediction, dashboard, all
+    assert counts["total"] == 2 * 648 + 3 + 3 + 3 + 1 + 1 + len(FIGURES) + 1 + 1
 
 
 def test_lint_is_clean():

@@ -228,6 +228,24 @@ def _check_analysis(analysis: dict) -> None:
             "analysis.groups: suboptimal_below must be at least optimal_within "
             f"(got {groups['suboptimal_below']} < {groups['optimal_within']})"
         )
+    prediction = analysis["prediction"]
+    head = prediction["headline"]
+    if head["feature_set"] not in {"size", "arch", *prediction["feature_sets"]}:
+        raise ConfigError(
+            f"analysis.prediction.headline.feature_set: {head['feature_set']!r} is not one of "
+            "analysis.prediction.feature_sets"
+        )
+    if head["predictor"] not in prediction["predictors"]:
+        raise ConfigError(
+            f"analysis.prediction.headline.predictor: {head['predictor']!r} is not one of "
+            "analysis.prediction.predictors"
+        )
+
+
+def claims_params(config: dict) -> dict:
+    """The analysis settings the claims job reads: all but `prediction`, which has its own
+    job (so that editing it does not rerun the claims)."""
+    return {k: v for k, v in config["analysis"].items() if k != "prediction"}
 
 
 RESERVED_NAMES = ("all",)  # the claims' label of pooled subsets

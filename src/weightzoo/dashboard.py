@@ -1,4 +1,5 @@
-"""The offline dashboard, results/index.html: the verdicts, every figure and the claims table.
+"""The offline dashboard, results/index.html: the verdicts, the prediction ladder, every figure
+and the claims table.
 
 One self-contained page: the Vega, Vega-Lite and vega-embed libraries are inlined once (from
 vl-convert's bundle, no CDN), each figure's Vega-Lite spec (its data inline) sits in a JSON
@@ -176,6 +177,40 @@ def _slug(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_-]+", "-", name).strip("-") or "figure"
 
 
+PREDICTION_COLUMNS = (
+    "feature_set",
+    "predictor",
+    "n_features",
+    "tau",
+    "tau_low",
+    "tau_high",
+    "r2",
+    "r2_low",
+    "r2_high",
+    "tau_over_size",
+    "tau_over_size_low",
+    "tau_over_size_high",
+)
+
+
+def prediction_section(prediction: pl.DataFrame) -> dict:
+    """The dashboard's prediction section: the headline and the final-epoch ladder of the
+    split the headline reports (every split and epoch are in results/prediction.md)."""
+    from weightzoo.prediction import SPLIT_TITLES, headline
+
+    final = prediction.filter(pl.col("epoch") == "final", pl.col("tau").is_not_null())
+    split = next((s for s in SPLIT_TITLES if s in final["split"].to_list()), None)
+    ladder = final.filter(split=split) if split else final
+    text = (
+        f"<p>{html.escape(headline(prediction))}</p>"
+        f"<p>{html.escape(SPLIT_TITLES.get(split, 'No split'))}: Kendall τ and R² of held-out "
+        "predictions with 95 % bootstrap CIs over cells, and the paired increment over "
+        "parameter count. Every split and the early epochs: results/prediction.md.</p>"
+        + html_table(ladder, PREDICTION_COLUMNS)
+    )
+    return {"id": "prediction", "title": "Accuracy predicted from the weights", "html": text}
+
+
 def build_dashboard(
     figures: Sequence[dict],
     claims: pl.DataFrame,
@@ -183,18 +218,26 @@ def build_dashboard(
     summary: str,
     out_path: str | Path,
     title: str = "weightzoo: the learnable parameters of optimal and suboptimal networks",
+    sections: Sequence[dict] = (),
 ) -> Path:
     """Write the offline dashboard to `out_path` (atomically) and return its path.
 
     `figures`: dicts with name, title, caption and spec (a Vega-Lite dict with its data
     inline, e.g. figures.chart_spec(chart)), shown in this order. `claims`: the claims table
     (analysis.CLAIMS_SCHEMA columns); `verdicts`: analysis.verdicts(claims); `summary`: a
-    paragraph of plain text (blank lines separate paragraphs).
+    paragraph of plain text (blank lines separate paragraphs); `sections`: dicts with id,
+    title and html (trusted, already escaped), shown after the verdicts.
     """
     names = [str(f["name"]) for f in figures]
     if len(set(map(_slug, names))) != len(names):
         raise ValueError(f"figure names must be distinct: {names}")
-    sections, nav = [], ['<a href="#verdicts">verdicts</a>']
+    nav = ['<a href="#verdicts">verdicts</a>']
+    nav += [f'<a href="#{_slug(x["id"])}">{html.escape(x["title"])}</a>' for x in sections]
+    extra = "".join(
+        f'<section id="{_slug(x["id"])}"><h2>{html.escape(x["title"])}</h2>{x["html"]}</section>'
+        for x in sections
+    )
+    sections = []
     for i, figure in enumerate(figures):
         missing = [k for k in ("name", "title", "caption", "spec") if k not in figure]
         if missing:
@@ -231,6 +274,7 @@ the effect survives the controls for size and initialisation and keeps its direc
 {html_table(verdicts, VERDICT_COLUMNS, row_class="verdict")}
 {_legend()}
 </section>
+{extra}
 {"".join(sections)}
 <section id="claims"><h2>Every test</h2>
 {html_table(claims, list(CLAIMS_SCHEMA))}

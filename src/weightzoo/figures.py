@@ -13,8 +13,10 @@ chart function and one record. `weightzoo.vega` writes the files.
 
 Input frames (see weightzoo.stats and weightzoo.analysis): `groups` (one row per run with its
 group), `final` (statistics of each run's final epoch joined with its group), `maps`
-(first-layer out-strength maps, long), `medians` (median trajectories) and `distances` (a
-run x run 1-Wasserstein matrix of one dataset x family, long).
+(first-layer out-strength maps, long), `medians` (median trajectories), `distances` (a
+run x run 1-Wasserstein matrix of one dataset x family, long), and from weightzoo.prediction
+`prediction` (one row per feature set x predictor x split x epoch) and `predictions_oof` (the
+held-out prediction of every run behind each row).
 """
 
 from __future__ import annotations
@@ -724,6 +726,131 @@ def spectral_alpha_chart(final: pl.DataFrame, width: int = 220, height: int = 18
     )
 
 
+SPLIT_ORDER = ("architecture", "family", "dataset", "seed")
+
+
+def prediction_scatter_chart(
+    predictions: pl.DataFrame, width: int = 220, height: int = 220
+) -> alt.Chart:
+    """How well held-out predictions of final test accuracy match the truth: one point per
+    architecture cell (an architecture on a dataset; the mean over its seeds of the actual
+    and of the held-out predicted accuracy), coloured by family, against the diagonal of
+    exact prediction. Left: parameter count alone (`size`); right: the feature set with the
+    highest held-out Kendall τ on held-out architectures, with the same predictor. Every
+    point was predicted by a model that never saw its architecture; the right panel's set
+    is picked by its held-out score, so it is a little optimistic (the headline of
+    prediction.md uses a set fixed in the config instead).
+    """
+    cells = (
+        predictions.group_by("panel", "dataset", "family", "arch")
+        .agg(
+            actual=pl.col("actual").mean(),
+            predicted=pl.col("predicted").mean(),
+            seeds=pl.len(),
+        )
+        .sort("panel", "dataset", "family", "arch")
+    )
+    if cells.height == 0:
+        return no_data("no held-out predictions", width, height)
+    axis = _acc_axis(cells["actual"])
+    base = alt.Chart().encode(
+        x=alt.X("actual:Q", title="actual final test accuracy", axis=axis),
+        y=alt.Y("predicted:Q", title="held-out prediction", axis=axis),
+    )
+    diagonal = base.mark_line(color="#999", strokeDash=[4, 3]).encode(y="actual:Q")
+    points = base.mark_circle(size=40, opacity=0.8).encode(
+        color=alt.Color("family:N", title="family", sort=_order(cells["family"], FAMILIES)),
+        tooltip=[
+            "dataset:N",
+            "arch:N",
+            alt.Tooltip("actual:Q", format=".3f"),
+            alt.Tooltip("predicted:Q", format=".3f"),
+            "seeds:Q",
+        ],
+    )
+    return (
+        alt.layer(diagonal, points, data=_inline(cells))
+        .properties(width=width, height=height)
+        .facet(column=alt.Column("panel:N", title=None, sort=_order(cells["panel"])))
+    )
+
+
+def _scatter_inputs(frames: dict[str, pl.LazyFrame], settings: dict) -> list[pl.DataFrame]:
+    """The held-out predictions of `size` and of the best feature set by τ (final epoch, the
+    first split with numbers), labelled with their τ; only those rows are read."""
+    table = (
+        frames["prediction"]
+        .filter(pl.col("epoch") == "final", pl.col("tau").is_not_null())
+        .collect()
+    )
+    splits = [s for s in SPLIT_ORDER if s in table["split"].to_list()]
+    empty = pl.DataFrame(schema={c: pl.String for c in ("panel", "dataset", "family", "arch")})
+    if not splits:
+        return [empty.with_columns(actual=pl.lit(0.0), predicted=pl.lit(0.0)).head(0)]
+    part = table.filter(split=splits[0])
+    best = part.filter(pl.col("feature_set") != "size").sort("tau", descending=True)
+    chosen = best.head(1) if best.height else part.head(1)
+    predictor = chosen["predictor"][0]
+    rows = pl.concat([part.filter(feature_set="size", predictor=predictor), chosen])
+    labels = rows.select(
+        "feature_set",
+        "predictor",
+        panel=pl.format(
+            "{} ({}): τ = {}", "feature_set", "predictor", pl.col("tau").round(2).cast(pl.String)
+        ),
+    )
+    oof = (
+        frames["predictions_oof"]
+        .filter(pl.col("epoch") == "final", pl.col("split") == splits[0])
+        .join(labels.lazy(), on=["feature_set", "predictor"])
+        .select("panel", "dataset", "family", "arch", "actual", "predicted")
+        .collect()
+    )
+    return [oof]
+
+
+def prediction_tau_chart(
+    prediction: pl.DataFrame, width: int = 220, height: int = 180
+) -> alt.Chart:
+    """How well each feature set ranks networks it has not seen: Kendall τ between held-out
+    predictions and actual final test accuracy, one bar per feature set and predictor, with
+    its 95 % bootstrap CI over architecture cells; one panel per split (held-out
+    architectures, families, datasets; seeds, where every architecture is on both sides of
+    the split and the score shows what leakage would give). `size` (parameter count) and
+    `arch` (family and sweep numbers) are the baselines; `init`, the weights at
+    initialisation, is the control: a set that does no better than it says the architecture,
+    not learning.
+    """
+    rows = (
+        prediction.filter(pl.col("epoch") == "final")
+        .with_columns(_finite("tau"), _finite("tau_low"), _finite("tau_high"))
+        .drop_nulls("tau")
+        .select("split", "feature_set", "predictor", "tau", "tau_low", "tau_high")
+    )
+    if rows.height == 0:
+        return no_data("too few cells for a split", width, height)
+    sets = list(dict.fromkeys(rows["feature_set"].to_list()))
+    x = alt.X("feature_set:N", title=None, sort=sets, axis=alt.Axis(labelAngle=-45))
+    base = alt.Chart().encode(x=x, xOffset=alt.XOffset("predictor:N"))
+    bars = base.mark_bar().encode(
+        y=alt.Y("tau:Q", title="Kendall τ (held out)", scale=alt.Scale(domain=[-0.2, 1])),
+        color=alt.Color("predictor:N", title="predictor"),
+        tooltip=[
+            "feature_set:N",
+            "predictor:N",
+            alt.Tooltip("tau:Q", format=".3f"),
+            alt.Tooltip("tau_low:Q", format=".3f"),
+            alt.Tooltip("tau_high:Q", format=".3f"),
+        ],
+    )
+    ci = base.mark_rule(color="black").encode(y="tau_low:Q", y2="tau_high:Q")
+    return (
+        alt.layer(bars, ci, data=_inline(rows))
+        .properties(width=width, height=height)
+        .facet(column=alt.Column("split:N", title=None, sort=_order(rows["split"], SPLIT_ORDER)))
+    )
+
+
 # --------------------------------------------------------------------------------------------
 # The registry
 # --------------------------------------------------------------------------------------------
@@ -838,6 +965,40 @@ FIGURES: dict[str, Figure] = {
             "Heavy-tailed spectra: α per layer against accuracy, with its null",
             spectral_alpha_chart,
             {"final": (*RUN, *SPECTRAL_INPUTS)},
+        ),
+        Figure(
+            "prediction_scatter",
+            "Held-out predictions of test accuracy",
+            prediction_scatter_chart,
+            {
+                "predictions_oof": (
+                    *RUN,
+                    "feature_set",
+                    "predictor",
+                    "split",
+                    "epoch",
+                    "actual",
+                    "predicted",
+                ),
+                "prediction": ("feature_set", "predictor", "split", "epoch", "tau"),
+            },
+            inputs=_scatter_inputs,
+        ),
+        Figure(
+            "prediction_tau",
+            "How well each feature set ranks unseen networks",
+            prediction_tau_chart,
+            {
+                "prediction": (
+                    "feature_set",
+                    "predictor",
+                    "split",
+                    "epoch",
+                    "tau",
+                    "tau_low",
+                    "tau_high",
+                )
+            },
         ),
     ]
 }

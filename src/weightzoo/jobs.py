@@ -421,8 +421,10 @@ def dashboard_job(
     claims_path: str | Path,
     groups_path: str | Path,
     output: str | Path,
+    prediction_path: str | Path | None = None,
 ) -> None:
-    """results/index.html: verdicts, every figure and the claims table on one offline page."""
+    """results/index.html: verdicts, the prediction ladder, every figure and the claims table
+    on one offline page."""
     from weightzoo import analysis, dashboard
     from weightzoo.tables import check_parquet
 
@@ -431,4 +433,37 @@ def dashboard_job(
     groups = pl.read_parquet(groups_path)
     specs = [json.loads(Path(f).read_text()) for f in spec_files]
     summary = dashboard.summary(groups)
-    dashboard.build_dashboard(specs, claims, analysis.verdicts(claims), summary, output)
+    sections = []
+    if prediction_path is not None:
+        sections.append(dashboard.prediction_section(pl.read_parquet(prediction_path)))
+    dashboard.build_dashboard(
+        specs, claims, analysis.verdicts(claims), summary, output, sections=sections
+    )
+
+
+def predict_job(
+    *,
+    runs_path: str | Path,
+    stats_path: str | Path,
+    prediction_cfg: dict,
+    threads: int,
+    table_out: str | Path,
+    oof_out: str | Path,
+    md_out: str | Path,
+) -> pl.DataFrame:
+    """Test accuracy predicted from the weights: the prediction table, the held-out
+    predictions behind it and results/prediction.md."""
+    from weightzoo import prediction
+
+    started = time.perf_counter()
+    runs = pl.read_parquet(runs_path)
+    table, oof = prediction.predict_accuracy(
+        pl.scan_parquet(stats_path), runs, prediction_cfg, threads=threads
+    )
+    dumps.write_table(table.to_arrow(), table_out)
+    dumps.write_table(oof.to_arrow(), oof_out)
+    with atomic_path(Path(md_out)) as tmp:
+        tmp.write_text(prediction.prediction_markdown(table, prediction_cfg))
+    logger.info("%s", prediction.headline(table))
+    logger.info("%d rows in %.1f s", table.height, time.perf_counter() - started)
+    return table

@@ -10,5 +10,6 @@ run_logged(
     spec_files=list(snakemake.input.specs),
     claims_path=snakemake.input.claims,
     groups_path=snakemake.input.groups,
+    prediction_path=snakemake.input.prediction,
     output=snakemake.output[0],
 )

@@ -1,0 +1,385 @@
+"""Accuracy predicted from the weights: features, held-out splits, bootstrap metrics and the
+increments over size, on synthetic zoos whose answers are known."""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import re
+
+import numpy as np
+import polars as pl
+import pytest
+import yaml
+from conftest import ROOT, SCHEMA
+from scipy import stats as sps
+
+from weightzoo import prediction as P
+from weightzoo.config import ConfigError, validate_config
+from weightzoo.zoo import SPLIT_KINDS, fold_ids
+
+DEFAULT = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())["analysis"]["prediction"]
+TENSORS = [("hidden.0.weight", "weight"), ("hidden.0.bias", "bias"), ("head.weight", "weight"),
+           ("head.bias", "bias")]  # fmt: skip
+ARCHS = {"mlp": "mlp-d1-w{}", "cnn": "cnn-b1-c{}", "vit": "vit-d1-h1-e{}-p2"}
+FINAL = 10
+
+
+def quick_config(**changes) -> dict:
+    """The default prediction config, made quick: ridge, no early epochs, 199 resamples."""
+    cfg = copy.deepcopy(DEFAULT)
+    cfg.update(
+        predictors=["ridge"],
+        bootstrap=199,
+        positions=1,
+        early={**cfg["early"], "epochs": []},
+        headline={"feature_set": "size", "predictor": "ridge"},
+    )
+    cfg.update(changes)
+    return cfg
+
+
+SCOPES = [(t, "tensor", k) for t, k in TENSORS] + [("all_weights", "pool", "pool")]
+DUMPS = list(itertools.product((0, FINAL), ("w", "delta"), SCOPES))
+
+
+def synthetic_zoo(
+    beta: float, cells=12, seeds=3, datasets=("digits",), seed=0, cell_noise=1.0, run_noise=1.0
+):
+    """Runs and statistics of a zoo whose accuracy is a sigmoid of log size plus `beta` x a
+    per-cell statistic z (+ seed noise), z planted as the std of the first weight tensor at
+    the final epoch. Every other statistic is a fixed multiple of log size (as initial
+    scales follow fan-in) plus `cell_noise` x noise of its cell and `run_noise` x noise of
+    its run."""
+    rng = np.random.default_rng(seed)
+    slopes = rng.normal(size=9)
+    runs, stats = [], []
+    for dataset, (f, family), c in itertools.product(datasets, enumerate(ARCHS), range(cells)):
+        z, of_cell = rng.normal(), cell_noise * rng.normal(size=(len(DUMPS), 9))
+        n_params = int(100 * 2 ** (c * 10 / cells + f / 3))
+        size_term = 0.5 / (1 + np.exp(-(np.log10(n_params) - 3) * 3))
+        for s in range(seeds):
+            acc = np.clip(0.3 + size_term + beta * 0.15 * z + 0.03 * rng.normal(), 0.01, 1)
+            keys = {
+                "dataset": dataset,
+                "family": family,
+                "arch": ARCHS[family].format(c + 1),
+                "seed": s,
+            }
+            runs.append(
+                {
+                    **keys,
+                    "n_params": n_params,
+                    "status": "ok",
+                    "final_test_acc": float(acc),
+                    "epochs_run": FINAL,
+                }
+            )
+            of_run = run_noise * rng.normal(size=of_cell.shape)
+            drawn = slopes * np.log10(n_params) + of_cell + of_run
+            for (epoch, target, (scope, scope_type, kind)), v in zip(DUMPS, drawn, strict=True):
+                values = dict(zip(P.STATS7 + P.SPECTRAL, v, strict=True))
+                if (scope, epoch, target) == ("hidden.0.weight", FINAL, "w"):
+                    values["std"] = 0.1 + 0.02 * (z + 0.05 * rng.normal())
+                stats.append(
+                    {
+                        **keys,
+                        "epoch": epoch,
+                        "scope": scope,
+                        "scope_type": scope_type,
+                        "kind": kind,
+                        "target": target,
+                        **values,
+                    }
+                )
+    ints = pl.col("seed", "epoch").cast(pl.Int32)
+    return pl.DataFrame(runs).with_columns(pl.col("seed").cast(pl.Int32)), pl.DataFrame(
+        stats
+    ).with_columns(ints)
+
+
+def row(table: pl.DataFrame, **keys) -> dict:
+    return table.filter(**keys).row(0, named=True)
+
+
+# --------------------------------------------------------------------------------------------
+# Known answers
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("beta", [1.0, -1.0])
+def test_a_statistic_beyond_size_is_found_with_its_sign(beta):
+    runs, stats = synthetic_zoo(beta)
+    cfg = quick_config(feature_sets=["size", "size+layer7"], splits=["architecture"])
+    table, oof = P.predict_accuracy(stats.lazy(), runs, cfg)
+    full = row(table, feature_set="size+layer7", predictor="ridge", epoch="final")
+    assert full["tau_over_size"] > 0.1 and full["tau_over_size_low"] > 0
+    assert full["r2_over_size"] > 0 and full["r2_over_size_low"] > 0
+    assert full["n_cells"] == 36 and full["n_runs"] == 108 and full["n_folds"] == 5
+    # the direction: what the weights add to size follows the planted statistic's sign
+    preds = oof.filter(pl.col("feature_set").is_in(["size", "size+layer7"])).pivot(
+        on="feature_set", index=["arch", "family", "seed"], values="predicted"
+    )
+    z = stats.filter(scope="hidden.0.weight", epoch=FINAL, target="w").select(
+        "arch", "family", "seed", "std"
+    )
+    added = preds.join(z, on=["arch", "family", "seed"])
+    rho = sps.spearmanr(added["size+layer7"] - added["size"], added["std"]).statistic
+    assert np.sign(rho) == np.sign(beta) and abs(rho) > 0.5
+
+
+def test_gradient_boosting_finds_the_statistic_too():
+    runs, stats = synthetic_zoo(1.0)
+    cfg = quick_config(
+        feature_sets=["size", "size+layer7"],
+        splits=["architecture"],
+        predictors=["hgb"],
+        headline={"feature_set": "size", "predictor": "hgb"},
+    )
+    table, _ = P.predict_accuracy(stats.lazy(), runs, cfg)
+    full = row(table, feature_set="size+layer7")
+    assert full["tau_over_size_low"] > 0
+    assert set(re.findall(r'"(\w+)":', full["hyperparameters"])) == {"max_leaf_nodes", "max_iter"}
+
+
+@pytest.mark.parametrize("predictor", ["ridge", "hgb"])
+def test_weights_add_nothing_when_accuracy_depends_on_size_only(predictor):
+    # the statistics re-encode size (plus a little noise of each cell), as initial scales do
+    runs, stats = synthetic_zoo(0.0, seed=4, cell_noise=0.05, run_noise=0.0)
+    cfg = quick_config(
+        feature_sets=["size", "size+global7"],
+        splits=["architecture"],
+        predictors=[predictor],
+        headline={"feature_set": "size", "predictor": predictor},
+    )
+    table, _ = P.predict_accuracy(stats.lazy(), runs, cfg)
+    full = row(table, feature_set="size+global7")
+    assert abs(full["tau_over_size"]) < 0.02
+    assert full["tau_over_size_low"] < 0 < full["tau_over_size_high"]
+    assert full["r2_over_size_low"] < 0 < full["r2_over_size_high"]
+    size = row(table, feature_set="size")
+    assert size["tau"] > 0.7  # size itself ranks the networks
+    assert size["tau_over_size"] == 0 and size["tau_over_size_low"] == 0
+
+
+def test_too_few_cells_are_said_per_row_not_failed():
+    runs, stats = synthetic_zoo(1.0, cells=2, seeds=1)
+    runs, stats = (t.filter(family="mlp") for t in (runs, stats))
+    cfg = quick_config(splits=["architecture", "family", "dataset", "seed"])
+    table, oof = P.predict_accuracy(stats.lazy(), runs, cfg)
+    assert table.height == len(P.plan(cfg, ["final"]))
+    assert table["tau"].is_null().all() and oof.height == 0
+    assert all(note.startswith(P.TOO_FEW) for note in table["note"])
+    assert P.headline(table).startswith("No held-out prediction could be made: too few cells")
+    assert "No numbers: too few cells for a split" in P.prediction_markdown(table, cfg)
+
+
+# --------------------------------------------------------------------------------------------
+# Splits
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", list(SPLIT_KINDS))
+def test_no_cell_is_on_both_sides_of_a_split(kind):
+    runs, _ = synthetic_zoo(0.0, cells=7, seeds=4, datasets=("digits", "mnist"))
+    runs = runs.sort("dataset", "family", "arch", "seed")
+    folds = fold_ids(runs, kind, k=5, seed=3)
+    cell = runs.select(pl.concat_str("dataset", "family", "arch")).to_series().to_numpy()
+    groups = {"family": runs["family"], "dataset": runs["dataset"]}.get(kind)
+    for f in np.unique(folds):
+        train, test = set(cell[folds != f]), set(cell[folds == f])
+        if kind == "seed":  # within-cell: every cell on both sides, by design and labelled
+            assert train == test
+        else:
+            assert not train & test, (kind, f, train & test)
+        if groups is not None:
+            assert not set(groups.filter(folds != f)) & set(groups.filter(folds == f))
+        inner = np.unique(cell[folds != f], return_inverse=True)[1]
+        for a, b in P.inner_splits(inner, 3):  # the hyperparameter folds too
+            assert not set(inner[a]) & set(inner[b])
+    assert len(np.unique(folds)) == {"architecture": 5, "family": 3, "dataset": 2, "seed": 4}[kind]
+    assert "within-architecture" in SPLIT_KINDS["seed"]
+
+
+def test_architecture_folds_are_seeded_and_mix_families():
+    runs, _ = synthetic_zoo(0.0, cells=10, seeds=2)
+    a, b = fold_ids(runs, "architecture", 5, 0), fold_ids(runs, "architecture", 5, 0)
+    assert np.array_equal(a, b) and not np.array_equal(a, fold_ids(runs, "architecture", 5, 1))
+    mixed = runs.with_columns(fold=a).group_by("fold").agg(pl.col("family").n_unique())
+    assert (mixed["family"] == 3).all()
+
+
+# --------------------------------------------------------------------------------------------
+# Bootstrap metrics: exact for the resampled multiset of runs
+# --------------------------------------------------------------------------------------------
+
+
+def test_bootstrap_metrics_equal_scipy_on_the_expanded_resample():
+    rng = np.random.default_rng(5)
+    cells = np.repeat(np.arange(8), 3)
+    y = np.round(rng.random(24), 1)  # ties, like accuracies on a small test split
+    p = y + rng.normal(size=24) * 0.2
+    counts = P.cell_resamples(8, 6, seed=2)
+    boot = P.bootstrap_metrics(y, p, cells, counts, max_runs=1000)
+    for b in range(len(counts)):
+        idx = np.concatenate(
+            [np.flatnonzero(cells == c) for c in range(8) for _ in range(int(counts[b, c]))]
+        )
+        ye, pe = y[idx], p[idx]
+        assert boot["tau"][b] == pytest.approx(sps.kendalltau(ye, pe).statistic, abs=1e-12)
+        assert boot["rho"][b] == pytest.approx(sps.spearmanr(ye, pe).statistic, abs=1e-12)
+        assert boot["mae"][b] == pytest.approx(np.abs(ye - pe).mean())
+        assert boot["r2"][b] == pytest.approx(
+            1 - ((ye - pe) ** 2).sum() / ((ye - ye.mean()) ** 2).sum()
+        )
+    assert counts.sum(axis=1).tolist() == [8] * 6
+
+
+def test_rank_subsample_keeps_every_cell_evenly():
+    cells = np.repeat(np.arange(10), 30)
+    keep = P.rank_subsample(cells, 50)
+    assert np.bincount(cells[keep]).tolist() == [5] * 10
+
+
+# --------------------------------------------------------------------------------------------
+# Features
+# --------------------------------------------------------------------------------------------
+
+
+def layered_zoo() -> tuple[pl.DataFrame, pl.DataFrame]:
+    """MLPs of depth 0, 1, 2: every statistic of a tensor is its depth index (1, 2, ...),
+    its kind's offset (bias +10) and its target's (delta +100)."""
+    runs, stats = [], []
+    for depth in (0, 1, 2):
+        keys = {"dataset": "digits", "family": "mlp", "arch": f"mlp-d{depth}-w8", "seed": 0}
+        runs.append(
+            {
+                **keys,
+                "n_params": 10 ** (depth + 2),
+                "status": "ok",
+                "final_test_acc": 0.5,
+                "epochs_run": 3,
+            }
+        )
+        layers = [f"hidden.{i}" for i in range(depth)] + ["head"]
+        for epoch, target in itertools.product((0, 1, 3), ("w", "delta")):
+            for i, layer in enumerate(layers):
+                for kind, offset in (("weight", 0), ("bias", 10)):
+                    v = i + 1 + offset + 100 * (target == "delta") + 1000 * epoch
+                    stats.append(
+                        {
+                            **keys,
+                            "epoch": epoch,
+                            "scope": f"{layer}.{kind}",
+                            "scope_type": "tensor",
+                            "kind": kind,
+                            "target": target,
+                            **dict.fromkeys(P.STATS7 + P.SPECTRAL, float(v)),
+                        }
+                    )
+            stats.append(
+                {
+                    **keys,
+                    "epoch": epoch,
+                    "scope": "all_weights",
+                    "scope_type": "pool",
+                    "kind": "pool",
+                    "target": target,
+                    **dict.fromkeys(P.STATS7 + P.SPECTRAL, -1.0),
+                }
+            )
+    cast = pl.col("seed").cast(pl.Int32)
+    return pl.DataFrame(runs).with_columns(cast), pl.DataFrame(stats).with_columns(
+        cast, pl.col("epoch").cast(pl.Int32)
+    )
+
+
+def test_layers_are_aligned_from_the_input_and_from_the_output():
+    runs, stats = layered_zoo()
+    f = P.features(stats.lazy(), runs, epochs=[1]).filter(epoch="final").sort("arch")
+    col = lambda name: f[name].to_list()  # noqa: E731  (d0, d1, d2)
+    assert col("layer7.in1_weight_mean") == [3001, 3001, 3001]  # the first layer
+    assert col("layer7.in2_weight_mean") == [None, 3002, 3002]  # logistic regression has none
+    assert col("layer7.out1_weight_mean") == [3001, 3002, 3003]  # the head
+    assert col("layer7.out2_weight_mean") == [None, 3001, 3002]  # the one before it
+    assert col("layer7.in1_bias_q50") == [3011, 3011, 3011]
+    assert col("layer7_delta.out1_weight_std") == [3101, 3102, 3103]
+    assert col("init.out1_weight_mean") == [1, 2, 3]  # epoch 0
+    assert col("size.log10_params") == pytest.approx([2, 3, 4])
+    assert col("arch.mlp_depth") == pytest.approx([0, 1, np.log2(3)])
+    assert col("arch.family_mlp") == [1, 1, 1]
+    assert col("arch.cnn_blocks") == [None] * 3
+    early = P.features(stats.lazy(), runs, epochs=[1]).filter(epoch="1")
+    assert early["layer7.in1_weight_mean"].to_list() == [1001] * 3
+    counts = {s: len(P.feature_columns(f.columns, s)) for s in P.FEATURE_SETS}
+    assert counts == {
+        "size": 1,
+        "arch": 11,
+        "global7": 7,
+        "layer7": 56,
+        "layer7_delta": 56,
+        "spectral": 8,
+        "init": 56,
+    }
+    assert len(P.feature_columns(f.columns, "size+layer7")) == 57
+
+
+def test_heavy_tail_fits_count_only_where_the_fit_is_ok():
+    runs, stats = layered_zoo()
+    stats = stats.with_columns(
+        alpha=pl.lit(3.0),
+        log_norm=pl.lit(1.5),
+        fit_status=pl.when(pl.col("scope").str.starts_with("head"))
+        .then(pl.lit("ok"))
+        .otherwise(pl.lit("too_few_evals")),
+    )
+    f = P.features(stats.lazy(), runs).filter(epoch="final").sort("arch")
+    assert f["spectral.out1_weight_alpha"].to_list() == [3.0, 3.0, 3.0]  # heads: ok fits
+    assert f["spectral.in1_weight_alpha"].to_list() == [3.0, None, None]  # too few: left out
+    assert f["spectral.in1_weight_log_norm"].to_list() == [1.5] * 3  # not a fit: kept
+    assert len(P.feature_columns(f.columns, "spectral")) == 4 * 4
+
+
+def test_unknown_feature_set_is_named():
+    with pytest.raises(ValueError, match=r"unknown feature set\(s\) \['layer8'\]"):
+        P.base_sets("size+layer8")
+
+
+# --------------------------------------------------------------------------------------------
+# Config: schema, code and cross-key checks agree
+# --------------------------------------------------------------------------------------------
+
+
+def test_schema_names_the_feature_sets_predictors_and_splits_of_the_code():
+    defs = yaml.safe_load(SCHEMA.read_text())["$defs"]
+    names = re.fullmatch(r"\^\(([\w|]+)\).*", defs["feature_set"]["pattern"]).group(1).split("|")
+    assert names == list(P.FEATURE_SETS)
+    assert defs["predictors"]["items"]["enum"] == list(P.PREDICTORS)
+    assert defs["splits"]["items"]["enum"] == list(SPLIT_KINDS)
+
+
+@pytest.mark.parametrize("change,message", [
+    ({"feature_sets": ["size+layer8"]}, "analysis.prediction.feature_sets[0]:"),
+    ({"headline": {"feature_set": "init+spectral", "predictor": "hgb"}},
+     "analysis.prediction.headline.feature_set: 'init+spectral' is not one of"),
+    ({"predictors": ["ridge"]}, "analysis.prediction.headline.predictor: 'hgb' is not one of"),
+    ({"splits": ["architectures"]}, "analysis.prediction.splits[0]:"),
+])  # fmt: skip
+def test_bad_prediction_settings_are_config_errors(config, change, message):
+    config["analysis"]["prediction"].update(change)
+    with pytest.raises(ConfigError) as err:
+        validate_config(config, SCHEMA)
+    assert str(err.value).startswith(message), str(err.value)
+
+
+def test_unusable_columns_are_dropped_or_become_presence_flags():
+    nan = np.nan
+    train = np.array(
+        [[1.0, 5.0, nan, 2.0, np.inf], [2.0, 5.0, nan, nan, 3.0], [3.0, 5.0, nan, 2.0, 4.0]]
+    )
+    test = np.array([[4.0, 5.0, 1.0, nan, 9.0]])
+    a, b = P.usable_features(train, test)
+    # kept: column 0, column 4 (inf read as missing); column 3 (one value, gaps) as presence
+    assert np.array_equal(np.isnan(a[:, 1]), [True, False, False])
+    assert np.allclose(np.nan_to_num(a), [[1, 0, 1], [2, 3, 0], [3, 4, 1]])
+    assert np.allclose(np.nan_to_num(b), [[4, 9, 0]])
