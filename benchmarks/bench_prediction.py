@@ -2,11 +2,12 @@
 replicated tables.
 
 A finished run's `runs` and `stats` tables are replicated (bench_analysis.replicate: new
-seeds, new dataset names) to 105x the default zoo: 35 seed copies x 3 dataset names = 19,425
-runs in 111 cells, 3 datasets as in the paper (so leave-one-dataset-out has its 3 folds).
-The prediction job then runs as the workflow runs it, in its own process with 2 worker
-processes, under the default config and under config/paper.yaml's `analysis.prediction`
-(the budget for that scale), timed with its peak RSS (the job and its workers).
+seeds, new dataset names) to about the paper's 19,440 runs: 3 dataset names, as the paper
+has 3 datasets (so leave-one-dataset-out has its 3 folds), and as many seed copies as make
+up the count (35 for the 185 runs of the architecture-only default zoo: 19,425 runs). The
+prediction job then runs as the workflow runs it, in its own process with 2 worker
+processes, under `analysis.prediction` of the default config (merged with that of
+config/paper.yaml, where it sets one), timed with its peak RSS (the job and its workers).
 """
 
 from __future__ import annotations
@@ -21,10 +22,12 @@ import polars as pl
 import yaml
 from bench_analysis import SOURCE, replicate
 
-# name -> (seed copies, dataset copies, config whose analysis.prediction the job reads)
+PAPER_RUNS = 19_440
+DATASET_COPIES = 3
+# name -> (seed copies, or None for the paper's count; dataset copies; config)
 CASES = {
     "1x, default config": (1, 1, "config.yaml"),
-    "105x, paper config": (35, 3, "paper.yaml"),
+    "paper scale, paper config": (None, DATASET_COPIES, "paper.yaml"),
 }
 QUICK_CASES = {"1x, quick": (1, 1, "config.yaml")}
 BUDGET_S = 300.0  # the paper's scale on 2 cores
@@ -70,7 +73,10 @@ def job_code(work: Path, cfg: dict) -> str:
 def measure(name: str, case: tuple, workdir: Path, quick: bool) -> dict:
     """Replicate, run the job once in a subprocess: seconds, peak MiB, rows and the log."""
     seed_copies, dataset_copies, config_name = case
-    work = workdir / name.split(",")[0]
+    if seed_copies is None:
+        base = pl.scan_parquet(SOURCE / "tables" / "runs.parquet").select(pl.len()).collect()
+        seed_copies = max(1, round(PAPER_RUNS / (dataset_copies * base.item())))
+    work = workdir / name.split(",")[0].replace(" ", "_")
     shutil.rmtree(work, ignore_errors=True)
     info = replicate(SOURCE, work, seed_copies, dataset_copies)
     try:
@@ -83,6 +89,8 @@ def measure(name: str, case: tuple, workdir: Path, quick: bool) -> dict:
         table = pl.read_parquet(work / "tables" / "prediction.parquet")
         log = (work / "predict.log").read_text()
         info |= {
+            "cells": int(table.filter(epoch="final")["n_cells"].max()),  # arch x setting
+            "seed_copies": seed_copies,
             "seconds": wall,
             "mib": peak,
             "rows": table.height,
@@ -99,7 +107,7 @@ HEADERS = ["case", "runs", "cells", "stats rows", "rows (fitted)", "seconds", "p
 
 
 def section_prediction_scale(opts: common.Options) -> str:
-    """Markdown section (i): the prediction job at 1x (default config) and 105x (paper)."""
+    """Markdown section (i): the prediction job at 1x and at the paper's scale."""
     head = "## (i) Accuracy predicted from the weights at the paper's scale"
     missing = [t for t in ("runs", "stats") if not (SOURCE / "tables" / f"{t}.parquet").is_file()]
     if missing:

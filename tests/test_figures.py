@@ -14,6 +14,7 @@ import pytest
 import vl_convert
 
 from weightzoo import figures, vega
+from weightzoo.tables import RUN_KEYS
 
 DATASETS = ("digits", "mnist")
 FAMILIES = ("mlp", "cnn", "vit")
@@ -177,7 +178,7 @@ def make_prediction() -> pl.DataFrame:
 def make_oof(groups: pl.DataFrame) -> pl.DataFrame:
     """Held-out predictions of every run for every row: predicted = actual + the set's error."""
     frames = [
-        groups.select("dataset", "family", "arch", "seed", actual="final_test_acc").with_columns(
+        groups.select(*RUN_KEYS, actual="final_test_acc").with_columns(
             feature_set=pl.lit(fset),
             predictor=pl.lit(p),
             split=pl.lit(split),

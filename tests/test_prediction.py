@@ -320,6 +320,7 @@ def test_layers_are_aligned_from_the_input_and_from_the_output():
         "layer7_delta": 56,
         "spectral": 8,
         "init": 56,
+        "setting": 0,  # a runs table from before settings has none
     }
     assert len(P.feature_columns(f.columns, "size+layer7")) == 57
 
@@ -338,6 +339,29 @@ def test_heavy_tail_fits_count_only_where_the_fit_is_ok():
     assert f["spectral.in1_weight_alpha"].to_list() == [3.0, None, None]  # too few: left out
     assert f["spectral.in1_weight_log_norm"].to_list() == [1.5] * 3  # not a fit: kept
     assert len(P.feature_columns(f.columns, "spectral")) == 4 * 4
+
+
+def test_setting_columns_come_from_the_runs_table():
+    runs, stats = layered_zoo()
+    runs = runs.with_columns(
+        lr=pl.Series([1e-3, 1e-2, 1e-3]), optimizer=pl.Series(["adam", "sgd", "adam"])
+    )
+    f = P.features(stats.lazy(), runs).filter(epoch="final").sort("arch")
+    assert P.feature_columns(f.columns, "setting") == [
+        "setting.lr",
+        "setting.optimizer_adam",
+        "setting.optimizer_sgd",
+    ]
+    assert f["setting.lr"].to_list() == pytest.approx([-3, -2, -3])
+    assert f["setting.optimizer_sgd"].to_list() == [0, 1, 0]
+
+
+def test_a_set_with_no_columns_is_said_not_fitted():
+    runs, stats = synthetic_zoo(1.0, cells=4, seeds=2)
+    cfg = quick_config(feature_sets=["size", "setting"], splits=["architecture"])
+    table, _ = P.predict_accuracy(stats.lazy(), runs, cfg)
+    assert row(table, feature_set="setting")["note"] == "no setting columns in this zoo"
+    assert row(table, feature_set="size")["tau"] is not None
 
 
 def test_unknown_feature_set_is_named():

@@ -266,7 +266,10 @@ def test_prediction_ladder_is_written(tiny_run):
     assert "the weights predict test accuracy with τ = " in page
     assert "beyond parameter count's τ = " in page and "## How early the weights tell" in page
     oof = pl.read_parquet(work / "results/tables/predictions_oof.parquet")
-    assert oof.filter(epoch="final", split="architecture", feature_set="size").height == 24
+    assert (
+        oof.filter(epoch="final", split="architecture", feature_set="size", predictor="hgb").height
+        == 24
+    )
     assert "Accuracy predicted from the weights" in (work / "results/index.html").read_text()
 
 

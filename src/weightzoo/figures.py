@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import math
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -733,22 +734,22 @@ def prediction_scatter_chart(
     predictions: pl.DataFrame, width: int = 220, height: int = 220
 ) -> alt.Chart:
     """How well held-out predictions of final test accuracy match the truth: one point per
-    architecture cell (an architecture on a dataset; the mean over its seeds of the actual
-    and of the held-out predicted accuracy), coloured by family, against the diagonal of
-    exact prediction. Left: parameter count alone (`size`); right: the feature set with the
-    highest held-out Kendall τ on held-out architectures, with the same predictor. Every
-    point was predicted by a model that never saw its architecture; the right panel's set
-    is picked by its held-out score, so it is a little optimistic (the headline of
-    prediction.md uses a set fixed in the config instead).
+    cell (an architecture under one training setting on a dataset; the mean over its seeds
+    of the actual and of the held-out predicted accuracy), coloured by family, against the
+    diagonal of exact prediction. Left: parameter count alone (`size`); right: the feature
+    set with the highest held-out Kendall τ on held-out architectures, with the same
+    predictor. Every point was predicted by a model that never saw its cell; the right
+    panel's set is picked by its held-out score, so it is a little optimistic (the headline
+    of prediction.md uses a set fixed in the config instead).
     """
     cells = (
-        predictions.group_by("panel", "dataset", "family", "arch")
+        predictions.group_by("panel", *CELL_KEYS)
         .agg(
             actual=pl.col("actual").mean(),
             predicted=pl.col("predicted").mean(),
             seeds=pl.len(),
         )
-        .sort("panel", "dataset", "family", "arch")
+        .sort("panel", *CELL_KEYS)
     )
     if cells.height == 0:
         return no_data("no held-out predictions", width, height)
@@ -761,8 +762,7 @@ def prediction_scatter_chart(
     points = base.mark_circle(size=40, opacity=0.8).encode(
         color=alt.Color("family:N", title="family", sort=_order(cells["family"], FAMILIES)),
         tooltip=[
-            "dataset:N",
-            "arch:N",
+            *(f"{k}:N" for k in CELL_KEYS if k != "family"),
             alt.Tooltip("actual:Q", format=".3f"),
             alt.Tooltip("predicted:Q", format=".3f"),
             "seeds:Q",
@@ -784,7 +784,7 @@ def _scatter_inputs(frames: dict[str, pl.LazyFrame], settings: dict) -> list[pl.
         .collect()
     )
     splits = [s for s in SPLIT_ORDER if s in table["split"].to_list()]
-    empty = pl.DataFrame(schema={c: pl.String for c in ("panel", "dataset", "family", "arch")})
+    empty = pl.DataFrame(schema=dict.fromkeys(["panel", *CELL_KEYS], pl.String))
     if not splits:
         return [empty.with_columns(actual=pl.lit(0.0), predicted=pl.lit(0.0)).head(0)]
     part = table.filter(split=splits[0])
@@ -803,7 +803,7 @@ def _scatter_inputs(frames: dict[str, pl.LazyFrame], settings: dict) -> list[pl.
         frames["predictions_oof"]
         .filter(pl.col("epoch") == "final", pl.col("split") == splits[0])
         .join(labels.lazy(), on=["feature_set", "predictor"])
-        .select("panel", "dataset", "family", "arch", "actual", "predicted")
+        .select("panel", *CELL_KEYS, "actual", "predicted")
         .collect()
     )
     return [oof]
@@ -830,10 +830,12 @@ def prediction_tau_chart(
     if rows.height == 0:
         return no_data("too few cells for a split", width, height)
     sets = list(dict.fromkeys(rows["feature_set"].to_list()))
+    lowest = rows.select(pl.min_horizontal("tau", "tau_low").min()).item()
+    low = min(-0.2, math.floor(lowest * 10) / 10)  # every CI inside the axis
     x = alt.X("feature_set:N", title=None, sort=sets, axis=alt.Axis(labelAngle=-45))
     base = alt.Chart().encode(x=x, xOffset=alt.XOffset("predictor:N"))
     bars = base.mark_bar().encode(
-        y=alt.Y("tau:Q", title="Kendall τ (held out)", scale=alt.Scale(domain=[-0.2, 1])),
+        y=alt.Y("tau:Q", title="Kendall τ (held out)", scale=alt.Scale(domain=[low, 1])),
         color=alt.Color("predictor:N", title="predictor"),
         tooltip=[
             "feature_set:N",

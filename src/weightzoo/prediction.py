@@ -37,6 +37,7 @@ import numpy as np
 import polars as pl
 
 from weightzoo import families, resampling
+from weightzoo.settings import SETTING_KEYS
 from weightzoo.stats import WEIGHT_POOL
 from weightzoo.zoo import RUN_KEYS, SPLIT_KINDS, TooFewGroups, cell_ids, fold_ids, with_keys
 
@@ -51,6 +52,8 @@ HEAVY_TAIL_NORMS = ("log_norm", "log_spectral_norm")
 FEATURE_SETS = {
     "size": "log10 of the parameter count",
     "arch": "family one-hot and the sweep numbers of its architecture, log2(1 + value)",
+    "setting": "the training setting: log10 lr, log2 batch size, the other numbers as they "
+    "are, a 0/1 column per optimizer, schedule and activation",
     "global7": "mean, std, q0, q25, q50, q75, q100 of all weights pooled",
     "layer7": "the same 7 numbers of each weight and bias tensor, aligned by position",
     "layer7_delta": "layer7 of w − w0",
@@ -58,6 +61,8 @@ FEATURE_SETS = {
     "init": "layer7 of the initialisation (epoch 0): a control",
 }
 BASELINES = ("size", "arch")
+EPOCH_FREE_SETS = {"size", "arch", "setting", "init"}  # the same at every epoch
+SETTING_LOGS = {"lr": 10, "batch_size": 2}  # setting keys read on a log scale (base)
 WEIGHT_SETS = ("global7", "layer7", "layer7_delta", "spectral")  # what the trained weights say
 PREDICTORS = {"ridge": "ridge (RidgeCV)", "hgb": "gradient boosting (HistGradientBoosting)"}
 METRICS = ("r2", "tau", "rho", "mae")
@@ -117,13 +122,9 @@ def features(
     `epochs` it has dumped before that: one row per run and epoch label, with the run keys,
     `epoch`, `dump_epoch`, `n_params`, `final_test_acc`, then '<set>.<feature>' columns.
     Tensors are in state_dict order, the forward order of every weightzoo family."""
-    runs = (
-        with_keys(runs.lazy())
-        .filter(pl.col("status") == "ok")
-        .select(*RUN_KEYS, "n_params", "final_test_acc", "epochs_run")
-        .sort(RUN_KEYS)
-        .collect()
-    )
+    runs = with_keys(runs.lazy()).filter(pl.col("status") == "ok").sort(RUN_KEYS).collect()
+    setting = _setting_columns(runs)
+    runs = runs.select(*RUN_KEYS, "n_params", "final_test_acc", "epochs_run", *setting)
     wanted = pl.concat(
         [
             runs.select(
@@ -198,6 +199,23 @@ def features(
         .sort("_order", *RUN_KEYS)
         .drop("_order")
     )
+
+
+def _setting_columns(runs: pl.DataFrame) -> list[pl.Expr]:
+    """`setting` set: each setting key the runs table has (settings.SETTING_KEYS), numbers as
+    they are or on a log scale (SETTING_LOGS), text as a 0/1 column per value it takes."""
+    out = []
+    for key, spec in SETTING_KEYS.items():
+        if key not in runs.columns:  # a results folder from before settings: no such column
+            continue
+        if spec.type is str:
+            values = runs[key].drop_nulls().unique().sort().to_list()
+            out += [(pl.col(key) == v).cast(pl.Float64).alias(f"setting.{key}_{v}") for v in values]
+        else:
+            value = pl.col(key).cast(pl.Float64)
+            value = value.log(SETTING_LOGS[key]) if key in SETTING_LOGS else value
+            out.append(value.alias(f"setting.{key}"))
+    return out
 
 
 def _arch_columns() -> list[pl.Expr]:
@@ -302,7 +320,7 @@ def out_of_fold(
     X: np.ndarray, acc: np.ndarray, folds: np.ndarray, cells: np.ndarray, predictor: str, cfg: dict
 ) -> tuple[np.ndarray, list[dict]]:
     """Held-out predictions of accuracy for every run: each fold predicted by a model fitted
-    on the other folds (target accuracy, or its clipped logit mapped back)."""
+    on the other folds (target accuracy, or its clipped logit mapped back), in [0, 1]."""
     from threadpoolctl import threadpool_limits
 
     logit = cfg["target"] == "logit"
@@ -318,7 +336,8 @@ def out_of_fold(
             model, params = FITS[predictor](train_X, y[~test], cells[~test], cfg)
             pred[test] = model.predict(test_X)
             chosen.append(params)
-    return (1 / (1 + np.exp(-pred)) if logit else pred), chosen
+    # an accuracy is in [0, 1]: a linear model far outside its training range is clipped
+    return (1 / (1 + np.exp(-pred)) if logit else np.clip(pred, 0.0, 1.0)), chosen
 
 
 # --------------------------------------------------------------------------------------------
@@ -551,11 +570,30 @@ def predict_accuracy(
             folds[epoch, kind] = split_folds(by_epoch[epoch], kind, cfg)
         except TooFewGroups as err:
             notes[epoch, kind] = str(err)
-    tasks = [r for r in rows if (r[0], r[1]) in folds]
+    for epoch, kind, fset, _ in rows:
+        if not sets[fset] and (epoch, kind) in folds:
+            notes[epoch, kind, fset] = f"no {fset} columns in this zoo"
+    runnable = [r for r in rows if (r[0], r[1]) in folds and sets[r[2]]]
+    # a set that does not change with the epoch, on the final epoch's runs: the final fit
+    final_keys = by_epoch[FINAL].select(RUN_KEYS) if FINAL in by_epoch else None
+    same = {
+        e: final_keys is not None and part.select(RUN_KEYS).equals(final_keys)
+        for e, part in by_epoch.items()
+    }
+    reused = {
+        r: (FINAL, *r[1:])
+        for r in runnable
+        if r[0] != FINAL
+        and same[r[0]]
+        and (FINAL, *r[1:]) in runnable
+        and set(base_sets(r[2])) <= EPOCH_FREE_SETS
+    }
+    tasks = [r for r in runnable if r not in reused]
     logger.info(
-        "%d rows, %d to fit (%d runs, %d features)",
+        "%d rows, %d fitted, %d the same as at the final epoch (%d runs, %d features)",
         len(rows),
         len(tasks),
+        len(reused),
         table.filter(epoch=FINAL).height,
         len(table.columns),
     )
@@ -575,6 +613,7 @@ def predict_accuracy(
     started = time.perf_counter()
     fitted = Parallel(n_jobs=threads)(delayed(out_of_fold)(*inputs(*t)) for t in tasks)
     results = dict(zip(tasks, fitted, strict=True))
+    results |= {r: results[final] for r, final in reused.items()}
     logger.info("phase fits: %.1f s", time.perf_counter() - started)
     started = time.perf_counter()
     out = _evaluate(rows, results, by_epoch, folds, notes, sets, cfg)
@@ -622,7 +661,7 @@ def _evaluate(rows, results, by_epoch, folds, notes, sets, cfg):
             "n_runs": part.height,
         }
         if row not in results:
-            out.append({**record, "note": notes[epoch, kind]})
+            out.append({**record, "note": notes.get((epoch, kind, fset), notes.get((epoch, kind)))})
             continue
         record["n_folds"] = len(np.unique(folds[epoch, kind]))
         for m in METRICS:
@@ -746,14 +785,20 @@ def prediction_markdown(table: pl.DataFrame, cfg: dict) -> str:
         "",
         headline(table),
         "",
-        f"Target: final test accuracy{target}. "
-        "Every prediction is held out: a fold's runs are predicted by models fitted on the "
-        "other folds, with every hyperparameter chosen by cross-validation inside the "
-        "training folds, grouped by cell (an architecture on one dataset). Metrics are on "
-        "the pooled held-out predictions; CIs resample whole cells (95 % percentile "
-        f"bootstrap, {cfg['bootstrap']} resamples); increments (Δ) are paired: the same "
-        "folds and the same resamples for both feature sets. The headline feature set is "
-        "fixed in the config (`analysis.prediction.headline`), not picked by held-out score.",
+        f"Target: final test accuracy of every finished (not diverged) run{target}. Every "
+        "prediction is held out: a fold's runs are predicted by models fitted on the other "
+        "folds, with every hyperparameter chosen by cross-validation inside the training "
+        "folds, grouped by cell (an architecture under one training setting on one "
+        "dataset). Metrics are on the pooled held-out predictions (clipped to [0, 1]); CIs "
+        f"resample whole cells (95 % percentile bootstrap, {cfg['bootstrap']} resamples); "
+        "increments (Δ) are paired: the same folds and the same resamples for both feature "
+        "sets. The headline feature set is fixed in the config "
+        "(`analysis.prediction.headline`), not picked by held-out score.",
+        "",
+        "Reading τ: `size` and `arch` predict one value for all seeds of a cell, so their "
+        "seeds tie and Kendall's τ-b leaves those pairs out; a set that orders the seeds of "
+        "a cell at random (weights carry seed noise) has them in its denominator with no "
+        "gain. Increments in τ over `size` and `arch` are therefore conservative.",
         "",
         "Feature sets: " + "; ".join(f"`{k}`: {v}" for k, v in FEATURE_SETS.items()) + ".",
         "",

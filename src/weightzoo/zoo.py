@@ -3,10 +3,10 @@
 `open_zoo("results")` gives lazy polars frames over the dumps and tables, rebuilds any dumped
 network exactly (`state_dict`, `model`), splits runs so that no architecture cell is on both
 sides (`splits`), and hands flattened weights to PyTorch (`to_torch`) for weight-space
-learning. Runs are keyed by `tables.RUN_KEYS` and cells by `tables.CELL_KEYS`, each with a
-`setting` column: a folder written before training settings could be swept reads as
-`setting=default`. torch is imported only by the calls that make tensors, so the prediction
-job, which takes its splits from here, starts without it.
+learning. Runs are keyed by `tables.RUN_KEYS` and cells by `tables.CELL_KEYS` (an architecture
+under one training setting on one dataset): a folder written before settings could be swept
+reads as `setting=default`. torch is imported only by the calls that make tensors, so the
+prediction job, which takes its splits from here, starts without it.
 """
 
 from __future__ import annotations
@@ -22,15 +22,12 @@ import polars as pl
 
 from weightzoo import resampling, tables
 from weightzoo.data import IMAGE_SHAPES
+from weightzoo.tables import CELL_KEYS, DEFAULT_SETTING, RUN_KEYS
 
 if TYPE_CHECKING:
     import torch
 
-SETTING, DEFAULT_SETTING = "setting", "default"
-# The keys every frame of the zoo carries: the run keys and the cell keys, `setting` included
-# whether or not tables.RUN_KEYS lists it yet.
-RUN_KEYS = list(dict.fromkeys([*tables.RUN_KEYS, SETTING]))
-CELL_KEYS = list(dict.fromkeys([*tables.CELL_KEYS, SETTING]))
+SETTING = "setting"
 # What metrics and stats are joined with from the runs table.
 RUN_COLUMNS = ["n_params", "status", "final_test_acc", "epochs_run"]
 SPLIT_KINDS = {
@@ -51,13 +48,12 @@ class TooFewGroups(ValueError):
 
 
 def with_keys(frame: pl.LazyFrame) -> pl.LazyFrame:
-    """`frame` with every column of RUN_KEYS that it can have: a missing `setting` is read as
-    "default"; a missing other key is an error naming it."""
-    schema = frame.collect_schema()
-    if SETTING not in schema:
-        frame = frame.with_columns(pl.lit(DEFAULT_SETTING).alias(SETTING))
-    if missing := [k for k in tables.RUN_KEYS if k not in schema and k != SETTING]:
-        raise ValueError(f"table lacks the key column(s) {missing}; has {list(schema)}")
+    """`frame` with every column of RUN_KEYS: a missing `setting` is read as the default one
+    (tables.with_setting), a missing other key is an error naming it."""
+    frame = tables.with_setting(frame)
+    names = frame.collect_schema().names()
+    if missing := [k for k in RUN_KEYS if k not in names]:
+        raise ValueError(f"table lacks the key column(s) {missing}; has {names}")
     return frame
 
 
