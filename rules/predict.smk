@@ -20,7 +20,7 @@ rule predict_accuracy:
     localrule: True
     conda:
         "../envs/analysis.yaml"
-    threads: 2
+    threads: 1
     params:
         prediction=config["analysis"]["prediction"],
     script:

@@ -23,7 +23,7 @@ import polars as pl
 
 from weightzoo.analysis import CLAIMS_SCHEMA, VERDICT_COLUMNS, VERDICTS
 from weightzoo.io import atomic_path
-from weightzoo.vega import check_offline, javascript_bundle
+from weightzoo.vega import check_offline, javascript_bundle, script_json
 
 EMBED_OPTIONS = {
     "renderer": "svg",
@@ -114,12 +114,6 @@ def summary(groups: pl.DataFrame) -> str:
         f"{groups['dataset'].n_unique()} dataset(s) and {groups['arch'].n_unique()} "
         f"architectures. Groups: {groups['group_rule'][0]}."
     )
-
-
-def _script_json(value) -> str:
-    """JSON that cannot close or comment out the <script> element it sits in."""
-    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
 def format_cell(value) -> str:
@@ -248,7 +242,7 @@ def build_dashboard(
             f'<section id="{slug}"><h2>{html.escape(str(figure["title"]))}</h2>'
             f'<div class="caption">{_paragraphs(str(figure["caption"]))}</div>'
             f'<div class="chart" id="chart-{slug}" data-spec="spec-{slug}"></div>'
-            f'<script type="application/json" id="spec-{slug}">{_script_json(figure["spec"])}'
+            f'<script type="application/json" id="spec-{slug}">{script_json(figure["spec"])}'
             "</script></section>"
         )
     nav.append('<a href="#claims">all tests</a>')

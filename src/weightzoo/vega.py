@@ -4,8 +4,10 @@ vl-convert (no network, no browser); the inlined JavaScript bundle for the dashb
 from __future__ import annotations
 
 import functools
+import html
 import json
 import re
+import tempfile
 from pathlib import Path
 
 import altair as alt
@@ -50,10 +52,10 @@ def save_chart(
     if suffix not in (".svg", ".png"):
         raise ValueError(f"image path {image_path} must end in .svg or .png")
     spec = chart_spec(chart)
-    html = vl_convert.vegalite_to_html(spec, vl_version=VL_VERSION, bundle=True)
-    check_offline(html, str(html_path))
+    page = offline_html(spec, title=html_path.stem)
+    check_offline(page, str(html_path))
     with atomic_path(html_path) as tmp:
-        tmp.write_text(html, encoding="utf-8")
+        tmp.write_text(page, encoding="utf-8")
     with atomic_path(image_path) as tmp:
         if suffix == ".svg":
             tmp.write_text(vl_convert.vegalite_to_svg(spec, vl_version=VL_VERSION), "utf-8")
@@ -68,9 +70,40 @@ def save_spec(record: dict, path: str | Path) -> None:
         tmp.write_text(json.dumps(record))
 
 
+def script_json(value) -> str:
+    """JSON that cannot close or comment out the <script> element it sits in."""
+    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+def offline_html(spec: dict, title: str = "figure") -> str:
+    """One self-contained page that draws `spec`: the libraries inlined, no network."""
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
+<script>{javascript_bundle()}</script></head>
+<body><div id="vis"></div>
+<script>vegaEmbed("#vis", {script_json(spec)}, {{"renderer": "svg"}}).catch(console.error);</script>
+</body></html>
+"""
+
+
+def _bundle_cache() -> Path:
+    """Where the bundle is kept between jobs: one file per vl-convert and Vega-Lite version."""
+    name = f"weightzoo-vega-{vl_convert.__version__}-{VL_VERSION}.js"
+    return Path(tempfile.gettempdir()) / name
+
+
 @functools.cache
 def javascript_bundle() -> str:
     """vega-embed, Vega-Lite and Vega as one classic script that defines `window.vegaEmbed`,
-    for the Vega-Lite version Altair writes; safe to inline in a <script> element."""
+    for the Vega-Lite version Altair writes; safe to inline in a <script> element. Building
+    it takes vl-convert about a second, so every figure job after the first reads it from a
+    file in the temporary folder (written atomically, keyed by both versions)."""
+    cache = _bundle_cache()
+    if cache.is_file():
+        return cache.read_text(encoding="utf-8")
     bundle = vl_convert.javascript_bundle("window.vegaEmbed = vegaEmbed;", vl_version=VL_VERSION)
-    return re.sub(r"</(script)", r"<\\/\1", bundle, flags=re.I)
+    bundle = re.sub(r"</(script)", r"<\\/\1", bundle, flags=re.I)
+    with atomic_path(cache) as tmp:
+        tmp.write_text(bundle, encoding="utf-8")
+    return bundle
