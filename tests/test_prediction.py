@@ -407,3 +407,26 @@ def test_unusable_columns_are_dropped_or_become_presence_flags():
     assert np.array_equal(np.isnan(a[:, 1]), [True, False, False])
     assert np.allclose(np.nan_to_num(a), [[1, 0, 1], [2, 3, 0], [3, 4, 1]])
     assert np.allclose(np.nan_to_num(b), [[4, 9, 0]])
+
+
+def test_a_fold_with_no_usable_feature_predicts_its_training_mean():
+    X = np.ones((6, 3))  # constant in every fold: nothing to learn from
+    acc = np.array([0.1, 0.2, 0.3, 0.4, 0.5, 0.6])
+    folds = np.array([0, 0, 1, 1, 2, 2])
+    cells = np.arange(6)
+    cfg = {"target": "accuracy", "logit_clip": 0.001}
+    pred, chosen = P.out_of_fold(X, acc, folds, cells, "hgb", cfg)
+    np.testing.assert_allclose(pred, [0.45, 0.45, 0.35, 0.35, 0.25, 0.25])
+    assert chosen == [{"no_usable_feature": True}] * 3
+
+
+def test_an_inner_fold_with_no_usable_feature_does_not_stop_the_fit():
+    # column 0 varies only between the two cells of one inner side; the other side is flat
+    X = np.array([[0.0], [0.0], [0.0], [0.0], [1.0], [2.0]])
+    y = np.array([0.1, 0.1, 0.2, 0.2, 0.8, 0.9])
+    cells = np.array([0, 0, 1, 1, 2, 3])
+    cfg = {"inner_folds": 2, "hgb": {"learning_rate": 0.2, "min_samples_leaf": 1,
+                                     "max_iter": 5, "max_leaf_nodes": [4]}}  # fmt: skip
+    model, params = P.fit_hgb(X, y, cells, cfg)
+    assert params["max_leaf_nodes"] == 4 and 1 <= params["max_iter"] <= 5
+    assert model.predict(X).shape == (6,)

@@ -284,10 +284,13 @@ def fit_hgb(X: np.ndarray, y: np.ndarray, cells: np.ndarray, cfg: dict):
         sse = np.zeros(hgb["max_iter"])
         for train, test in splits:
             inner_X, held_X = usable_features(X[train], X[test])  # per inner fold, too
-            model = HistGradientBoostingRegressor(
-                max_iter=hgb["max_iter"], max_leaf_nodes=leaves, **fixed
-            ).fit(inner_X, y[train])
-            staged = np.stack(list(model.staged_predict(held_X)))  # (iterations, runs)
+            if inner_X.shape[1] == 0:  # nothing varies inside: the inner fold's mean
+                staged = np.full((hgb["max_iter"], len(test)), y[train].mean())
+            else:
+                model = HistGradientBoostingRegressor(
+                    max_iter=hgb["max_iter"], max_leaf_nodes=leaves, **fixed
+                ).fit(inner_X, y[train])
+                staged = np.stack(list(model.staged_predict(held_X)))  # (iterations, runs)
             sse[: len(staged)] += ((staged - y[test]) ** 2).sum(axis=1)
             sse[len(staged) :] = math.inf
         i = int(np.argmin(sse))
@@ -333,6 +336,10 @@ def out_of_fold(
         for f in np.unique(folds):
             test = folds == f
             train_X, test_X = usable_features(X[~test], X[test])
+            if train_X.shape[1] == 0:  # nothing varies in this fold: its mean is the guess
+                pred[test] = y[~test].mean()
+                chosen.append({"no_usable_feature": True})
+                continue
             model, params = FITS[predictor](train_X, y[~test], cells[~test], cfg)
             pred[test] = model.predict(test_X)
             chosen.append(params)
