@@ -1,9 +1,9 @@
 """(h) The analysis at the paper's scale: claims, figures and dashboard on replicated tables.
 
-A finished run's `runs`, `stats` and `strength_maps` tables are replicated to about 1x, 10x,
+A finished run's `runs`, `stats`, `strength_maps` and `predictions_oof` tables are replicated to about 1x, 10x,
 30x and 105x: new seeds (copies of the seeds, numbered on) and new dataset names (copies of
 the datasets), so cells multiply as in the paper's zoo (105x the default zoo: 15 datasets x
-37 architectures x 35 seeds = 19,425 runs). Each job then runs as the workflow runs it, in
+47 cells x 35 seeds = 24,675 runs, 3.8 times the paper's 6,480 networks). Each job then runs as the workflow runs it, in
 its own process, timed with its peak RSS: the claims job, each figure job, the dashboard.
 """
 
@@ -26,8 +26,20 @@ import yaml
 LAYOUT = {1: (1, 1), 2: (1, 2), 10: (2, 5), 30: (6, 5), 105: (7, 15)}
 SIZES, QUICK_SIZES = (1, 10, 30, 105), (1, 2)
 BUDGET = {"seconds": 180.0, "mib": 4096.0}  # the claims job at the paper's scale
-TABLES = ("runs", "stats", "strength_maps")
-SOURCE = Path(os.environ.get("WEIGHTZOO_BENCH_RESULTS", common.ROOT / "results"))
+TABLES = ("runs", "stats", "strength_maps", "predictions_oof", "prediction")
+# the per-run tables, replicated; `prediction` (one row per feature set x predictor x split x
+# epoch: its size does not grow with the runs) is copied as it is
+PER_RUN = ("stats", "strength_maps", "predictions_oof")
+
+
+def source(workdir: Path) -> Path:
+    """The finished run to replicate: $WEIGHTZOO_BENCH_RESULTS, else results/, else the run of
+    the end-to-end section (f), which `make bench` makes before this section."""
+    if "WEIGHTZOO_BENCH_RESULTS" in os.environ:
+        return Path(os.environ["WEIGHTZOO_BENCH_RESULTS"])
+    candidates = [common.ROOT / "results", workdir / "e2e" / "results"]
+    found = [c for c in candidates if (c / "tables" / "runs.parquet").is_file()]
+    return found[0] if found else candidates[0]
 
 
 def replicate(source: Path, out: Path, seed_copies: int, dataset_copies: int) -> dict:
@@ -54,13 +66,15 @@ def replicate(source: Path, out: Path, seed_copies: int, dataset_copies: int) ->
         )
 
     copies(runs).write_parquet(tables / "runs.parquet")
-    for name in ("stats", "strength_maps"):
+    for name in PER_RUN:
         copies(pl.scan_parquet(source / "tables" / f"{name}.parquet")).sink_parquet(
             tables / f"{name}.parquet", compression="zstd"
         )
+    shutil.copy(source / "tables" / "prediction.parquet", tables / "prediction.parquet")
     n = seed_copies * dataset_copies
     rows = pl.scan_parquet(tables / "stats.parquet").select(pl.len()).collect().item()
-    cells = runs.select("dataset", "family", "arch").unique().height * dataset_copies
+    keys = [k for k in ("dataset", "family", "arch", "setting") if k in runs.columns]
+    cells = runs.select(keys).unique().height * dataset_copies
     return {
         "runs": runs.height * n,
         "cells": cells,
@@ -85,7 +99,7 @@ def job_code(step: str, work: Path, cfg: dict) -> str:
         call = (
             "jobs.dashboard_job(spec_files=sorted(F.glob('*.vl.json')), "
             "claims_path=T/'claims.parquet', groups_path=T/'groups.parquet', "
-            "output=W/'index.html')"
+            "prediction_path=T/'prediction.parquet', output=W/'index.html')"
         )
     else:
         call = (
@@ -99,6 +113,8 @@ def job_code(step: str, work: Path, cfg: dict) -> str:
         "final": "final_stats.parquet",
         "trajectories": "trajectories.parquet",
         "maps": "strength_maps.parquet",
+        "prediction": "prediction.parquet",
+        "predictions_oof": "predictions_oof.parquet",
     }
     return "\n".join(
         [
@@ -130,13 +146,13 @@ def _phases(log: Path) -> dict[str, float]:
     return {name: float(s) for name, s in re.findall(r"phase (.+?): ([\d.]+) s", log.read_text())}
 
 
-def measure(size: int, cfg: dict, workdir: Path) -> dict:
-    """Replicate to `size`x, run every job once in a subprocess; seconds and peak MiB each."""
+def measure(size: int, cfg: dict, workdir: Path, src: Path) -> dict:
+    """Replicate `src` to `size`x, run every job once in a subprocess; seconds and peak MiB."""
     seed_copies, dataset_copies = LAYOUT[size]
     work = workdir / f"x{size}"
     shutil.rmtree(work, ignore_errors=True)
     (work / "figures").mkdir(parents=True)
-    info = replicate(SOURCE, work, seed_copies, dataset_copies)
+    info = replicate(src, work, seed_copies, dataset_copies)
     info["steps"] = {}
     try:
         for step in steps():
@@ -178,10 +194,10 @@ def _summary_row(size: int, r: dict) -> list[str]:
     ]  # MiB, s
 
 
-def _method(sizes: tuple[int, ...], base_runs: int) -> str:
+def _method(sizes: tuple[int, ...], base_runs: int, src: Path) -> str:
     layout = ", ".join(f"{s}×: {LAYOUT[s][0]} × {LAYOUT[s][1]}" for s in sizes)
     return (
-        f"Source: the finished run in `{SOURCE}` ({base_runs:,} runs), replicated with new "
+        f"Source: the finished run in `{src}` ({base_runs:,} runs), replicated with new "
         f"seeds and dataset names (seed copies × dataset copies: {layout}). Replicated seeds "
         "are exact copies, so the numbers measure cost, not science. Each job runs once per "
         "size in its own process (Python start-up and imports included), as the workflow "
@@ -192,15 +208,16 @@ def _method(sizes: tuple[int, ...], base_runs: int) -> str:
 def section_analysis_scale(opts: common.Options) -> str:
     """Markdown section (h): the claims job, the figures and the dashboard at 1x-105x."""
     head = "## (h) The analysis at the paper's scale"
-    missing = [t for t in TABLES if not (SOURCE / "tables" / f"{t}.parquet").is_file()]
+    src = source(opts.workdir)
+    missing = [t for t in TABLES if not (src / "tables" / f"{t}.parquet").is_file()]
     if missing:
         return (
-            f"{head}\n\nSkipped: {SOURCE}/tables lacks {missing}; run `make run` first "
+            f"{head}\n\nSkipped: {src}/tables lacks {missing}; run `make run` first "
             "(or set WEIGHTZOO_BENCH_RESULTS to a finished results folder)."
         )
     cfg = yaml.safe_load((common.ROOT / "config" / "config.yaml").read_text())
     sizes = QUICK_SIZES if opts.quick else SIZES
-    results = {s: measure(s, cfg, opts.workdir / "analysis") for s in sizes}
+    results = {s: measure(s, cfg, opts.workdir / "analysis", src) for s in sizes}
     names = list(results[sizes[0]]["steps"])
     per_step, growth = [], []
     # the smallest sizes are dominated by start-up: fit from 10x up when there are two such
@@ -230,7 +247,7 @@ def section_analysis_scale(opts: common.Options) -> str:
     )
     lines = [
         head,
-        _method(sizes, base),
+        _method(sizes, base, src),
         common.table(SUMMARY_HEADERS, [_summary_row(s, r) for s, r in results.items()]),
         "Per job (seconds / peak MiB):",
         common.table(["job", *(f"{s}×" for s in sizes)], per_step),

@@ -2,9 +2,10 @@
 replicated tables.
 
 A finished run's `runs` and `stats` tables are replicated (bench_analysis.replicate: new
-seeds, new dataset names) to about the paper's 19,440 runs: 3 dataset names, as the paper
-has 3 datasets (so leave-one-dataset-out has its 3 folds), and as many seed copies as make
-up the count (35 for the 185 runs of the architecture-only default zoo: 19,425 runs). The
+seeds, new dataset names) to about 19,440 runs, three times the 6,480 networks of
+config/paper.yaml: 3 dataset names, as the paper has 3 datasets (so leave-one-dataset-out
+has its 3 folds), and as many seed copies as make up the count (28 for the 235 runs of the
+default zoo: 19,740 runs). The
 prediction job then runs as the workflow runs it, in its own process with 2 worker
 processes, under `analysis.prediction` of the default config (merged with that of
 config/paper.yaml, where it sets one), timed with its peak RSS (the job and its workers).
@@ -20,17 +21,17 @@ from pathlib import Path
 import common
 import polars as pl
 import yaml
-from bench_analysis import SOURCE, replicate
+from bench_analysis import replicate, source
 
-PAPER_RUNS = 19_440
+TARGET_RUNS = 19_440  # 3x config/paper.yaml's 6,480 networks: a margin over the real study
 DATASET_COPIES = 3
-# name -> (seed copies, or None for the paper's count; dataset copies; config)
+# name -> (seed copies, or None for TARGET_RUNS; dataset copies; config)
 CASES = {
     "1x, default config": (1, 1, "config.yaml"),
-    "paper scale, paper config": (None, DATASET_COPIES, "paper.yaml"),
+    "3x the paper's scale, paper config": (None, DATASET_COPIES, "paper.yaml"),
 }
 QUICK_CASES = {"1x, quick": (1, 1, "config.yaml")}
-BUDGET_S = 300.0  # the paper's scale on 2 cores
+BUDGET_S = 300.0  # 3x the paper's scale on 2 cores
 THREADS = 2
 
 
@@ -70,15 +71,15 @@ def job_code(work: Path, cfg: dict) -> str:
     )
 
 
-def measure(name: str, case: tuple, workdir: Path, quick: bool) -> dict:
-    """Replicate, run the job once in a subprocess: seconds, peak MiB, rows and the log."""
+def measure(name: str, case: tuple, workdir: Path, quick: bool, src: Path) -> dict:
+    """Replicate `src`, run the job once in a subprocess: seconds, peak MiB, rows and the log."""
     seed_copies, dataset_copies, config_name = case
     if seed_copies is None:
-        base = pl.scan_parquet(SOURCE / "tables" / "runs.parquet").select(pl.len()).collect()
-        seed_copies = max(1, round(PAPER_RUNS / (dataset_copies * base.item())))
+        base = pl.scan_parquet(src / "tables" / "runs.parquet").select(pl.len()).collect()
+        seed_copies = max(1, round(TARGET_RUNS / (dataset_copies * base.item())))
     work = workdir / name.split(",")[0].replace(" ", "_")
     shutil.rmtree(work, ignore_errors=True)
-    info = replicate(SOURCE, work, seed_copies, dataset_copies)
+    info = replicate(src, work, seed_copies, dataset_copies)
     try:
         cfg = prediction_config(config_name, quick)
         wall, peak, proc = common.run_with_peak_rss(
@@ -107,16 +108,19 @@ HEADERS = ["case", "runs", "cells", "stats rows", "rows (fitted)", "seconds", "p
 
 
 def section_prediction_scale(opts: common.Options) -> str:
-    """Markdown section (i): the prediction job at 1x and at the paper's scale."""
+    """Markdown section (i): the prediction job at 1x and at 3x the paper's scale."""
     head = "## (i) Accuracy predicted from the weights at the paper's scale"
-    missing = [t for t in ("runs", "stats") if not (SOURCE / "tables" / f"{t}.parquet").is_file()]
+    src = source(opts.workdir)
+    missing = [t for t in ("runs", "stats") if not (src / "tables" / f"{t}.parquet").is_file()]
     if missing:
         return (
-            f"{head}\n\nSkipped: {SOURCE}/tables lacks {missing}; run `make run` first "
+            f"{head}\n\nSkipped: {src}/tables lacks {missing}; run `make run` first "
             "(or set WEIGHTZOO_BENCH_RESULTS to a finished results folder)."
         )
     cases = QUICK_CASES if opts.quick else CASES
-    results = {n: measure(n, c, opts.workdir / "prediction", opts.quick) for n, c in cases.items()}
+    results = {
+        n: measure(n, c, opts.workdir / "prediction", opts.quick, src) for n, c in cases.items()
+    }
     rows = [
         [
             name,
@@ -138,7 +142,7 @@ def section_prediction_scale(opts: common.Options) -> str:
     ]
     lines = [
         head,
-        f"Source: the finished run in `{SOURCE}`, replicated with new seeds and dataset names "
+        f"Source: the finished run in `{src}`, replicated with new seeds and dataset names "
         "(copies of the seeds are exact copies: the numbers measure cost, not science). "
         f"Each case runs the job once in its own process with {THREADS} workers (imports "
         "included); peak RSS is the job's process tree sampled every 50 ms; timings on a "

@@ -250,7 +250,8 @@ def _job_benchmarks(results: Path) -> dict[str, list[tuple[str, float]]]:
             rss = max(float(r["max_rss"]) for r in rows)
         except (KeyError, ValueError):  # "NA" where the job was too short to sample
             continue
-        out.setdefault(rel.parts[0], []).append((str(rel.with_suffix("")), rss))
+        rule = rel.with_suffix("").parts[0]  # a rule's folder, or its one file
+        out.setdefault(rule, []).append((str(rel.with_suffix("")), rss))
     return out
 
 
@@ -302,7 +303,7 @@ def section_end_to_end(opts: Options) -> str:
         f"{opts.repeats} run(s) were asked for; {len(walls)} succeeded. Peak memory is the "
         f"summed RSS of Snakemake's whole process tree, sampled every 50 ms; per-job max_rss "
         f"comes from the `benchmark:` files the rules write under results/benchmarks/ "
-        f"(prepare_dataset, train, weight_stats)."
+        f"(prepare_dataset, train, weight_stats, predict_accuracy)."
     )
     if not walls:
         return heading + intro + "\n\n" + (failure or "No run was made (repeats = 0).")

@@ -30,9 +30,9 @@ SECTIONS = {
     "dumps": ("bench_training", "section_dump_overhead"),  # (c)
     "stats": ("bench_stats", "section_stats"),  # (d)
     "spectral": ("bench_spectral", "section_spectral"),  # (g)
-    "analysis": ("bench_analysis", "section_analysis_scale"),  # (h)
     "planning": ("bench_workflow", "section_planning"),  # (e)
-    "e2e": ("bench_workflow", "section_end_to_end"),  # (f)
+    "e2e": ("bench_workflow", "section_end_to_end"),  # (f): its run feeds (h) and (i)
+    "analysis": ("bench_analysis", "section_analysis_scale"),  # (h)
     "prediction": ("bench_prediction", "section_prediction_scale"),  # (i)
     "memory": ("bench_training", "section_memory"),  # training and statistics jobs
 }

@@ -28,12 +28,23 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
-import altair as alt
 import polars as pl
 
 from weightzoo.families import FAMILY_CONFIGS
-from weightzoo.stats import WEIGHT_POOL as POOL
 from weightzoo.tables import CELL_KEYS, RUN_KEYS
+from weightzoo.tables import WEIGHT_POOL as POOL
+
+
+class _Altair:
+    """altair, imported on first use: planning reads FIGURES without paying for it."""
+
+    def __getattr__(self, name: str):
+        import altair
+
+        return getattr(altair, name)
+
+
+alt = _Altair()
 
 GROUPS = ("optimal", "intermediate", "suboptimal", "at chance")
 GROUP_COLORS = ("#1b9e77", "#9e9e9e", "#d95f02", "#cccccc")

@@ -34,7 +34,7 @@ import pyarrow.parquet as pq
 import scipy.sparse.linalg
 
 from weightzoo import spectral
-from weightzoo.tables import DEFAULT_SETTING, RUN_KEYS
+from weightzoo.tables import DEFAULT_SETTING, PARAM_POOL, RUN_KEYS, WEIGHT_POOL
 
 QUANTILES = (0, 1, 5, 25, 50, 75, 95, 99, 100)  # percent
 
@@ -63,7 +63,6 @@ SPECTRAL_DEFAULTS = {"min_evals": 50, "min_tail": 10, "null_draws": 3, "null_min
 TARGETS = ("w", "delta", "scaled")  # weights, w - w0, w / std(w0) (pool of weights only)
 SCALED_RANGE = (-8.0, 8.0)  # default histogram range of the scaled target
 
-WEIGHT_POOL, PARAM_POOL = "all_weights", "all_params"  # the whole-network scopes
 FIRST_LAYER = {"mlp": ("hidden.0.weight", "head.weight"), "vit": ("patch_embed.proj.weight",)}
 
 # Small dumps are summarised several at a time (dumps of up to BATCH_VALUES weights together),

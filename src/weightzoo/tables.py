@@ -15,6 +15,8 @@ import pyarrow.parquet as pq
 CELL_KEYS = ["dataset", "family", "arch", "setting"]
 RUN_KEYS = [*CELL_KEYS, "seed"]
 DEFAULT_SETTING = "default"  # the setting of a table written before settings existed
+# The stats table's whole-network scopes (beside one scope per tensor).
+WEIGHT_POOL, PARAM_POOL = "all_weights", "all_params"
 # The runs table's leading columns, in order (provenance and the config slice follow).
 RUNS_COLUMNS = [
     "dataset",
