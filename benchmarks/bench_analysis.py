@@ -1,10 +1,11 @@
 """(h) The analysis at the paper's scale: claims, figures and dashboard on replicated tables.
 
-A finished run's `runs`, `stats`, `strength_maps` and `predictions_oof` tables are replicated to about 1x, 10x,
-30x and 105x: new seeds (copies of the seeds, numbered on) and new dataset names (copies of
-the datasets), so cells multiply as in the paper's zoo (105x the default zoo: 15 datasets x
-47 cells x 35 seeds = 24,675 runs, 3.8 times the paper's 6,480 networks). Each job then runs as the workflow runs it, in
-its own process, timed with its peak RSS: the claims job, each figure job, the dashboard.
+A finished run's `runs`, `stats`, `strength_maps` and `predictions_oof` tables are replicated
+to about 1x, 10x, 30x and 105x: new seeds (copies of the seeds, numbered on) and new dataset
+names (copies of the datasets), so cells multiply as in the paper's zoo (105x the default
+zoo: 15 datasets x 47 cells x 35 seeds = 24,675 runs, 3.8 times the paper's 6,480
+networks). Each job then runs as the workflow runs it, in its own process, timed with its
+peak RSS: the claims job, each figure job, the dashboard.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ import common
 import numpy as np
 import polars as pl
 import yaml
+
+from weightzoo.tables import CELL_KEYS, with_setting
 
 # size -> (seed copies, dataset copies): seeds x datasets = the replication factor
 LAYOUT = {1: (1, 1), 2: (1, 2), 10: (2, 5), 30: (6, 5), 105: (7, 15)}
@@ -50,7 +53,7 @@ def replicate(source: Path, out: Path, seed_copies: int, dataset_copies: int) ->
     """
     tables = out / "tables"
     tables.mkdir(parents=True, exist_ok=True)
-    runs = pl.read_parquet(source / "tables" / "runs.parquet")
+    runs = with_setting(pl.read_parquet(source / "tables" / "runs.parquet"))
     span = int(runs["seed"].max() - runs["seed"].min() + 1)
 
     def copies(frame):
@@ -73,8 +76,7 @@ def replicate(source: Path, out: Path, seed_copies: int, dataset_copies: int) ->
     shutil.copy(source / "tables" / "prediction.parquet", tables / "prediction.parquet")
     n = seed_copies * dataset_copies
     rows = pl.scan_parquet(tables / "stats.parquet").select(pl.len()).collect().item()
-    keys = [k for k in ("dataset", "family", "arch", "setting") if k in runs.columns]
-    cells = runs.select(keys).unique().height * dataset_copies
+    cells = runs.select(CELL_KEYS).n_unique() * dataset_copies
     return {
         "runs": runs.height * n,
         "cells": cells,

@@ -5,10 +5,10 @@ A finished run's `runs` and `stats` tables are replicated (bench_analysis.replic
 seeds, new dataset names) to about 19,440 runs, three times the 6,480 networks of
 config/paper.yaml: 3 dataset names, as the paper has 3 datasets (so leave-one-dataset-out
 has its 3 folds), and as many seed copies as make up the count (28 for the 235 runs of the
-default zoo: 19,740 runs). The
-prediction job then runs as the workflow runs it, in its own process with 2 worker
-processes, under `analysis.prediction` of the default config (merged with that of
-config/paper.yaml, where it sets one), timed with its peak RSS (the job and its workers).
+default zoo: 19,740 runs). The prediction job then runs as the workflow runs it, in its own
+process with 2 worker processes, under `analysis.prediction` of the default config (merged
+with that of config/paper.yaml, where it sets one), timed with its peak RSS (the job and
+its workers).
 """
 
 from __future__ import annotations

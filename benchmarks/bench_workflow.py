@@ -250,8 +250,8 @@ def _job_benchmarks(results: Path) -> dict[str, list[tuple[str, float]]]:
             rss = max(float(r["max_rss"]) for r in rows)
         except (KeyError, ValueError):  # "NA" where the job was too short to sample
             continue
-        rule = rel.with_suffix("").parts[0]  # a rule's folder, or its one file
-        out.setdefault(rule, []).append((str(rel.with_suffix("")), rss))
+        job = rel.with_suffix("")  # the rule's folder and the job, or the rule's one file
+        out.setdefault(job.parts[0], []).append((str(job), rss))
     return out
 
 
@@ -302,8 +302,7 @@ def section_end_to_end(opts: Options) -> str:
         f" with the project's venv, each run from a clean state (no results/, no .snakemake/). "
         f"{opts.repeats} run(s) were asked for; {len(walls)} succeeded. Peak memory is the "
         f"summed RSS of Snakemake's whole process tree, sampled every 50 ms; per-job max_rss "
-        f"comes from the `benchmark:` files the rules write under results/benchmarks/ "
-        f"(prepare_dataset, train, weight_stats, predict_accuracy)."
+        f"comes from the `benchmark:` files the rules write under results/benchmarks/."
     )
     if not walls:
         return heading + intro + "\n\n" + (failure or "No run was made (repeats = 0).")

@@ -421,8 +421,9 @@ def test_a_fold_with_no_usable_feature_predicts_its_training_mean():
 
 
 def test_an_inner_fold_with_no_usable_feature_does_not_stop_the_fit():
-    # column 0 varies only between the two cells of one inner side; the other side is flat
-    X = np.array([[0.0], [0.0], [0.0], [0.0], [1.0], [2.0]])
+    # GroupKFold(2) puts cells 0 and 2 on one side, 1 and 3 on the other; only cell 3's
+    # value differs, so the inner training side {0, 2} has no column that varies
+    X = np.array([[0.0], [0.0], [0.0], [0.0], [0.0], [5.0]])
     y = np.array([0.1, 0.1, 0.2, 0.2, 0.8, 0.9])
     cells = np.array([0, 0, 1, 1, 2, 3])
     cfg = {"inner_folds": 2, "hgb": {"learning_rate": 0.2, "min_samples_leaf": 1,
