@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
+
+import polars as pl
 import yaml
 from conftest import ROOT
 
 from weightzoo import cli, planning
-from weightzoo.config import load_config, merge
+from weightzoo.config import all_cells, cell_params, load_config, merge
 
 DEFAULT = ROOT / "config" / "config.yaml"
 PAPER = ROOT / "config" / "paper.yaml"
@@ -120,13 +123,34 @@ def test_restating_every_entry_or_a_longer_list_does_not_warn(tmp_path, default_
     assert planning.merge_warnings(DEFAULT, [same, other]) == []
 
 
-def test_plan_diff_names_cells_added_and_removed(tmp_path, default_config):
-    config = merge(default_config, ONE_MLP)
-    folder = tmp_path / "results/weights/dataset=digits/arch=mlp-d1-w4/setting=default"
-    folder.mkdir(parents=True)
-    (folder / "seeds-0-1.parquet").write_bytes(b"")
-    diff = planning.plan_diff(config, tmp_path / "results")
-    assert diff == {
-        "added": ["dataset=digits/arch=mlp-d1-w16/setting=default/seeds-0-1.parquet"],
+def test_plan_diff_names_jobs_added_removed_and_retrained(tmp_path, default_config):
+    config = merge(default_config, {**ONE_MLP, "seeds": {"start": 0, "count": 4}})
+    results = tmp_path / "results"
+    cell = all_cells(config)["mlp-d1-w16", "default"]
+    recorded = {**cell_params(config, cell), "dataset": "digits"}
+    changed = {**recorded, "train": {**recorded["train"], "lr": 0.1}}
+    for name, slice_ in (
+        ("arch=mlp-d1-w4/setting=default/seeds-0-1", recorded),  # a cell no longer planned
+        ("arch=mlp-d1-w16/setting=default/seeds-0-1", recorded),  # as planned
+        ("arch=mlp-d1-w16/setting=default/seeds-2-3", changed),  # trained at another lr
+    ):
+        for kind in ("weights", "runs"):
+            path = results / kind / f"dataset=digits/{name}.parquet"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            pl.DataFrame({"seed": [0], "config": [json.dumps(slice_)]}).write_parquet(path)
+    assert planning.plan_diff(config, results) == {
+        "added": [],
         "removed": ["dataset=digits/arch=mlp-d1-w4/setting=default/seeds-0-1.parquet"],
+        "retrained": ["dataset=digits/arch=mlp-d1-w16/setting=default/seeds-2-3.parquet"],
     }
+    (results / "weights/dataset=digits/arch=mlp-d1-w16/setting=default/seeds-0-1.parquet").unlink()
+    added = planning.plan_diff(config, results)["added"]
+    assert added == ["dataset=digits/arch=mlp-d1-w16/setting=default/seeds-0-1.parquet"]
+
+
+def test_the_console_script_points_at_the_cli():
+    import tomllib
+
+    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    module, _, name = scripts["weightzoo"].partition(":")
+    assert (module, name) == ("weightzoo.cli", "main") and callable(cli.main)

@@ -155,6 +155,22 @@ def test_plan_counts_the_jobs_snakemake_plans(tmp_path, docs_zoo):
     assert plan.total_jobs == total
 
 
+def test_plan_against_the_finished_zoo_adds_and_retrains_nothing(docs_zoo, capsys):
+    work, configs = docs_zoo
+    argv = ["plan", "--configfile", *configs, "--results", str(work / "results")]
+    assert cli.main(argv) == 0
+    assert (
+        "0 training jobs added, 0 retrained (another recipe, architecture or dump epochs), "
+        "0 weights files no longer planned" in capsys.readouterr().out
+    )
+    faster = work / "faster.yaml"  # the CNN at another learning rate: its one job retrains
+    faster.write_text(yaml.safe_dump({"families": {"cnn": {"train": {"lr": 0.01}}}}))
+    assert cli.main([*argv[:2], *configs, str(faster), *argv[-2:]]) == 0
+    out = capsys.readouterr().out
+    assert "0 training jobs added, 1 retrained" in out
+    assert "  retrained: dataset=digits/arch=cnn-b2-c8/setting=default/seeds-0-3.parquet" in out
+
+
 def test_snakemake_warns_when_a_configfile_drops_grid_entries(tmp_path, default_config):
     first = default_config["families"]["mlp"]["grid"][0]
     override = tmp_path / "one_entry.yaml"
@@ -174,7 +190,9 @@ def test_a_copied_zoo_is_adopted_with_touch_and_retrains_nothing(docs_zoo, tmp_p
     # a plain copy of results/ alone: new timestamps in copy order, no .snakemake records
     shutil.copytree(work / "results", new / "results", copy_function=shutil.copyfile)
     data = new / "results/data/digits.npz"
-    os.utime(data, (data.stat().st_atime, data.stat().st_mtime + 3600))  # copied last
+    for path in (new / "results").rglob("*"):  # the input copied an hour after its outputs
+        if path.is_file() and path != data:
+            os.utime(path, (path.stat().st_atime, data.stat().st_mtime - 3600))
     weights = sorted((new / "results/weights").rglob("*.parquet"))
     before = {p: p.read_bytes() for p in weights}
     here = tmp_path / "here"  # the shell's current directory, not the zoo's

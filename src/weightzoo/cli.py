@@ -44,11 +44,13 @@ def _plan(args: argparse.Namespace) -> int:
     if (results / "weights").is_dir():
         diff = planning.plan_diff(config, results)
         print(
-            f"against {results}/: {len(diff['added'])} training jobs to add, "
-            f"{len(diff['removed'])} weights files the config no longer plans"
+            f"against {results}/: {len(diff['added'])} training jobs added, "
+            f"{len(diff['retrained'])} retrained (another recipe, architecture or dump "
+            f"epochs), {len(diff['removed'])} weights files no longer planned"
         )
-        for name in diff["removed"][:5]:
-            print(f"  no longer planned: {name}")
+        for kind in ("retrained", "removed"):
+            for name in diff[kind][:5]:
+                print(f"  {kind}: {name}")
     return 0
 
 

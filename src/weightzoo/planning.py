@@ -6,15 +6,19 @@ parameter count, and, for a profile, what each submission will ask the scheduler
 under profiles/slurm a group of `group-components` train + weight_stats components takes
 the largest member's GPUs, CPUs and memory and the sum of their runtimes. `grid_replacements`
 says which sweep lists a --configfile replaced with fewer entries (Snakemake replaces lists
-whole when it merges config files).
+whole when it merges config files); `plan_diff` compares a config with a results folder:
+training jobs added, removed, and retrained because their recorded recipe differs.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import yaml
 
 from weightzoo import config as cfg
@@ -382,12 +386,27 @@ def merge_warnings(default: str | Path, files: list[str | Path]) -> list[str]:
     return lines
 
 
+# What a training job's runs file records of the config that made it (its `config` column)
+# and the plan compares: a difference retrains the job.
+COMPARED = ("arch_params", "train", "dump_epochs")
+
+
+def _recorded_slice(path: Path) -> dict | None:
+    """The config slice a finished training job recorded in its runs file, or None."""
+    try:
+        column = pq.read_table(path, columns=["config"]).column("config")
+    except (OSError, KeyError, pa.ArrowInvalid):
+        return None
+    return json.loads(column[0].as_py()) if len(column) else None
+
+
 def plan_diff(config: dict, results: str | Path) -> dict[str, list[str]]:
-    """Training jobs the config adds to `results` (no weights file yet) and weights files in
-    `results` that the config no longer plans (cells or seed blocks removed)."""
+    """The config against a results folder, by training job (hive path of its weights file):
+    `added` (no weights file yet), `removed` (weights files the config no longer plans) and
+    `retrained` (its runs file recorded another architecture, recipe or dump epochs)."""
     root = Path(results)
     planned = {
-        f"dataset={d}/arch={c.arch}/setting={c.setting}/seeds-{b}.parquet"
+        f"dataset={d}/arch={c.arch}/setting={c.setting}/seeds-{b}.parquet": c
         for d in config["datasets"]
         for c in cfg.all_cells(config).values()
         for b in cfg.seed_blocks(config)
@@ -397,4 +416,16 @@ def plan_diff(config: dict, results: str | Path) -> dict[str, list[str]]:
         p.relative_to(folder).as_posix()
         for p in folder.glob("dataset=*/arch=*/setting=*/seeds-*.parquet")
     }
-    return {"added": sorted(planned - present), "removed": sorted(present - planned)}
+    retrained = []
+    for name in sorted(present & set(planned)):
+        recorded = _recorded_slice(root / "runs" / name)
+        wanted = cfg.cell_params(config, planned[name])
+        if recorded is not None and any(
+            k in recorded and recorded[k] != wanted[k] for k in COMPARED
+        ):
+            retrained.append(name)
+    return {
+        "added": sorted(set(planned) - present),
+        "removed": sorted(present - set(planned)),
+        "retrained": retrained,
+    }
