@@ -154,3 +154,10 @@ def test_the_console_script_points_at_the_cli():
     scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
     module, _, name = scripts["weightzoo"].partition(":")
     assert (module, name) == ("weightzoo.cli", "main") and callable(cli.main)
+
+
+def test_without_a_profile_each_training_job_asks_what_its_family_config_says():
+    plan = planning.make_plan(load_config(DEFAULT, PAPER))
+    # 360 MLP jobs of 120 min, 216 CNN jobs of 180 min, 72 ViT jobs of 240 min, 1 GPU each
+    assert len(plan.requests) == 648
+    assert plan.gpu_hours == 360 * 2 + 216 * 3 + 72 * 4 == 1656

@@ -41,7 +41,6 @@ ONCE_PER_RUN = (
     "all",
 )
 PLACEHOLDER = "CHANGE_ME"
-GROUPED_RULES = ("train", "weight_stats")
 
 
 class PlanError(ValueError):
@@ -95,17 +94,25 @@ def cell_volumes(config: dict) -> list[CellVolume]:
     return out
 
 
+def _weight_bytes(volumes: list[CellVolume]) -> int:
+    return sum(v.weight_bytes for v in volumes)
+
+
+def _metrics_bytes(volumes: list[CellVolume]) -> int:
+    rows = sum(v.metrics_rows for v in volumes)
+    return rows * METRICS_VALUES_PER_ROW * METRICS_BYTES_PER_VALUE
+
+
 def weight_dump_bytes(config: dict) -> int:
     """Bytes of float32 values in every weight dump the config writes: parameters x dumped
     epochs (0, the listed ones below the run's epochs, the last) x seeds, summed over cells
     and datasets. Parquet with byte-stream-split zstd stores about this much."""
-    return sum(v.weight_bytes for v in cell_volumes(config))
+    return _weight_bytes(cell_volumes(config))
 
 
 def metrics_bytes(config: dict) -> int:
     """Bytes of the metrics values: one row per seed and epoch (0 included) of 6 numbers."""
-    rows = sum(v.metrics_rows for v in cell_volumes(config))
-    return rows * METRICS_VALUES_PER_ROW * METRICS_BYTES_PER_VALUE
+    return _metrics_bytes(cell_volumes(config))
 
 
 @dataclass(frozen=True)
@@ -193,8 +200,9 @@ def _set_resource(profile: dict, rule: str, key: str, default: Any) -> Any:
 
 def grouped_requests(config: dict, profile: dict) -> list[Request]:
     """The submissions of the training jobs under `profile`: each family's jobs, with their
-    weight_stats jobs, in groups of `group-components` (1 without groups); a group asks for
-    its largest member's GPUs, CPUs and memory and the sum of its members' runtimes."""
+    weight_stats jobs, in groups of `group-components` (without `groups`, or with an empty
+    profile, one request per job as the config asks); a group asks for its largest member's
+    GPUs, CPUs and memory and the sum of its members' runtimes."""
     components = (profile.get("group-components") or {}).get("train", 1)
     grouped = (profile.get("groups") or {}).get("train") is not None
     defaults = profile.get("default-resources") or {}
@@ -237,16 +245,6 @@ def train_jobs_per_family(config: dict) -> dict[str, int]:
     return counts
 
 
-def local_requests(config: dict) -> list[Request]:
-    """One request per training job, as the config's resources state them (no scheduler)."""
-    out = []
-    for family, n_jobs in train_jobs_per_family(config).items():
-        res = cfg.training_resources(config, family)
-        one = Request(family, 1, res["gpu"], config["threads"], res["mem_mb"], res["runtime"])
-        out += [one] * n_jobs
-    return out
-
-
 def make_plan(config: dict, profile: str | Path | None = None) -> Plan:
     """The plan of a merged, validated config; with a profile folder, its submissions (a
     SLURM profile with placeholder account or partition is a PlanError)."""
@@ -255,21 +253,19 @@ def make_plan(config: dict, profile: str | Path | None = None) -> Plan:
         jobs=job_counts(config),
         networks=sum(v.seeds for v in volumes),
         cells=len(volumes),
-        weight_bytes=sum(v.weight_bytes for v in volumes),
-        metrics_bytes=sum(v.metrics_rows for v in volumes)
-        * METRICS_VALUES_PER_ROW
-        * METRICS_BYTES_PER_VALUE,
+        weight_bytes=_weight_bytes(volumes),
+        metrics_bytes=_metrics_bytes(volumes),
         train_jobs_per_family=train_jobs_per_family(config),
     )
     if profile is None:
-        plan.requests = local_requests(config)
+        plan.requests = grouped_requests(config, {})  # each job as the config asks
         return plan
-    settings_ = read_profile(profile)
+    spec = read_profile(profile)
     plan.profile = str(profile)
-    if settings_.get("executor") == "slurm":
-        check_placeholders(settings_, str(Path(profile) / "config.yaml"))
-    plan.group_components = (settings_.get("group-components") or {}).get("train", 1)
-    plan.requests = grouped_requests(config, settings_)
+    if spec.get("executor") == "slurm":
+        check_placeholders(spec, str(Path(profile) / "config.yaml"))
+    plan.group_components = (spec.get("group-components") or {}).get("train", 1)
+    plan.requests = grouped_requests(config, spec)
     return plan
 
 
