@@ -2,7 +2,7 @@
 (`verdicts`, columns `VERDICT_COLUMNS`, vocabulary `VERDICTS`) and one per statistic
 (`statistic_verdicts`).
 
-A statistic's verdict is the first rung it fails: testable, consistent (pooled strata agree
+A statistic's verdict names the first rung it fails: testable, consistent (pooled strata agree
 in sign), significant in the claimed direction, beyond size, beyond initialisation.
 """
 
