@@ -19,8 +19,12 @@ from weightzoo.config import ConfigError, validate_config
 from weightzoo.zoo import SPLIT_KINDS, fold_ids
 
 DEFAULT = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())["analysis"]["prediction"]
-TENSORS = [("hidden.0.weight", "weight"), ("hidden.0.bias", "bias"), ("head.weight", "weight"),
-           ("head.bias", "bias")]  # fmt: skip
+TENSORS = [
+    ("hidden.0.weight", "weight"),
+    ("hidden.0.bias", "bias"),
+    ("head.weight", "weight"),
+    ("head.bias", "bias"),
+]
 ARCHS = {"mlp": "mlp-d1-w{}", "cnn": "cnn-b1-c{}", "vit": "vit-d1-h1-e{}-p2"}
 FINAL = 10
 
@@ -111,7 +115,7 @@ def row(table: pl.DataFrame, **keys) -> dict:
 def test_a_statistic_beyond_size_is_found_with_its_sign(beta):
     runs, stats = synthetic_zoo(beta)
     cfg = quick_config(feature_sets=["size", "size+layer7"], splits=["architecture"])
-    table, oof = P.predict_accuracy(stats.lazy(), runs, cfg)
+    table, oof = P.predict_accuracy(stats.lazy(), runs, P.PredictionConfig.from_config(cfg))
     full = row(table, feature_set="size+layer7", predictor="ridge", epoch="final")
     assert full["tau_over_size"] > 0.1 and full["tau_over_size_low"] > 0
     assert full["r2_over_size"] > 0 and full["r2_over_size_low"] > 0
@@ -136,7 +140,7 @@ def test_gradient_boosting_finds_the_statistic_too():
         predictors=["hgb"],
         headline={"feature_set": "size", "predictor": "hgb"},
     )
-    table, _ = P.predict_accuracy(stats.lazy(), runs, cfg)
+    table, _ = P.predict_accuracy(stats.lazy(), runs, P.PredictionConfig.from_config(cfg))
     full = row(table, feature_set="size+layer7")
     assert full["tau_over_size_low"] > 0
     assert set(re.findall(r'"(\w+)":', full["hyperparameters"])) == {"max_leaf_nodes", "max_iter"}
@@ -152,7 +156,7 @@ def test_weights_add_nothing_when_accuracy_depends_on_size_only(predictor):
         predictors=[predictor],
         headline={"feature_set": "size", "predictor": predictor},
     )
-    table, _ = P.predict_accuracy(stats.lazy(), runs, cfg)
+    table, _ = P.predict_accuracy(stats.lazy(), runs, P.PredictionConfig.from_config(cfg))
     full = row(table, feature_set="size+global7")
     assert abs(full["tau_over_size"]) < 0.02
     assert full["tau_over_size_low"] < 0 < full["tau_over_size_high"]
@@ -166,8 +170,8 @@ def test_too_few_cells_are_said_per_row_not_failed():
     runs, stats = synthetic_zoo(1.0, cells=2, seeds=1)
     runs, stats = (t.filter(family="mlp") for t in (runs, stats))
     cfg = quick_config(splits=["architecture", "family", "dataset", "seed"])
-    table, oof = P.predict_accuracy(stats.lazy(), runs, cfg)
-    assert table.height == len(P.plan(cfg, ["final"]))
+    table, oof = P.predict_accuracy(stats.lazy(), runs, P.PredictionConfig.from_config(cfg))
+    assert table.height == len(P.plan(P.PredictionConfig.from_config(cfg), ["final"]))
     assert table["tau"].is_null().all() and oof.height == 0
     assert all(note.startswith(P.TOO_FEW) for note in table["note"])
     assert P.headline(table).startswith("No held-out prediction could be made: too few cells")
@@ -296,7 +300,7 @@ def layered_zoo() -> tuple[pl.DataFrame, pl.DataFrame]:
 
 def test_layers_are_aligned_from_the_input_and_from_the_output():
     runs, stats = layered_zoo()
-    f = P.features(stats.lazy(), runs, epochs=[1]).filter(epoch="final").sort("arch")
+    f = P.features(stats.lazy(), runs, epochs=[1], positions=2).filter(epoch="final").sort("arch")
     col = lambda name: f[name].to_list()  # noqa: E731  (d0, d1, d2)
     assert col("layer7.in1_weight_mean") == [3001, 3001, 3001]  # the first layer
     assert col("layer7.in2_weight_mean") == [None, 3002, 3002]  # logistic regression has none
@@ -309,7 +313,7 @@ def test_layers_are_aligned_from_the_input_and_from_the_output():
     assert col("arch.mlp_depth") == pytest.approx([0, 1, np.log2(3)])
     assert col("arch.family_mlp") == [1, 1, 1]
     assert col("arch.cnn_blocks") == [None] * 3
-    early = P.features(stats.lazy(), runs, epochs=[1]).filter(epoch="1")
+    early = P.features(stats.lazy(), runs, epochs=[1], positions=2).filter(epoch="1")
     assert early["layer7.in1_weight_mean"].to_list() == [1001] * 3
     counts = {s: len(P.feature_columns(f.columns, s)) for s in P.FEATURE_SETS}
     assert counts == {
@@ -334,7 +338,7 @@ def test_heavy_tail_fits_count_only_where_the_fit_is_ok():
         .then(pl.lit("ok"))
         .otherwise(pl.lit("too_few_evals")),
     )
-    f = P.features(stats.lazy(), runs).filter(epoch="final").sort("arch")
+    f = P.features(stats.lazy(), runs, positions=2).filter(epoch="final").sort("arch")
     assert f["spectral.out1_weight_alpha"].to_list() == [3.0, 3.0, 3.0]  # heads: ok fits
     assert f["spectral.in1_weight_alpha"].to_list() == [3.0, None, None]  # too few: left out
     assert f["spectral.in1_weight_log_norm"].to_list() == [1.5] * 3  # not a fit: kept
@@ -346,7 +350,7 @@ def test_setting_columns_come_from_the_runs_table():
     runs = runs.with_columns(
         lr=pl.Series([1e-3, 1e-2, 1e-3]), optimizer=pl.Series(["adam", "sgd", "adam"])
     )
-    f = P.features(stats.lazy(), runs).filter(epoch="final").sort("arch")
+    f = P.features(stats.lazy(), runs, positions=2).filter(epoch="final").sort("arch")
     assert P.feature_columns(f.columns, "setting") == [
         "setting.lr",
         "setting.optimizer_adam",
@@ -359,7 +363,7 @@ def test_setting_columns_come_from_the_runs_table():
 def test_a_set_with_no_columns_is_said_not_fitted():
     runs, stats = synthetic_zoo(1.0, cells=4, seeds=2)
     cfg = quick_config(feature_sets=["size", "setting"], splits=["architecture"])
-    table, _ = P.predict_accuracy(stats.lazy(), runs, cfg)
+    table, _ = P.predict_accuracy(stats.lazy(), runs, P.PredictionConfig.from_config(cfg))
     assert row(table, feature_set="setting")["note"] == "no setting columns in this zoo"
     assert row(table, feature_set="size")["tau"] is not None
 
@@ -382,13 +386,18 @@ def test_schema_names_the_feature_sets_predictors_and_splits_of_the_code():
     assert defs["splits"]["items"]["enum"] == list(SPLIT_KINDS)
 
 
-@pytest.mark.parametrize("change,message", [
-    ({"feature_sets": ["size+layer8"]}, "analysis.prediction.feature_sets[0]:"),
-    ({"headline": {"feature_set": "init+spectral", "predictor": "hgb"}},
-     "analysis.prediction.headline.feature_set: 'init+spectral' is not one of"),
-    ({"predictors": ["ridge"]}, "analysis.prediction.headline.predictor: 'hgb' is not one of"),
-    ({"splits": ["architectures"]}, "analysis.prediction.splits[0]:"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "change,message",
+    [
+        ({"feature_sets": ["size+layer8"]}, "analysis.prediction.feature_sets[0]:"),
+        (
+            {"headline": {"feature_set": "init+spectral", "predictor": "hgb"}},
+            "analysis.prediction.headline.feature_set: 'init+spectral' is not one of",
+        ),
+        ({"predictors": ["ridge"]}, "analysis.prediction.headline.predictor: 'hgb' is not one of"),
+        ({"splits": ["architectures"]}, "analysis.prediction.splits[0]:"),
+    ],
+)
 def test_bad_prediction_settings_are_config_errors(config, change, message):
     config["analysis"]["prediction"].update(change)
     with pytest.raises(ConfigError) as err:
@@ -414,7 +423,7 @@ def test_a_fold_with_no_usable_feature_predicts_its_training_mean():
     acc = np.array([0.1, 0.2, 0.3, 0.4, 0.5, 0.6])
     folds = np.array([0, 0, 1, 1, 2, 2])
     cells = np.arange(6)
-    cfg = {"target": "accuracy", "logit_clip": 0.001}
+    cfg = P.PredictionConfig.from_config({**DEFAULT, "target": "accuracy"})
     pred, chosen = P.out_of_fold(X, acc, folds, cells, "hgb", cfg)
     np.testing.assert_allclose(pred, [0.45, 0.45, 0.35, 0.35, 0.25, 0.25])
     assert chosen == [{"no_usable_feature": True}] * 3
@@ -426,8 +435,8 @@ def test_an_inner_fold_with_no_usable_feature_does_not_stop_the_fit():
     X = np.array([[0.0], [0.0], [0.0], [0.0], [0.0], [5.0]])
     y = np.array([0.1, 0.1, 0.2, 0.2, 0.8, 0.9])
     cells = np.array([0, 0, 1, 1, 2, 3])
-    cfg = {"inner_folds": 2, "hgb": {"learning_rate": 0.2, "min_samples_leaf": 1,
-                                     "max_iter": 5, "max_leaf_nodes": [4]}}  # fmt: skip
+    hgb = {"learning_rate": 0.2, "min_samples_leaf": 1, "max_iter": 5, "max_leaf_nodes": [4]}
+    cfg = P.PredictionConfig.from_config({**DEFAULT, "inner_folds": 2, "hgb": hgb})
     model, params = P.fit_hgb(X, y, cells, cfg)
     assert params["max_leaf_nodes"] == 4 and 1 <= params["max_iter"] <= 5
     assert model.predict(X).shape == (6,)
