@@ -145,18 +145,8 @@ def test_seeds_of_bad_architectures_scatter_supports_claim_2():
 # (b) Four large optimal architectures; six suboptimal ones spanning 30-3000 parameters. The
 # weight scale is set by size (Kaiming-like: sigma = 0.3 (n / 30)^-1/4, initial and final
 # alike); each cell's seeds agree up to offsets of size m * Z, with m unrelated to accuracy.
-SIZE_ZOO = [
-    (30, 0.30),
-    (100, 0.40),
-    (300, 0.50),
-    (1000, 0.60),
-    (2000, 0.70),
-    (3000, 0.75),
-    (9000, 0.952),
-    (10000, 0.955),
-    (11000, 0.96),
-    (12000, 0.958),
-]
+SIZE_ZOO = [(30, 0.30), (100, 0.40), (300, 0.50), (1000, 0.60), (2000, 0.70), (3000, 0.75),
+            (9000, 0.952), (10000, 0.955), (11000, 0.96), (12000, 0.958)]  # fmt: skip
 SPREAD = [4, 9, 1, 10, 6, 2, 8, 3, 7, 5]  # seed offsets m: rank correlation with acc -0.006
 SIZE_ACCS = [acc for _, acc in SIZE_ZOO]
 

@@ -17,16 +17,10 @@ from weightzoo import dashboard, figures, vega
 from weightzoo.analysis import CLAIMS_SCHEMA
 
 CHROMIUM_FLAGS = (
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
     "--virtual-time-budget=10000",
-)
+)  # fmt: skip
 
 
 def find_chromium() -> str | None:
@@ -114,60 +108,26 @@ class Page(HTMLParser):
 
 def claims_table() -> pl.DataFrame:
     rows = [
-        {
-            "claim": 1,
-            "claim_text": "Weight statistics correlate with performance",
-            "dataset": "digits",
-            "family": "mlp",
-            "scope": "all_weights",
-            "target": "w",
-            "statistic": "std",
-            "test": "spearman",
-            "n_a": 15,
-            "n_b": None,
-            "estimate": 0.8123456,
-            "ci_low": 0.61,
-            "ci_high": 0.9,
-            "p_value": 1.234e-5,
-            "q_value": 2.5e-5,
-            "supported": True,
-            "note": "<b>escaped</b> & kept",
-        },
-        {
-            "claim": 2,
-            "claim_text": "Successful networks resemble each other",
-            "dataset": "digits",
-            "family": "mlp",
-            "scope": "all_weights",
-            "target": "delta",
-            "statistic": None,
-            "test": "w1_permutation",
-            "n_a": 3,
-            "n_b": 3,
-            "estimate": None,
-            "ci_low": None,
-            "ci_high": None,
-            "p_value": float("nan"),
-            "q_value": None,
-            "supported": None,
-            "note": "a group has fewer than 5 runs: no test",
-        },
-    ]
+        {"claim": 1, "claim_text": "Weight statistics correlate with performance",
+         "dataset": "digits", "family": "mlp", "scope": "all_weights", "target": "w",
+         "statistic": "std", "test": "spearman", "n_a": 15, "n_b": None,
+         "estimate": 0.8123456, "ci_low": 0.61, "ci_high": 0.9, "p_value": 1.234e-5,
+         "q_value": 2.5e-5, "supported": True, "note": "<b>escaped</b> & kept"},
+        {"claim": 2, "claim_text": "Successful networks resemble each other",
+         "dataset": "digits", "family": "mlp", "scope": "all_weights", "target": "delta",
+         "statistic": None, "test": "w1_permutation", "n_a": 3, "n_b": 3, "estimate": None,
+         "ci_low": None, "ci_high": None, "p_value": float("nan"), "q_value": None,
+         "supported": None, "note": "a group has fewer than 5 runs: no test"},
+    ]  # fmt: skip
     return pl.DataFrame(rows, schema=CLAIMS_SCHEMA)
 
 
 def verdicts_table() -> pl.DataFrame:
-    return pl.DataFrame(
-        {
-            "claim": [1, 2],
-            "dataset": ["digits", "digits"],
-            "family": ["mlp", "mlp"],
-            "tests": [1, 0],
-            "supported_tests": [1, 0],
-            "untestable": [0, 1],
-            "verdict": ["supported", "not testable"],
-        }
-    )
+    return pl.DataFrame({
+        "claim": [1, 2], "dataset": ["digits", "digits"], "family": ["mlp", "mlp"],
+        "tests": [1, 0], "supported_tests": [1, 0], "untestable": [0, 1],
+        "verdict": ["supported", "not testable"],
+    })  # fmt: skip
 
 
 def small_figures() -> list[dict]:
@@ -180,14 +140,10 @@ def small_figures() -> list[dict]:
         "trajectories": figures.trajectories_chart(make_medians(), 160, 120),
     }
     return [
-        {
-            "name": name,
-            "title": figures.FIGURES[name].title,
-            "caption": figures.FIGURES[name].caption,
-            "spec": vega.chart_spec(chart),
-        }
+        {"name": name, "title": figures.FIGURES[name].title,
+         "caption": figures.FIGURES[name].caption, "spec": vega.chart_spec(chart)}
         for name, chart in charts.items()
-    ]
+    ]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -262,35 +218,18 @@ def test_dashboard_shows_the_prediction_headline_and_ladder(tmp_path: Path):
     from weightzoo.prediction import PREDICTION_SCHEMA
 
     rows = [
-        {
-            "feature_set": f,
-            "predictor": "hgb",
-            "split": "architecture",
-            "epoch": "final",
-            "headline": f == "size+layer7",
-            "n_features": n,
-            "n_cells": 37,
-            "n_runs": 185,
-            "tau": tau,
-            "tau_low": tau - 0.1,
-            "tau_high": tau + 0.1,
-            "r2": 0.5,
-            "tau_over_size": tau - 0.5,
-            "tau_over_size_low": tau - 0.6,
-            "tau_over_size_high": tau - 0.4,
-            "note": "grouped k-fold over cells",
-        }
+        {"feature_set": f, "predictor": "hgb", "split": "architecture", "epoch": "final",
+         "headline": f == "size+layer7", "n_features": n, "n_cells": 37, "n_runs": 185,
+         "tau": tau, "tau_low": tau - 0.1, "tau_high": tau + 0.1, "r2": 0.5,
+         "tau_over_size": tau - 0.5, "tau_over_size_low": tau - 0.6,
+         "tau_over_size_high": tau - 0.4, "note": "grouped k-fold over cells"}
         for f, n, tau in (("size", 1, 0.5), ("size+layer7", 57, 0.7))
-    ]
+    ]  # fmt: skip
     section = dashboard.prediction_section(pl.DataFrame(rows, schema=PREDICTION_SCHEMA))
     page = dashboard.build_dashboard(
-        small_figures()[:1],
-        claims_table(),
-        verdicts_table(),
-        "",
-        tmp_path / "index.html",
+        small_figures()[:1], claims_table(), verdicts_table(), "", tmp_path / "index.html",
         sections=[section],
-    )
+    )  # fmt: skip
     text = page.read_text()
     assert '<a href="#prediction">Accuracy predicted from the weights</a>' in text
     assert "the weights predict test accuracy with τ = 0.70 [0.60, 0.80]" in text
