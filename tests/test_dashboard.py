@@ -54,6 +54,7 @@ def dump_dom(page: Path, profile: Path, timeout: float = 60) -> str:
         capture_output=True,
         text=True,
         timeout=timeout,
+        check=False,
     )
     assert done.returncode == 0, f"chromium failed ({done.returncode}): {done.stderr[-2000:]}"
     return done.stdout
