@@ -202,19 +202,11 @@ def networks_trained(results: Path) -> dict[str, int]:
     return dict(runs.group_by("status").len().sort("status").iter_rows())
 
 
-def zoo_status(results: str | Path = "results") -> ZooStatus:
-    """The status of the zoo in `results` (the workflow's results/ folder; Snakemake's
-    records are in the `.snakemake/` beside it)."""
-    results = Path(results)
-    if not results.is_dir():
-        raise FileNotFoundError(f"{results}: no results folder (run the workflow first)")
-    workdir = results.resolve().parent
-    snake = workdir / ".snakemake"
-    locks = snake / "locks"
-    status = ZooStatus(results, snakemake_running=locks.is_dir() and any(locks.iterdir()))
-    incomplete = _records(snake / "incomplete")
-    jobs: dict[tuple[str, str], tuple[float, float]] = {}  # (rule, log) -> start, end
-    for key, path in _records(snake / "metadata").items():
+def finished_jobs(workdir: Path, incomplete: dict[str, Path]) -> dict[tuple[str, str], tuple]:
+    """Finished jobs from Snakemake's metadata records of outputs that still exist, keyed by
+    (rule, log) (one log per job, its several outputs one job): (start, end) times."""
+    jobs: dict[tuple[str, str], tuple[float, float]] = {}
+    for key, path in _records(workdir / ".snakemake" / "metadata").items():
         if key in incomplete or not (workdir / key).exists():
             continue
         try:
@@ -223,15 +215,35 @@ def zoo_status(results: str | Path = "results") -> ZooStatus:
             continue
         if record.get("incomplete") or not record.get("rule"):
             continue
-        job = (record["rule"], ",".join(record.get("log") or [key]))  # one log per job
+        job = (record["rule"], ",".join(record.get("log") or [key]))
         jobs[job] = (record.get("starttime") or 0.0, record.get("endtime") or 0.0)
-    seen = set()
+    return jobs
+
+
+def running_jobs(workdir: Path, incomplete: dict[str, Path]) -> list[RunningJob]:
+    """One job per unit of incomplete markers (a job's several outputs each carry one)."""
+    seen, out = set(), []
     for key in sorted(incomplete, key=lambda k: not TRAIN_OUTPUT.fullmatch(k)):
         job = _running_job(workdir, key)
         unit = (job.rule, "/".join(key.split("/")[2:]).removesuffix(".parquet") or key)
-        if unit not in seen:  # one job per unit: its other outputs carry markers too
+        if unit not in seen:
             seen.add(unit)
-            status.running.append(job)
+            out.append(job)
+    return out
+
+
+def zoo_status(results: str | Path = "results") -> ZooStatus:
+    """The status of the zoo in `results` (the workflow's results/ folder; Snakemake's
+    records are in the `.snakemake/` beside it)."""
+    results = Path(results)
+    if not results.is_dir():
+        raise FileNotFoundError(f"{results}: no results folder (run the workflow first)")
+    workdir = results.resolve().parent
+    locks = workdir / ".snakemake" / "locks"
+    status = ZooStatus(results, snakemake_running=locks.is_dir() and any(locks.iterdir()))
+    incomplete = _records(workdir / ".snakemake" / "incomplete")
+    jobs = finished_jobs(workdir, incomplete)
+    status.running = running_jobs(workdir, incomplete)
     since = 0.0
     if log := latest_log(workdir):
         text = log.read_text(errors="replace")
