@@ -2,7 +2,7 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-CORES ?= 8
+CORES ?= $(shell nproc 2>/dev/null || echo 2)
 
 .PHONY: run test test-fast bench bench-training gpu-check lint format clean browser slurm
 .DEFAULT_GOAL := run
@@ -13,7 +13,7 @@ $(BIN)/snakemake: pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $@
 
-run: $(BIN)/snakemake  ## set up, then build the whole zoo and its tables in results/
+run: $(BIN)/snakemake  ## set up, then build the whole zoo and its tables in results/ (all cores)
 	$(BIN)/snakemake --cores $(CORES)
 
 test: $(BIN)/snakemake browser slurm  ## set up, then run the test suite

@@ -20,11 +20,20 @@ from weightzoo.config import (
     unit_params,
     validate_config,
 )
+from weightzoo.planning import merge_warnings
 
 try:
     validate_config(config, Path(workflow.basedir) / "config" / "schema.yaml")
 except ConfigError as err:
     sys.exit(f"weightzoo: config error: {err}")
+
+# A --configfile replaces lists whole: say so when it drops sweep entries of the default.
+if workflow.is_main_process:
+    for line in merge_warnings(
+        Path(workflow.basedir) / "config" / "config.yaml",
+        workflow.overwrite_configfiles,
+    ):
+        print(f"weightzoo: warning: {line}", file=sys.stderr)
 
 CELLS = all_cells(config)  # (architecture id, setting id) -> Cell
 BLOCKS = seed_blocks(config)

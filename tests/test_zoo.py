@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from weightzoo import jobs
+from weightzoo.dumps import MixedDumpsError, rows_to_state_dict
 from weightzoo.zoo import ZooError, open_zoo
 
 ADAM = {
@@ -175,3 +176,45 @@ def test_splits_hold_every_cell_on_one_side(results):
     )
     with pytest.raises(ValueError, match="too few cells for a split: dataset has 1"):
         zoo.splits("dataset")
+
+
+def test_rows_of_several_dumps_are_refused_naming_the_keys_that_differ(results):
+    zoo = open_zoo(results)
+    # seed 0 and seed 1 of one architecture at one epoch: every tensor twice
+    rows = zoo.weights.filter(arch="mlp-d1-w16", epoch=2).collect().to_arrow()
+    with pytest.raises(MixedDumpsError, match=r"4 tensor\(s\) more than once") as err:
+        rows_to_state_dict(rows)
+    assert "seed takes 2 values [0, 1]" in str(err.value)
+    assert "setting" not in str(err.value).split("(")[2]  # only the keys that differ
+    one = zoo.weights.filter(arch="mlp-d1-w16", epoch=2, seed=1).collect().to_arrow()
+    assert set(rows_to_state_dict(one)) == {
+        "hidden.0.weight",
+        "hidden.0.bias",
+        "head.weight",
+        "head.bias",
+    }
+
+
+def test_rows_of_two_settings_name_the_setting(results):
+    rows = open_zoo(results).weights.filter(arch="mlp-d1-w4", epoch=0, seed=0).collect()
+    other = rows.with_columns(setting=pl.lit("lr0.1"))
+    with pytest.raises(MixedDumpsError, match=r"setting takes 2 values \['default', 'lr0.1'\]"):
+        rows_to_state_dict(pl.concat([rows, other]).to_arrow())
+
+
+def test_to_torch_counts_the_runs_its_status_filter_leaves_out(results, tmp_path):
+    root = tmp_path / "results"
+    shutil.copytree(results, root)
+    runs = pl.read_parquet(root / "tables/runs.parquet")
+    diverged = (pl.col("arch") == "cnn-b1-c4") & (pl.col("seed") == 1)
+    runs = runs.with_columns(status=pl.when(diverged).then(pl.lit("diverged")).otherwise("status"))
+    runs.write_parquet(root / "tables/runs.parquet")
+    zoo = open_zoo(root)
+    with pytest.warns(UserWarning, match=r"left out 1 of 2 runs \(1 diverged\) for status='ok'"):
+        ds = zoo.to_torch(arch="cnn-b1-c4", epoch=1)
+    assert len(ds) == 1 and ds.left_out == {"diverged": 1}
+    every = zoo.to_torch(arch="cnn-b1-c4", epoch=1, status=None)
+    assert len(every) == 2 and every.left_out == {}
+    with pytest.warns(UserWarning, match=r"left out 1 of 2 runs \(1 ok\)"):
+        only = zoo.to_torch(arch="cnn-b1-c4", epoch=1, status="diverged")
+    assert only.keys["seed"].to_list() == [1] and only.left_out == {"ok": 1}

@@ -532,18 +532,21 @@ def dataset_inputs(config: dict, dataset: str) -> list[str]:
     return []
 
 
+def merge(base: dict, new: dict) -> dict:
+    """`new` over `base` as Snakemake merges a --configfile: key by key, recursively; a list
+    (a sweep's grid included) is replaced whole, never extended."""
+    return base | {
+        k: merge(base[k], v) if isinstance(v, dict) and isinstance(base.get(k), dict) else v
+        for k, v in new.items()
+    }
+
+
 def load_config(*paths: str | Path) -> dict:
     """YAML config files merged as Snakemake merges --configfile over the embedded default:
     later files update earlier ones key by key, recursively (lists are replaced)."""
     import yaml
 
-    def update(base: dict, new: dict) -> dict:
-        return base | {
-            k: update(base[k], v) if isinstance(v, dict) and isinstance(base.get(k), dict) else v
-            for k, v in new.items()
-        }
-
     merged: dict = {}
     for path in paths:
-        merged = update(merged, yaml.safe_load(Path(path).read_text()) or {})
+        merged = merge(merged, yaml.safe_load(Path(path).read_text()) or {})
     return merged

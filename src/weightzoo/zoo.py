@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import json
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -258,19 +259,33 @@ class Zoo:
         setting: str | None = None,
         targets: tuple[str, ...] = ("test_acc", "test_loss", "train_acc", "train_loss"),
         pad: bool = False,
+        status: str | None = "ok",
     ) -> torch.utils.data.Dataset:
         """A torch Dataset of (flattened weights of one run at `epoch`, its metrics there) for
         one family or architecture. `epoch` None: each run's final dump. Targets are columns
         of the metrics table (at that epoch) or of the runs table. Runs of different sizes
-        need `pad=True` (zeros after each run's values)."""
+        need `pad=True` (zeros after each run's values). `status` keeps the runs of one
+        status (`ok`, the default, or `diverged`; None keeps all): the runs it leaves out are
+        counted by status in the dataset's `left_out` and named in a warning."""
         if family is None and arch is None:
             raise ValueError("to_torch: give family= or arch= (one kind of network)")
         chosen = {"family": family, "arch": arch, "dataset": dataset, SETTING: setting}
         filters = [pl.col(c) == v for c, v in chosen.items() if v is not None]
-        runs = self.runs.filter(*filters).filter(status="ok").collect().sort(RUN_KEYS)
+        matching = self.runs.filter(*filters).collect().sort(RUN_KEYS)
+        runs = matching if status is None else matching.filter(status=status)
+        others = matching.filter(pl.col("status") != status) if status else matching.clear()
+        left_out = dict(others.group_by("status").len().sort("status").iter_rows())
+        if left_out:
+            counts = ", ".join(f"{n} {s}" for s, n in left_out.items())
+            warnings.warn(
+                f"to_torch: left out {sum(left_out.values())} of {matching.height} runs "
+                f"({counts}) for status={status!r}; pass status=None to keep every run",
+                stacklevel=2,
+            )
         if runs.height == 0:
             named = ", ".join(f"{c}={v}" for c, v in chosen.items() if v is not None)
-            raise ZooError(f"no finished run with {named} in the zoo at {self.root}")
+            what = "finished run" if status == "ok" else f"run of status {status}"
+            raise ZooError(f"no {what} with {named} in the zoo at {self.root}")
         at = pl.col("epochs_run") if epoch is None else pl.lit(epoch)
         wanted = runs.select(*RUN_KEYS, epoch=at.cast(pl.Int32))
         rows = (
@@ -289,7 +304,9 @@ class Zoo:
         )
         if missing := wanted.height - rows.height:
             raise ZooError(f"{missing} of {wanted.height} runs have no dump at epoch {epoch}")
-        return _weight_dataset(self, rows, targets, pad)
+        found = _weight_dataset(self, rows, targets, pad)
+        found.left_out = left_out
+        return found
 
 
 def open_zoo(results_dir: str | Path) -> Zoo:
@@ -352,6 +369,7 @@ def _dataset_class() -> type:
         ) -> None:
             self.weights, self.metrics, self.keys = weights, metrics, keys
             self.targets, self.tensors, self.shapes = targets, tensors, shapes
+            self.left_out: dict[str, int] = {}  # runs to_torch's status filter left out
 
         def __len__(self) -> int:
             return self.weights.shape[0]
