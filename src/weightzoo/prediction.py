@@ -37,6 +37,7 @@ import numpy as np
 import polars as pl
 
 from weightzoo import families, resampling
+from weightzoo.markdown import finite, md_table
 from weightzoo.settings import SETTING_KEYS
 from weightzoo.stats import WEIGHT_POOL
 from weightzoo.zoo import RUN_KEYS, SPLIT_KINDS, TooFewGroups, cell_ids, fold_ids, with_keys
@@ -672,12 +673,12 @@ def _evaluate(rows, results, by_epoch, folds, notes, sets, cfg):
             continue
         record["n_folds"] = len(np.unique(folds[epoch, kind]))
         for m in METRICS:
-            record[m] = _finite(points[row][m])
+            record[m] = finite(points[row][m])
             record[f"{m}_low"], record[f"{m}_high"] = _ci(boots[row][m])
             for base in BASELINES:
                 ref = (epoch, kind, base, predictor)
                 if ref in results:
-                    record[f"{m}_over_{base}"] = _finite(points[row][m] - points[ref][m])
+                    record[f"{m}_over_{base}"] = finite(points[row][m] - points[ref][m])
                     diff = boots[row][m] - boots[ref][m]
                     record[f"{m}_over_{base}_low"], record[f"{m}_over_{base}_high"] = _ci(diff)
         record["hyperparameters"] = json.dumps(results[row][1])
@@ -686,10 +687,6 @@ def _evaluate(rows, results, by_epoch, folds, notes, sets, cfg):
     table = pl.DataFrame(out, schema=PREDICTION_SCHEMA)
     oof_table = pl.concat(oof).cast(OOF_SCHEMA) if oof else pl.DataFrame(schema=OOF_SCHEMA)
     return table, oof_table.select(list(OOF_SCHEMA))
-
-
-def _finite(v: float) -> float | None:
-    return float(v) if v is not None and math.isfinite(v) else None
 
 
 # --------------------------------------------------------------------------------------------
@@ -773,15 +770,6 @@ def ladder_rows(part: pl.DataFrame) -> list[list[str]]:
     ]
 
 
-def _table(headers: Sequence[str], rows: list[list[str]]) -> list[str]:
-    return [
-        "| " + " | ".join(headers) + " |",
-        "|" + "---|" * len(headers),
-        *("| " + " | ".join(r) + " |" for r in rows),
-        "",
-    ]
-
-
 def prediction_markdown(table: pl.DataFrame, cfg: dict) -> str:
     """results/prediction.md: the headline, the ladder per split, then early prediction."""
     final = table.filter(epoch=FINAL)
@@ -816,7 +804,7 @@ def prediction_markdown(table: pl.DataFrame, cfg: dict) -> str:
         if part["tau"].is_null().all():
             lines += ["", f"No numbers: {part['note'][0]}.", ""]
             continue
-        lines += [""] + _table(LADDER_HEADERS, ladder_rows(part))
+        lines += ["", *md_table(LADDER_HEADERS, ladder_rows(part)), ""]
     early = table.filter(pl.col("epoch") != FINAL)
     if early.height:
         lines += [
@@ -849,5 +837,5 @@ def prediction_markdown(table: pl.DataFrame, cfg: dict) -> str:
             ]
             for r in early.iter_rows(named=True)
         ]
-        lines += _table(headers, rows)
+        lines += [*md_table(headers, rows), ""]
     return "\n".join(lines)
