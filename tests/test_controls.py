@@ -7,9 +7,12 @@ import math
 
 import numpy as np
 import pytest
+from conftest import SCHEMA
 from scipy import stats as sps
 
 from weightzoo import calibration, controls
+from weightzoo.analysis import ClaimSettings
+from weightzoo.config import ConfigError, validate_config
 from weightzoo.controls import Reading, decide
 
 X = np.array([1.0, 2.0, 3.0, 4.0, 5.0])
@@ -153,7 +156,7 @@ def test_equivalence_needs_the_90_percent_interval_inside_the_bound():
     assert not controls.equivalence(0.0, 73, 1, 0.05, 0.2).negligible
 
 
-SIG, NS = 0.01, 0.4
+SIG, NS = True, False
 
 
 @pytest.mark.parametrize(
@@ -180,16 +183,15 @@ SIG, NS = 0.01, 0.4
         (Reading(0.6, SIG), Reading(0.5, SIG), None, -1, "not supported"),  # claim 2: −
         (Reading(-0.3, NS), Reading(-0.3, SIG), None, 0, "not supported"),
         (Reading(None, None), None, None, 0, "not testable"),
-        (Reading(-0.7, 0.05), Reading(-0.5, SIG), None, 0, "not supported"),  # q < α strictly
     ],
 )
 def test_decision_ladder(raw, size, init, expected, verdict):
-    assert decide(raw, size, init, alpha=0.05, expected=expected) == verdict
+    assert decide(raw, size, init, expected=expected) == verdict
 
 
 def test_no_explained_by_size_without_a_passed_equivalence_test():
     for partial in (0.0, -0.05, 0.1):
-        got = decide(Reading(-0.8, SIG), Reading(partial, NS), None, alpha=0.05)
+        got = decide(Reading(-0.8, SIG), Reading(partial, NS), None)
         assert got == "inconclusive given size"
 
 
@@ -269,15 +271,26 @@ def test_opposite_changes_are_different_sizes():
     assert size.summary == "size_ratio" and size.verdict == "different"
 
 
-def test_verdict_settings_defaults_are_the_config_defaults(default_config):
-    assert controls.VerdictSettings.from_config(default_config["analysis"]) == (
-        controls.VerdictSettings()
-    )
-    assert controls.VerdictSettings.from_config({}) == controls.VerdictSettings()
+def test_maxt_of_pooled_nulls_matches_the_batched_maxt():
+    rng = np.random.default_rng(8)
+    stats, y = rng.normal(size=(4, 10)), rng.normal(size=10)
+    perms = controls.permutations(1, 199, 10, rng)
+    observed, null = controls.spearman_null(stats, y, perms[0])
+    assert observed == pytest.approx([sps.spearmanr(s, y).statistic for s in stats])
+    batched = controls.maxt_pvalues(stats[None], y[None], perms)[0]
+    assert controls.maxt_pvalue(observed, null) == pytest.approx(batched)
 
 
-def test_a_primary_statistic_outside_the_listed_ones_is_named():
-    with pytest.raises(ValueError, match="analysis.primary.claim1: 'l2' is not one of"):
-        controls.VerdictSettings.from_config({"statistics": ["std"], "primary": {"claim1": "l2"}})
-    with pytest.raises(ValueError, match="analysis.primary.claim2: 'x'"):
-        controls.VerdictSettings.from_config({"primary": {"claim2": "x"}})
+def test_a_declared_statistic_outside_the_tested_ones_is_a_config_error(config):
+    config["analysis"]["primary"]["claim1"] = "l2"
+    with pytest.raises(ConfigError, match="analysis.primary.claim1: 'l2' is not one of"):
+        validate_config(config, SCHEMA)
+    config["analysis"]["primary"] = {"claim1": "std", "claim2": "x"}
+    with pytest.raises(ConfigError, match="analysis.primary.claim2"):
+        validate_config(config, SCHEMA)
+
+
+def test_claim_settings_read_the_declared_statistic_and_the_bounds(default_config):
+    s = ClaimSettings.from_config(default_config["analysis"])
+    assert (s.primary_statistic, s.primary_target) == ("std", "w")
+    assert (s.correlation_bound, s.shape_bound, s.size_bound) == (0.2, 0.1, 1.25)

@@ -114,10 +114,9 @@ def verdict_rates(
             ok = np.isfinite(part[i])
             eq = controls.equivalence(part[i] if ok else None, n, 1, alpha, bound)
             verdict = controls.decide(
-                controls.Reading(_num(raw[i]), float(raw_p[i])),
-                controls.Reading(_num(part[i]), float(part_p[i]), bool(ok), eq.negligible),
+                controls.Reading(_num(raw[i]), bool(raw_p[i] < alpha)),
+                controls.Reading(_num(part[i]), bool(part_p[i] < alpha), bool(ok), eq.negligible),
                 None,
-                alpha=alpha,
             )
             counts[verdict] += 1
             raw_rej += raw_p[i] < alpha

@@ -30,46 +30,6 @@ SPEARMAN_VARIANCE = 1.06  # Fieller et al. 1957: var(atanh ρ_s) ≈ 1.06 / (n �
 POWER = 0.8  # the power of the "detectable" effect
 
 
-SEED_TARGETS = ("w", "delta", "scaled")  # claim 2's seed-W1 targets
-
-
-@dataclass(frozen=True)
-class VerdictSettings:
-    """The config keys that decide verdicts (`analysis.primary`, `analysis.equivalence`):
-    the statistic each claim is judged on, declared before the data, and what "negligible"
-    and "same" mean."""
-
-    primary_statistic: str = "std"  # claim 1: a statistic of analysis.statistics
-    primary_target: str = "w"  # claim 2: the seed dispersion (W1) of this target
-    correlation_bound: float = 0.2  # |partial| below this (TOST) is negligible
-    shape_bound: float = 0.1  # claim 3: half time and area differences (fractions of training)
-    size_bound: float = 1.25  # claim 3: ratio of changes within [1/bound, bound] is the same
-
-    @classmethod
-    def from_config(cls, analysis: dict) -> VerdictSettings:
-        """Read the `analysis` config slice; missing keys take the defaults above."""
-        primary, eq, d = analysis.get("primary", {}), analysis.get("equivalence", {}), cls()
-        settings = cls(
-            primary_statistic=str(primary.get("claim1", d.primary_statistic)),
-            primary_target=str(primary.get("claim2", d.primary_target)),
-            correlation_bound=float(eq.get("correlation", d.correlation_bound)),
-            shape_bound=float(eq.get("trajectory_shape", d.shape_bound)),
-            size_bound=float(eq.get("trajectory_size", d.size_bound)),
-        )
-        statistics = analysis.get("statistics")
-        if statistics is not None and settings.primary_statistic not in statistics:
-            raise ValueError(
-                f"analysis.primary.claim1: {settings.primary_statistic!r} is not one of "
-                f"analysis.statistics {list(statistics)}"
-            )
-        if settings.primary_target not in SEED_TARGETS:
-            raise ValueError(
-                f"analysis.primary.claim2: {settings.primary_target!r} is not one of "
-                f"{list(SEED_TARGETS)}"
-            )
-        return settings
-
-
 # ---------------------------------------------------------------------------------------
 # Ranks, residuals, correlations over the last axis
 # ---------------------------------------------------------------------------------------
@@ -189,6 +149,26 @@ def maxt_pvalues(stats: np.ndarray, y: np.ndarray, perms: np.ndarray) -> np.ndar
     return np.where(np.isfinite(observed), p, np.nan)
 
 
+def spearman_null(
+    stats: np.ndarray, y: np.ndarray, perms: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Spearman ρ of each statistic (k, n) with y (n,) and its permutation null (draws, k),
+    the same permutations of y for every statistic (what a maxT p pools and maximises)."""
+    zs, zy = rank_z(stats), rank_z(y)
+    observed = correlation(zs, zy[None, :])
+    null = np.nan_to_num(zs) @ zy[perms].T / zs.shape[-1]
+    return observed, np.where(np.isfinite(observed)[None, :], null.T, np.nan)
+
+
+def maxt_pvalue(observed: np.ndarray, null: np.ndarray) -> np.ndarray:
+    """Single-step maxT p of each of k statistics from (k,) estimates and a (draws, k) null
+    drawn with the same permutations: (1 + #(max_j |null_j| ≥ |ρ_k|)) / (1 + draws)."""
+    ok = np.isfinite(observed)
+    top = np.nanmax(np.abs(np.where(ok[None, :], null, np.nan)), axis=1)
+    exceed = (top[:, None] >= np.abs(observed)[None, :] - 1e-12).sum(axis=0)
+    return np.where(ok, (1 + exceed) / (1 + null.shape[0]), np.nan)
+
+
 def pvalues(observed: np.ndarray, null: np.ndarray) -> np.ndarray:
     """Two-sided permutation p per zoo: (1 + #|null| ≥ |observed|) / (1 + #finite null)."""
     return np.asarray(resampling.pvalue(observed[None, :], null.T))
@@ -207,8 +187,12 @@ def fisher_se(n: int, k: int) -> float:
 
 def detectable(n: int, k: int, alpha: float, power: float = POWER) -> float:
     """The smallest |ρ| a two-sided level-α test over n cells finds with this power."""
-    se = fisher_se(n, k)
-    if not math.isfinite(se):
+    return detectable_at(fisher_se(n, k), alpha, power)
+
+
+def detectable_at(se: float | None, alpha: float, power: float = POWER) -> float:
+    """The smallest |ρ| found with this power when atanh(ρ) has standard error se."""
+    if se is None or not math.isfinite(se):
         return 1.0
     z = (sps.norm.ppf(1 - alpha / 2) + sps.norm.ppf(power)) * se
     return float(math.tanh(z))
@@ -234,8 +218,12 @@ class Equivalence:
 
 def equivalence(rho: float | None, n: int, k: int, alpha: float, bound: float) -> Equivalence:
     """Two one-sided tests at level α of |ρ| < bound, by the Fisher-z (1 − 2α) interval."""
-    se = fisher_se(n, k)
-    if rho is None or not np.isfinite(rho) or not math.isfinite(se):
+    return equivalence_at(rho, fisher_se(n, k), alpha, bound)
+
+
+def equivalence_at(rho: float | None, se: float | None, alpha: float, bound: float) -> Equivalence:
+    """The TOST of `equivalence` when atanh(ρ) has standard error se."""
+    if rho is None or not np.isfinite(rho) or se is None or not math.isfinite(se):
         return Equivalence(-1.0, 1.0, bound, False)
     z, half = math.atanh(max(min(rho, 1 - 1e-15), -1 + 1e-15)), sps.norm.ppf(1 - alpha) * se
     low, high = math.tanh(z - half), math.tanh(z + half)
@@ -351,48 +339,40 @@ CONTROL_OUTCOMES = ("beyond", "explained", "inconclusive", "reversed", "undefine
 
 @dataclass(frozen=True)
 class Reading:
-    """The numbers one step of the ladder reads: an estimate, its q (or p), whether it is
-    defined, and (for controls) whether its equivalence test passed."""
+    """The numbers one step of the ladder reads: an estimate, whether it is significant
+    (q < α), whether it is defined, and (for controls) whether its equivalence test passed."""
 
     estimate: float | None
-    q: float | None
+    significant: bool | None
     defined: bool = True
     negligible: bool = False
 
 
-def control_outcome(raw_sign: int, ctl: Reading | None, alpha: float) -> str | None:
+def control_outcome(raw_sign: int, ctl: Reading | None) -> str | None:
     """What a control says about a raw effect of sign raw_sign (see CONTROL_OUTCOMES)."""
     if ctl is None:
         return None
     if not ctl.defined or ctl.estimate is None:
         return "undefined"
     sign = direction(ctl.estimate)
-    if ctl.q is not None and ctl.q < alpha and sign != 0:
+    if ctl.significant and sign != 0:
         return "beyond" if sign == raw_sign else "reversed"
     return "explained" if ctl.negligible else "inconclusive"
 
 
-def decide(
-    raw: Reading,
-    size: Reading | None,
-    init: Reading | None,
-    *,
-    alpha: float,
-    expected: int = 0,
-) -> str:
+def decide(raw: Reading, size: Reading | None, init: Reading | None, *, expected: int = 0) -> str:
     """The verdict (VERDICTS) of a raw correlation and its size and initialisation controls.
 
     expected: the claimed sign (0: either). Reversal by either control wins over every
     other reading; an undefined size partial is "undefined"; "explained by size" needs the
     size partial's equivalence test passed.
     """
-    if raw.estimate is None or raw.q is None:
+    if raw.estimate is None or raw.significant is None:
         return "not testable"
     sign = direction(raw.estimate)
-    if not raw.q < alpha or sign == 0 or (expected and sign != expected):
+    if not raw.significant or sign == 0 or (expected and sign != expected):
         return "not supported"
-    by_size = control_outcome(sign, size, alpha)
-    by_init = control_outcome(sign, init, alpha)
+    by_size, by_init = control_outcome(sign, size), control_outcome(sign, init)
     if "reversed" in (by_size, by_init):
         return "reversed"
     if by_size == "undefined":
