@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 CORES ?= 8
 
-.PHONY: run test bench bench-training gpu-check lint clean browser slurm
+.PHONY: run test bench bench-training gpu-check lint clean browser slurm mutation
 .DEFAULT_GOAL := run
 
 $(BIN)/snakemake: pyproject.toml
@@ -18,6 +18,12 @@ run: $(BIN)/snakemake  ## set up, then build the whole zoo and its tables in res
 
 test: $(BIN)/snakemake browser slurm  ## set up, then run the test suite
 	$(BIN)/python -m pytest
+
+# Mutation testing of the statistics modules (pyproject [tool.mutmut]); slow, not in CI.
+# `mutmut results` lists the survivors, `mutmut show <name>` one of them.
+mutation: $(BIN)/snakemake  ## mutate controls, resampling, inference and ladder; score their tests
+	$(BIN)/mutmut run
+	$(BIN)/mutmut results
 
 # Headless Chromium for the dashboard test (Debian's package; needs root to install).
 browser:

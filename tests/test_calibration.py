@@ -64,3 +64,18 @@ def test_quick_calibration_section_is_written(tmp_path):
     assert "## (j) Calibration and power of the verdicts" in text
     rows = [line for line in text.splitlines() if line.startswith(("| 5 | 0.", "| 8 | 0."))]
     assert len(rows) == 8  # 2 cell counts x 4 true partials
+
+
+def test_docs_page_holds_the_generated_calibration_block(tmp_path):
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import bench_calibration
+
+    text = (ROOT / "docs" / "claims.md").read_text()
+    block = bench_calibration.BLOCK.search(text).group(0)
+    assert "| 19 | 0.0 |" in block and "maxT-adjusted" in block  # generated, not a stub
+    page = tmp_path / "claims.md"
+    page.write_text("intro\n<!-- calibration:start -->\nold\n<!-- calibration:end -->\nafter\n")
+    bench_calibration.update_docs("new table\n", page)
+    assert page.read_text() == (
+        "intro\n<!-- calibration:start -->\nnew table\n\n<!-- calibration:end -->\nafter\n"
+    )
