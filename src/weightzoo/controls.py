@@ -100,8 +100,11 @@ def bootstraps(zoos: int, draws: int, n: int, rng: np.random.Generator) -> np.nd
 def partial_estimate(x: np.ndarray, y: np.ndarray, c: np.ndarray | None) -> np.ndarray:
     """Spearman correlation of x and y (partial given c when given) along the last axis:
     the correlation of the rank residuals on c's ranks; NaN where undefined."""
-    zc = None if c is None else rank_z(c)
-    ex, ey = residual(rank_z(x), zc), residual(rank_z(y), zc)
+    return _partial_of_ranks(rank_z(x), rank_z(y), None if c is None else rank_z(c))
+
+
+def _partial_of_ranks(zx: np.ndarray, zy: np.ndarray, zc: np.ndarray | None) -> np.ndarray:
+    ex, ey = residual(zx, zc), residual(zy, zc)
     rho = correlation(ex, ey)
     return np.where(defined(ex) & defined(ey), rho, np.nan)
 
@@ -126,9 +129,9 @@ def bootstrap_draws(
 ) -> tuple[np.ndarray, np.ndarray]:
     """(raw, partial) Spearman of each bootstrap resample of cells, (zoos, draws) each: the
     same resamples for both, re-ranked, the covariate resampled with its cells."""
-    xs, ys = _take(x, idx), _take(y, idx)
-    raw = partial_estimate(xs, ys, None)
-    part = raw if c is None else partial_estimate(xs, ys, _take(c, idx))
+    zx, zy = rank_z(_take(x, idx)), rank_z(_take(y, idx))  # ranked once, used twice
+    raw = _partial_of_ranks(zx, zy, None)
+    part = raw if c is None else _partial_of_ranks(zx, zy, rank_z(_take(c, idx)))
     return raw, part
 
 
