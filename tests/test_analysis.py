@@ -16,6 +16,7 @@ from scipy.stats import wasserstein_distance
 from weightzoo import analysis, controls, resampling
 from weightzoo.analysis.cells import mean_distance_to_group, seed_dispersion
 from weightzoo.analysis.inference import BORDERLINE, Part, correlation_part, decide, pool
+from weightzoo.analysis.rows import sign
 from weightzoo.analysis.trajectories import family_similarity_tests
 from weightzoo.figures import w1_matrix
 
@@ -644,3 +645,20 @@ def test_permutation_pvalue_and_interval_by_hand():
     low, high = resampling.percentile_ci(np.arange(101.0))
     assert (low, high) == (pytest.approx(2.5), pytest.approx(97.5))
     assert resampling.codes(["b", "a", "b"], [1, 1, 0]).tolist() == [2, 0, 1]
+
+
+def test_float_noise_has_no_direction_and_supports_no_signed_claim():
+    assert (sign(8.9e-18), sign(-3e-13), sign(0.2), sign(None)) == ("0", "0", "+", None)
+    rows = [
+        analysis.ClaimTest(
+            claim=2,
+            within="family",
+            dataset="d",
+            family="f",
+            test="seed_w1_spearman",
+            estimate=-8.9e-18,
+            p_value=0.001,
+        )
+    ]
+    (decided,) = decide(rows, 0.05, 999)
+    assert decided.significant and not decided.supported  # claim 2 needs a − sign

@@ -218,7 +218,7 @@ def _decided(r: ClaimTest, qv: float, alpha: float, n_perm: int) -> ClaimTest:
     """One test with its q-value and decision."""
     significant = bool(qv < alpha)
     expected = r.expected_sign
-    ok = expected == 0 or (r.estimate is not None and np.sign(r.estimate) == expected)
+    ok = expected == 0 or controls.direction(r.estimate) == expected
     p = r.p_value
     error = 2 * math.sqrt(p * (1 - p) / n_perm) * qv / p
     note = r.note

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import polars as pl
 
+from weightzoo.controls import direction
 from weightzoo.tables import WEIGHT_POOL
 
 CLAIMS = {
@@ -102,10 +103,11 @@ def claims_table(rows: Sequence[ClaimTest]) -> pl.DataFrame:
 
 
 def sign(v: float | None) -> str | None:
-    """The direction of an estimate: "+", "−" or "0" (None when missing or not finite)."""
+    """The direction of an estimate: "+", "−" or "0" (|v| below float noise, 1e-12, has
+    none); None when missing or not finite."""
     if v is None or not np.isfinite(v):
         return None
-    return "+" if v > 0 else MINUS if v < 0 else "0"
+    return {1: "+", -1: MINUS, 0: "0"}[direction(v)]
 
 
 def join_notes(*notes: str) -> str:
