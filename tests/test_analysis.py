@@ -662,3 +662,24 @@ def test_float_noise_has_no_direction_and_supports_no_signed_claim():
     ]
     (decided,) = decide(rows, 0.05, 999)
     assert decided.significant and not decided.supported  # claim 2 needs a − sign
+
+
+def test_a_size_control_that_cannot_tell_is_inconclusive_with_the_cells_needed():
+    # kurtosis follows size with two swaps of its own: raw rho ~ -0.96 and significant, the
+    # partial given size small and not significant; 12 cells cannot show it is below 0.2
+    cells = size_tracking_zoo()
+    kurt = [-math.log(c["n_params"]) for c in cells]
+    kurt[4], kurt[5], kurt[8], kurt[9] = kurt[5], kurt[4], kurt[9], kurt[8]
+    for c, k in zip(cells, kurt, strict=True):
+        c["kurtosis"] = k
+    runs, stats = make_zoo(cells)
+    settings = dataclasses.replace(SETTINGS, primary_statistic="kurtosis")
+    result = analysis.run_claims(runs, stats, settings)
+    v = by(analysis.verdicts(result.claims), claim=1, family="cnn")
+    raw = by(result.claims, claim=1, statistic="kurtosis", test="spearman_cells")
+    size = by(result.claims, claim=1, statistic="kurtosis", test="partial_size")
+    assert raw["supported"] and not size["significant"] and size["negligible"] is False
+    assert v["verdict"] == "inconclusive given size"
+    assert v["cells_needed"] == controls.cells_needed(raw["estimate"], 1, 0.05)
+    assert v["raw_minus_partial"] == pytest.approx(raw["estimate"] - size["estimate"])
+    assert v["equivalence"].startswith("not shown negligible")

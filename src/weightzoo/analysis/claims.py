@@ -224,6 +224,9 @@ def correlation_tests(cells: Cells, settings: ClaimSettings) -> list[ClaimTest]:
                     equivalence_low=equivalence.low if result.estimate is not None else None,
                     equivalence_high=equivalence.high if result.estimate is not None else None,
                     negligible=equivalence.negligible if result.estimate is not None else None,
+                    cells_needed=None
+                    if spec.partial
+                    else controls.cells_needed(result.estimate, 1, settings.alpha),
                     note=note,
                 )
             )

@@ -152,7 +152,7 @@ def _effect_verdict(
         raw_minus_partial_high=size.get("difference_ci_high"),
         detectable=size.get("detectable"),
         equivalence=equivalence,
-        cells_needed=controls.cells_needed(primary.get("estimate"), 1, 0.05)
+        cells_needed=primary.get("cells_needed")
         if head.verdict == "inconclusive given size"
         else None,
         exploratory=_exploratory(part),

@@ -22,7 +22,8 @@ PAGE_TEST_COLUMNS = ["within", "dataset", "family", "target", "statistic", "test
                      "declared", "n_cells", "n_runs", "estimate", "ci_low", "ci_high", "p_value",
                      "q_value", "supported", "difference", "difference_ci_low",
                      "difference_ci_high", "detectable", "equivalence_low", "equivalence_high",
-                     "negligible", "run_estimate", "run_p_value", "note"]  # fmt: skip
+                     "negligible", "cells_needed", "run_estimate", "run_p_value",
+                     "note"]  # fmt: skip
 
 
 def claims_markdown(

@@ -35,7 +35,8 @@ CLAIMS_SCHEMA = {
     "run_estimate": pl.Float64, "run_p_value": pl.Float64,
     "declared": pl.Boolean, "difference": pl.Float64, "difference_ci_low": pl.Float64,
     "difference_ci_high": pl.Float64, "detectable": pl.Float64, "equivalence_low": pl.Float64,
-    "equivalence_high": pl.Float64, "negligible": pl.Boolean, "note": pl.String,
+    "equivalence_high": pl.Float64, "negligible": pl.Boolean, "cells_needed": pl.Int64,
+    "note": pl.String,
 }  # fmt: skip
 
 
@@ -79,6 +80,7 @@ class ClaimTest:
     equivalence_low: float | None = None  # (1 − 2α) Fisher-z interval of the TOST
     equivalence_high: float | None = None
     negligible: bool | None = None  # TOST passed: |ρ| inside ±analysis.equivalence
+    cells_needed: int | None = None  # raw tests: cells at which |ρ| is found with 80 % power
     note: str = ""
 
     @property
