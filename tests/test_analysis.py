@@ -519,6 +519,16 @@ def test_the_declared_statistic_decides_and_the_strongest_is_exploratory():
     # no permutation of 10 cells reaches |rho| 1 for any statistic: p = 1 / (1 + 999)
     assert strongest["p_value"] == pytest.approx(0.001)
     assert "strongest: kurtosis ρ +1.00" in v["exploratory"] and "exploratory" in v["exploratory"]
+    # a statistic missing in one cell takes no part; the others are still compared
+    stats = stats.with_columns(
+        skew=pl.when((pl.col("arch") == "m3") & (pl.col("epoch") == FINAL))
+        .then(None)
+        .otherwise(pl.col("skew"))
+    )
+    missing = analysis.run_claims(runs, stats, SETTINGS).claims
+    row = by(missing, claim=1, family="mlp", test="strongest_maxt")
+    assert row["statistic"] == "kurtosis" and "skew" not in row["note"]
+    assert "kurtosis" in row["note"] and "std" in row["note"]
     declared = result.claims.filter(claim=1, family="mlp", declared=True)
     assert set(declared["statistic"]) == {"std"}
     # the size control's columns: power at 10 cells and the equivalence test

@@ -244,8 +244,7 @@ def _stratum_strongest(
     if n < settings.min_cells:
         return Part(None, n_cells=n, n_runs=n_runs)
     x = np.stack([part[s].to_numpy().astype(np.float64) for s in statistics])
-    x[:, ~np.isfinite(x).all(axis=0)] = np.nan  # a statistic missing in a cell: left out
-    x = np.where(np.isfinite(x).all(axis=1, keepdims=True), x, np.nan)
+    x = np.where(np.isfinite(x).all(axis=1, keepdims=True), x, np.nan)  # missing: left out
     rng = keyed_rng(settings.seed, 1, "strongest", d, f)
     perms = resampling.permutation_indices(n, settings.n_perm, rng)
     observed, null = controls.spearman_null(
