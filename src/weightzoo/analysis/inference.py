@@ -61,7 +61,7 @@ def correlation_part(
     n = len(x)
     x, y = np.asarray(x, dtype=np.float64)[None, :], np.asarray(y, dtype=np.float64)[None, :]
     c = None if covariate is None else np.asarray(covariate, dtype=np.float64)[None, :]
-    if not (np.isfinite(rank_z(x)).all() and np.isfinite(rank_z(y)).all()):
+    if not (np.isfinite(controls.rank_z(x)).all() and np.isfinite(controls.rank_z(y)).all()):
         return Part(None, n_cells=n, n_runs=n_runs, note="constant values: correlation undefined")
     estimate = float(controls.partial_estimate(x, y, c)[0])
     if not np.isfinite(estimate):
@@ -236,22 +236,3 @@ def _decided(r: ClaimTest, qv: float, alpha: float, n_perm: int) -> ClaimTest:
 def keyed_rng(seed: int, *labels: object) -> np.random.Generator:
     """A generator keyed by the test's labels: a stratum's draws do not depend on others."""
     return np.random.default_rng([seed, zlib.crc32("|".join(map(str, labels)).encode())])
-
-
-def rank_z(a: np.ndarray) -> np.ndarray:
-    """Row-wise average ranks, standardised (population std); NaN rows where constant."""
-    r = sps.rankdata(a, axis=-1)
-    r = r - r.mean(axis=-1, keepdims=True)
-    sd = np.sqrt((r**2).mean(axis=-1, keepdims=True))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(sd > 1e-12, r / sd, np.nan)
-
-
-def partial_correlation(zx: np.ndarray, zy: np.ndarray, zc: np.ndarray | None) -> np.ndarray:
-    """Row-wise correlation of (centred) rows, after regressing out zc (when given)."""
-    if zc is not None:
-        zc = np.nan_to_num(zc)  # a constant covariate controls for nothing
-        zx = zx - (zx * zc).mean(axis=-1, keepdims=True) * zc
-        zy = zy - (zy * zc).mean(axis=-1, keepdims=True) * zc
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return (zx * zy).sum(axis=-1) / np.sqrt((zx**2).sum(axis=-1) * (zy**2).sum(axis=-1))
