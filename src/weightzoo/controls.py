@@ -120,8 +120,14 @@ def freedman_lane_null(
     """
     zc = None if c is None else rank_z(c)
     ex, ey = residual(rank_z(x), zc), residual(rank_z(y), zc)
-    permuted = residual(_take(ey, perms), None if zc is None else zc[:, None, :])
-    return correlation(ex[:, None, :], permuted)
+    permuted = _take(ey, perms)  # mean 0, like ey
+    num = np.einsum("zdn,zn->zd", permuted, ex)  # ex is orthogonal to c: re-residualising
+    syy = (ey**2).sum(axis=-1, keepdims=True)  # leaves the numerator as it is
+    if zc is not None:  # |r|^2 of r = e - (e.c / n) c, c of mean square 1: |e|^2 - (e.c)^2 / n
+        syy = syy - np.einsum("zdn,zn->zd", permuted, np.nan_to_num(zc)) ** 2 / ex.shape[-1]
+    den = np.sqrt(np.maximum((ex**2).sum(axis=-1, keepdims=True) * syy, 0.0))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(den > 1e-12, num / np.where(den > 0, den, 1.0), np.nan)
 
 
 def bootstrap_draws(
