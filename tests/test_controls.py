@@ -294,3 +294,24 @@ def test_claim_settings_read_the_declared_statistic_and_the_bounds(default_confi
     s = ClaimSettings.from_config(default_config["analysis"])
     assert (s.primary_statistic, s.primary_target) == ("std", "w")
     assert (s.correlation_bound, s.shape_bound, s.size_bound) == (0.2, 0.1, 1.25)
+
+
+def test_a_control_without_an_estimate_is_undefined_and_never_support():
+    assert controls.control_outcome(-1, Reading(None, False)) == "undefined"
+    assert controls.control_outcome(-1, Reading(0.3, True, defined=False)) == "undefined"
+    assert controls.control_outcome(-1, None) is None
+
+
+def test_a_family_whose_cells_change_both_ways_has_no_size_ratio():
+    kw = {"alpha": 0.05, "shape_bound": 0.1, "size_bound": 1.25}
+    a = np.array([[1.0, 0.3, 0.6], [1.1, 0.3, 0.6], [-0.2, 0.3, 0.6]])  # mean +, one cell −
+    b = np.array([[1.0, 0.3, 0.6], [1.05, 0.3, 0.6], [0.95, 0.3, 0.6]])
+    size = controls.compare_families(a, b, **kw)[-1]
+    assert (size.summary, size.estimate, size.verdict) == ("size_ratio", None, "inconclusive")
+    flat = controls.compare_families(a * [0, 1, 1], b, **kw)[-1]  # no change at all
+    assert flat.verdict == "inconclusive"
+    # the ratio's intervals are the exponentials of the log-ratio intervals
+    same = controls.compare_families(b, b * 1.1, **kw)[-1]
+    assert same.estimate == pytest.approx(1 / 1.1)
+    low, high = same.ci
+    assert low < 1 / 1.1 < high and same.equivalence_ci[0] > low
