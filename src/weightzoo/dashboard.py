@@ -191,9 +191,9 @@ def prediction_section(prediction: pl.DataFrame) -> dict:
     text = (
         f"<p>{html.escape(headline(prediction))}</p>"
         f"<p>{html.escape(SPLIT_TITLES.get(split, 'No split'))}: Kendall τ and R² of held-out "
-        "predictions with 95 % bootstrap CIs over cells, and the paired increment over "
-        "parameter count. Every split and the early epochs: results/prediction.md.</p>"
-        + html_table(ladder, PREDICTION_COLUMNS)
+        "predictions with 95 % bootstrap CIs over cells, and the paired increment over the "
+        "strongest size baseline (parameter count fitted, or runs ranked by it). Every split "
+        "and the early epochs: results/prediction.md.</p>" + html_table(ladder, PREDICTION_COLUMNS)
     )
     return {"id": "prediction", "title": "Accuracy predicted from the weights", "html": text}
 

@@ -34,6 +34,7 @@ import polars as pl
 from weightzoo.families import FAMILY_CONFIGS
 from weightzoo.tables import CELL_KEYS, RUN_KEYS, with_setting
 from weightzoo.tables import WEIGHT_POOL as POOL
+from weightzoo.zoo import SPLIT_KINDS
 
 
 class _Altair:
@@ -801,7 +802,7 @@ def spectral_alpha_chart(final: pl.DataFrame, width: int = 220, height: int = 18
     )
 
 
-SPLIT_ORDER = ("architecture", "family", "dataset", "seed")
+SPLIT_ORDER = tuple(SPLIT_KINDS)  # the order of zoo.SPLIT_KINDS
 
 
 def prediction_scatter_chart(
@@ -862,7 +863,9 @@ def _scatter_inputs(frames: dict[str, pl.LazyFrame], settings: dict) -> list[pl.
     if not splits:
         return [empty.with_columns(actual=pl.lit(0.0), predicted=pl.lit(0.0)).head(0)]
     part = table.filter(split=splits[0])
-    best = part.filter(pl.col("feature_set") != "size").sort("tau", descending=True)
+    # a fitted set (size_rank fits nothing and has no held-out predictions) other than size
+    fitted = part.filter(pl.col("n_folds").is_not_null(), pl.col("feature_set") != "size")
+    best = fitted.sort("tau", descending=True)
     chosen = best.head(1) if best.height else part.head(1)
     predictor = chosen["predictor"][0]
     rows = pl.concat([part.filter(feature_set="size", predictor=predictor), chosen])

@@ -2,8 +2,9 @@
 (`verdicts`, columns `VERDICT_COLUMNS`, vocabulary `VERDICTS`) and one per statistic
 (`statistic_verdicts`).
 
-A statistic's verdict is the first rung it fails: testable, consistent (pooled strata agree
-in sign), significant in the claimed direction, beyond size, beyond initialisation.
+A statistic's verdict: testable, consistent (pooled strata agree in sign), then
+weightzoo.controls.decide on its raw test and its size and initialisation controls (signs,
+significance, equivalence tests). The statistic declared in the config names the verdict.
 """
 
 from __future__ import annotations
