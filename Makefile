@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 CORES ?= $(shell nproc 2>/dev/null || echo 2)
 
-.PHONY: run test test-fast bench bench-training gpu-check lint format clean browser slurm
+.PHONY: run test test-fast bench bench-training gpu-check lint format clean browser slurm mutation
 .DEFAULT_GOAL := run
 
 $(BIN)/snakemake: pyproject.toml
@@ -21,6 +21,12 @@ test: $(BIN)/snakemake browser slurm  ## set up, then run the test suite
 
 test-fast: $(BIN)/snakemake  ## the inner loop: every test but the end-to-end (e2e) runs
 	$(BIN)/python -m pytest -m "not e2e"
+
+# Mutation testing of the statistics modules (pyproject [tool.mutmut]); slow, not in CI.
+# `mutmut results` lists the survivors, `mutmut show <name>` one of them.
+mutation: $(BIN)/snakemake  ## mutate controls, resampling, inference and ladder; score their tests
+	$(BIN)/mutmut run
+	$(BIN)/mutmut results
 
 # Headless Chromium for the dashboard test (Debian's package; needs root to install).
 browser:

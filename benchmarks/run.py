@@ -35,6 +35,7 @@ SECTIONS = {
     "analysis": ("bench_analysis", "section_analysis_scale"),  # (h)
     "prediction": ("bench_prediction", "section_prediction_scale"),  # (i)
     "memory": ("bench_training", "section_memory"),  # training and statistics jobs
+    "calibration": ("bench_calibration", "section_calibration"),  # (j)
 }
 TRAINING = ["training", "seeds", "dumps", "memory"]
 

@@ -13,9 +13,10 @@ from conftest import ROOT
 from scipy import stats as sps
 from scipy.stats import wasserstein_distance
 
-from weightzoo import analysis, resampling
+from weightzoo import analysis, controls, resampling
 from weightzoo.analysis.cells import mean_distance_to_group, seed_dispersion
 from weightzoo.analysis.inference import BORDERLINE, Part, correlation_part, decide, pool
+from weightzoo.analysis.rows import sign
 from weightzoo.analysis.trajectories import family_similarity_tests
 from weightzoo.figures import w1_matrix
 
@@ -224,7 +225,7 @@ def size_tracking_zoo() -> list[dict]:
     ]
 
 
-def test_statistic_that_tracks_only_size_is_explained_by_size():
+def test_statistic_whose_ranks_follow_size_is_undefined_not_explained():
     cells = size_tracking_zoo()
     runs, stats = make_zoo(cells)
     result = analysis.run_claims(runs, stats, SETTINGS)
@@ -234,13 +235,13 @@ def test_statistic_that_tracks_only_size_is_explained_by_size():
     accs = [c["acc"] for c in cells]
     assert raw["estimate"] == pytest.approx(-sps.spearmanr(sizes, accs).statistic)  # -0.979
     assert raw["estimate"] < -0.95 and raw["supported"]
+    # kurtosis = -log(n_params): its ranks are size's, nothing is left beyond size
     partial = by(rows, test="partial_size")
-    assert partial["estimate"] == 0.0 and partial["p_value"] == 1.0
-    assert "nothing beyond size" in partial["note"]
+    assert partial["estimate"] is None and partial["p_value"] is None
+    assert partial["ci_low"] is None and partial["negligible"] is None
+    assert "partial undefined" in partial["note"] and "not pooled" in partial["note"]
     per_stat = analysis.statistic_verdicts(result.claims)
-    assert by(per_stat, claim=1, family="cnn", statistic="kurtosis")["verdict"] == (
-        "explained by size"
-    )
+    assert by(per_stat, claim=1, family="cnn", statistic="kurtosis")["verdict"] == "undefined"
 
 
 def opposite_zoo() -> list[dict]:
@@ -263,7 +264,8 @@ def opposite_zoo() -> list[dict]:
 
 def test_opposite_directions_in_two_families_are_inconsistent():
     runs, stats = make_zoo(opposite_zoo())
-    result = analysis.run_claims(runs, stats, SETTINGS)
+    settings = dataclasses.replace(SETTINGS, primary_statistic="kurtosis")
+    result = analysis.run_claims(runs, stats, settings)
     per_stat = analysis.statistic_verdicts(result.claims).filter(claim=1, statistic="kurtosis")
     mlp, cnn = by(per_stat, family="mlp"), by(per_stat, family="cnn")
     assert (mlp["verdict"], mlp["direction"]) == ("supported", "+")
@@ -314,13 +316,13 @@ def test_without_scaled_histograms_the_init_control_is_w_minus_w0():
 # ---------------------------------------------------------------------------------------
 
 
-def cell_traj(growth: dict[str, float], cells: int = 4) -> pl.DataFrame:
-    """Cell trajectories rel = 1 + g (1 + 0.05 c) p for each family's growth g."""
+def cell_traj(growth: dict[str, float], cells: int = 4, spread: float = 0.05) -> pl.DataFrame:
+    """Cell trajectories rel = 1 + g (1 + spread c) p for each family's growth g."""
     rows = []
     for family, g in growth.items():
         for c in range(cells):
             for p in (0.0, 0.25, 0.5, 1.0):
-                rel = 1 + g * (1 + 0.05 * c) * p
+                rel = 1 + g * (1 + spread * c) * p
                 rows.append(
                     {
                         "dataset": "d",
@@ -337,20 +339,32 @@ def cell_traj(growth: dict[str, float], cells: int = 4) -> pl.DataFrame:
 
 
 def test_claim_3_reports_shape_and_size_separately():
+    # straight lines: half time 0.5 and area 0.5 in every cell; changes 1.5 and 0.15
     claims = analysis.claims_table(
         family_similarity_tests(cell_traj({"cnn": 1.5, "vit": 0.15}), SETTINGS)
     )
     size = by(claims, test="size_ratio", statistic="rel_std")
-    assert size["estimate"] == pytest.approx(10.0) and size["ci_low"] > 1
-    assert by(claims, test="shape_pearson", statistic="rel_std")["estimate"] == pytest.approx(1.0)
+    # geometric mean of 1.5 (1 + 0.05 c) over that of 0.15 (1 + 0.05 c): exactly 10
+    assert size["estimate"] == pytest.approx(10.0) and size["ci_low"] > 1.25
+    assert size["note"].startswith("different")
+    half = by(claims, test="half_time", statistic="rel_std")
+    assert half["estimate"] == pytest.approx(0.0, abs=1e-12) and half["note"].startswith("same")
     v = by(analysis.verdicts(claims), claim=3)
-    assert v["verdict"] == "shape only" and "different size" in v["detail"]
+    assert v["verdict"] == "same shape" and "size_ratio: 10" in v["detail"]
     for growth, verdict in (
-        ({"cnn": 1.5, "vit": 1.4}, "supported"),
-        ({"cnn": 1.5, "vit": -0.4}, "not supported"),
+        ({"cnn": 1.5, "vit": 1.45}, "same shape and size"),
+        ({"cnn": 1.5, "vit": -0.4}, "different"),  # opposite directions of change
     ):
         rows = family_similarity_tests(cell_traj(growth), SETTINGS)
         assert by(analysis.verdicts(analysis.claims_table(rows)), claim=3)["verdict"] == verdict
+
+
+def test_claim_3_with_too_few_cells_is_inconclusive_not_same():
+    # two cells per family 50 % apart, sizes 1.5 and 1.45 (ratio 1.03): too few to show it
+    traj = cell_traj({"cnn": 1.5, "vit": 1.45}, cells=2, spread=0.5)
+    rows = analysis.claims_table(family_similarity_tests(traj, SETTINGS))
+    size = by(rows, test="size_ratio", statistic="rel_std")
+    assert size["estimate"] == pytest.approx(1.5 / 1.45) and not size["note"].startswith("same")
 
 
 # ---------------------------------------------------------------------------------------
@@ -431,6 +445,98 @@ def test_pooling_weights_strata_by_cells():
     assert "1 of 3 strata not testable" in pooled.note
 
 
+def test_pooling_weights_nulls_draws_and_differences_by_cells():
+    # weights 10/40 and 30/40; undefined strata are left out, not pooled as 0
+    a = Part(0.5, np.full(9, -2.0), np.full(9, 0.2), n_cells=10, n_runs=50)
+    b = Part(-1.0, np.full(9, 0.4), np.full(9, -0.6), n_cells=30, n_runs=90)
+    a.extra = {"difference": 0.1, "difference_boot": np.full(9, 0.2)}
+    b.extra = {"difference": 0.3, "difference_boot": np.full(9, 0.6)}
+    undefined = Part(None, n_cells=8, note="undefined", extra={"undefined": True})
+    pooled = pool([a, b, undefined], covariates=1)
+    assert pooled.estimate == pytest.approx(-0.625)
+    # pooled null 0.25 (-2.0) + 0.75 (0.4) = -0.2, never as extreme as -0.625: p = 1/10
+    # (unweighted, -0.8 every draw: p = 1)
+    assert pooled.p_value == pytest.approx(0.1)
+    assert pooled.ci == pytest.approx((-0.4, -0.4))  # 0.25 (0.2) + 0.75 (-0.6)
+    assert pooled.difference == pytest.approx(0.25)  # 0.25 (0.1) + 0.75 (0.3)
+    assert pooled.difference_ci == pytest.approx((0.5, 0.5))  # 0.25 (0.2) + 0.75 (0.6)
+    # Fisher se: sqrt(0.25^2 1.06 / 6 + 0.75^2 1.06 / 26)
+    assert pooled.se == pytest.approx(math.sqrt(0.0625 * 1.06 / 6 + 0.5625 * 1.06 / 26))
+    assert (pooled.n_cells, pooled.undefined) == (48, False)
+    only = pool([undefined, undefined])
+    assert only.estimate is None and only.undefined
+
+
+def test_benjamini_hochberg_q_values_by_hand():
+    # p 0.01, 0.04, 0.03 of one family: q = min over ranks >= own of p m / rank
+    # sorted 0.01 (x3/1 = 0.03), 0.03 (x3/2 = 0.045), 0.04 (x3/3 = 0.04) -> 0.03, 0.04, 0.04
+    rows = [
+        analysis.ClaimTest(
+            claim=1, within="family", dataset="d", family=f, test="spearman_cells", p_value=p
+        )
+        for f, p in (("a", 0.01), ("b", 0.04), ("c", 0.03))
+    ]
+    decided = decide(rows, 0.035, 999)
+    assert [r.q_value for r in decided] == pytest.approx([0.03, 0.04, 0.04])
+    assert [r.significant for r in decided] == [True, False, False]
+
+
+def test_partial_null_is_freedman_lane():
+    rng = np.random.default_rng(3)
+    x, y, c = rng.standard_normal((3, 12))
+    y += 2 * c
+    part = correlation_part(x, y, c, n_perm=99, n_boot=99, rng=np.random.default_rng(0))
+    perms = resampling.permutation_indices(12, 99, np.random.default_rng(0))
+    expected = controls.freedman_lane_null(x[None], y[None], c[None], perms[None])[0]
+    assert part.null == pytest.approx(expected)
+    raw = sps.spearmanr(x, y).statistic
+    assert part.extra["difference"] == pytest.approx(raw - part.estimate)
+
+
+def declared_zoo() -> list[dict]:
+    """(e) std unrelated to accuracy (rho 0.05), kurtosis = accuracy; sizes shuffled."""
+    k = [3, 7, 1, 9, 0, 5, 8, 2, 6, 4]
+    return [
+        {
+            "family": "mlp",
+            "arch": f"m{i}",
+            "n_params": SHUFFLED_SIZES[i],
+            "acc": acc,
+            "sigma": 0.1 * (1 + 0.1 * k[i]) * (1 + 0.01 * Z),
+            "kurtosis": acc,
+        }
+        for i, acc in enumerate(ACCS)
+    ]
+
+
+def test_the_declared_statistic_decides_and_the_strongest_is_exploratory():
+    runs, stats = make_zoo(declared_zoo())
+    result = analysis.run_claims(runs, stats, SETTINGS)
+    v = by(analysis.verdicts(result.claims), claim=1, family="mlp")
+    assert (v["statistic"], v["verdict"]) == ("std", "not supported")
+    strongest = by(result.claims, claim=1, family="mlp", test="strongest_maxt")
+    assert strongest["statistic"] == "kurtosis" and strongest["estimate"] == pytest.approx(1.0)
+    # no permutation of 10 cells reaches |rho| 1 for any statistic: p = 1 / (1 + 999)
+    assert strongest["p_value"] == pytest.approx(0.001)
+    assert "strongest: kurtosis ρ +1.00" in v["exploratory"] and "exploratory" in v["exploratory"]
+    # a statistic missing in one cell takes no part; the others are still compared
+    stats = stats.with_columns(
+        skew=pl.when((pl.col("arch") == "m3") & (pl.col("epoch") == FINAL))
+        .then(None)
+        .otherwise(pl.col("skew"))
+    )
+    missing = analysis.run_claims(runs, stats, SETTINGS).claims
+    row = by(missing, claim=1, family="mlp", test="strongest_maxt")
+    assert row["statistic"] == "kurtosis" and "skew" not in row["note"]
+    assert "kurtosis" in row["note"] and "std" in row["note"]
+    declared = result.claims.filter(claim=1, family="mlp", declared=True)
+    assert set(declared["statistic"]) == {"std"}
+    # the size control's columns: power at 10 cells and the equivalence test
+    size = by(result.claims, claim=1, family="mlp", statistic="std", test="partial_size")
+    assert size["detectable"] == pytest.approx(controls.detectable(10, 1, 0.05))
+    assert size["negligible"] is False and size["equivalence_low"] < -0.2
+
+
 def test_a_q_value_within_permutation_error_of_alpha_is_flagged():
     rows = [
         analysis.ClaimTest(
@@ -464,15 +570,20 @@ def test_final_stats_keep_each_runs_final_epoch_with_its_group():
 
 def test_claims_page_opens_with_the_verdict_table():
     runs, stats = make_zoo(opposite_zoo())
-    result = analysis.run_claims(runs, stats, SETTINGS)
+    settings = dataclasses.replace(SETTINGS, primary_statistic="kurtosis")
+    result = analysis.run_claims(runs, stats, settings)
     v = analysis.verdicts(result.claims)
     assert v.columns == analysis.VERDICT_COLUMNS
     page = analysis.claims_markdown(
-        result.claims, v, rule="rule", settings=SETTINGS, counts={"runs": 100}
+        result.claims, v, rule="rule", settings=settings, counts={"runs": 100}
     )
     sections = [line for line in page.splitlines() if line.startswith("## ")]
     assert sections[0] == "## Verdicts" and sections[1].startswith("## Claim 1")
-    assert "| 1 | family | d | all | **inconsistent** |" in page
+    assert "| 1 | family | d | all | **inconsistent** | kurtosis |" in page
+    assert "claim 1 `kurtosis`" in page and "inside ±0.2" in page
+    header = next(line for line in page.splitlines() if line.startswith("| claim |"))
+    for column in ("size_partial", "raw_minus_partial", "detectable", "equivalence"):
+        assert f" {column} |" in header
 
 
 def test_claim_settings_come_from_the_config_alone(default_config):
@@ -544,3 +655,41 @@ def test_permutation_pvalue_and_interval_by_hand():
     low, high = resampling.percentile_ci(np.arange(101.0))
     assert (low, high) == (pytest.approx(2.5), pytest.approx(97.5))
     assert resampling.codes(["b", "a", "b"], [1, 1, 0]).tolist() == [2, 0, 1]
+
+
+def test_float_noise_has_no_direction_and_supports_no_signed_claim():
+    assert (sign(8.9e-18), sign(-3e-13), sign(0.2), sign(None)) == ("0", "0", "+", None)
+    rows = [
+        analysis.ClaimTest(
+            claim=2,
+            within="family",
+            dataset="d",
+            family="f",
+            test="seed_w1_spearman",
+            estimate=-8.9e-18,
+            p_value=0.001,
+        )
+    ]
+    (decided,) = decide(rows, 0.05, 999)
+    assert decided.significant and not decided.supported  # claim 2 needs a − sign
+
+
+def test_a_size_control_that_cannot_tell_is_inconclusive_with_the_cells_needed():
+    # kurtosis follows size with two swaps of its own: raw rho ~ -0.96 and significant, the
+    # partial given size small and not significant; 12 cells cannot show it is below 0.2
+    cells = size_tracking_zoo()
+    kurt = [-math.log(c["n_params"]) for c in cells]
+    kurt[4], kurt[5], kurt[8], kurt[9] = kurt[5], kurt[4], kurt[9], kurt[8]
+    for c, k in zip(cells, kurt, strict=True):
+        c["kurtosis"] = k
+    runs, stats = make_zoo(cells)
+    settings = dataclasses.replace(SETTINGS, primary_statistic="kurtosis")
+    result = analysis.run_claims(runs, stats, settings)
+    v = by(analysis.verdicts(result.claims), claim=1, family="cnn")
+    raw = by(result.claims, claim=1, statistic="kurtosis", test="spearman_cells")
+    size = by(result.claims, claim=1, statistic="kurtosis", test="partial_size")
+    assert raw["supported"] and not size["significant"] and size["negligible"] is False
+    assert v["verdict"] == "inconclusive given size"
+    assert v["cells_needed"] == controls.cells_needed(raw["estimate"], 1, 0.05)
+    assert v["raw_minus_partial"] == pytest.approx(raw["estimate"] - size["estimate"])
+    assert v["equivalence"].startswith("not shown negligible")

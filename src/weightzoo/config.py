@@ -228,6 +228,11 @@ def _check_analysis(analysis: dict) -> None:
             "analysis.groups: suboptimal_below must be at least optimal_within "
             f"(got {groups['suboptimal_below']} < {groups['optimal_within']})"
         )
+    if analysis["primary"]["claim1"] not in analysis["statistics"]:
+        raise ConfigError(
+            f"analysis.primary.claim1: {analysis['primary']['claim1']!r} is not one of "
+            "analysis.statistics (the declared statistic must be tested)"
+        )
     prediction = analysis["prediction"]
     head = prediction["headline"]
     if head["feature_set"] not in {"size", "arch", *prediction["feature_sets"]}:

@@ -91,10 +91,14 @@ th, td { border: 1px solid #ccc; padding: 0.25em 0.5em; text-align: left; vertic
 th { background: #f3f3f3; position: sticky; top: 0; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
 td.verdict { font-weight: bold; }
-tr.supported td.verdict { color: #1b7a5a; }
-tr.not-supported td.verdict, tr.inconsistent td.verdict { color: #b34700; }
-tr.initialisation td.verdict, tr.explained-by-size td.verdict, tr.shape-only td.verdict
-  { color: #7a5a00; }
+tr.supported td.verdict, tr.beyond-size td.verdict, tr.same-shape-and-size td.verdict
+  { color: #1b7a5a; }
+tr.not-supported td.verdict, tr.inconsistent td.verdict, tr.reversed td.verdict,
+  tr.different td.verdict { color: #b34700; }
+tr.explained-by-initialisation td.verdict, tr.explained-by-size td.verdict,
+  tr.same-shape td.verdict { color: #7a5a00; }
+tr.inconclusive-given-size td.verdict, tr.inconclusive td.verdict, tr.undefined td.verdict
+  { color: #555; }
 tr.not-testable td.verdict, tr.at-chance td.verdict { color: #777; }
 dl.legend dt { font-weight: bold; float: left; clear: left; width: 10em; }
 dl.legend dd { margin-left: 11em; }
@@ -250,10 +254,12 @@ def build_dashboard(
 <nav>{" ".join(nav)}</nav>
 <div class="summary">{_paragraphs(summary)}</div>
 <section id="verdicts"><h2>Verdicts</h2>
-<p>One line per claim and subset (dataset × family; "all" pools them): the verdict, the
-direction and size of its headline effect with a 95 % confidence interval, its q-value, the
-architectures and runs it rests on (the unit of inference is the architecture), and whether
-the effect survives the controls for size and initialisation and keeps its direction.</p>
+<p>One line per claim and subset (dataset × family; "all" pools them): the verdict of the
+statistic declared in the config, the direction and size of its effect with a 95 %
+confidence interval, its q-value, the architectures and runs it rests on (the unit of
+inference is the architecture), its size control (partial with CI, raw − partial, the
+effect these cells can detect, the equivalence test) and whether it keeps its direction;
+the strongest other statistic is an exploratory line.</p>
 {html_table(verdicts, VERDICT_COLUMNS, row_class="verdict")}
 {_legend()}
 </section>

@@ -25,11 +25,17 @@ class ClaimSettings:
     optimal_within: float
     suboptimal_below: float
     chance_margin: float
+    primary_statistic: str  # the statistic that decides claim 1 (analysis.primary.claim1)
+    primary_target: str  # the seed-W1 target that decides claim 2 (analysis.primary.claim2)
+    correlation_bound: float  # a control's partial is negligible inside ±this (TOST)
+    shape_bound: float  # claim 3: same shape within ±this (half time, area)
+    size_bound: float  # claim 3: same size when the ratio is within [1/this, this]
 
     @classmethod
     def from_config(cls, cfg: dict) -> ClaimSettings:
         """Read the `analysis` config slice (validated against config/schema.yaml)."""
         hist, groups = cfg["hist"], cfg["groups"]
+        primary, equivalence = cfg["primary"], cfg["equivalence"]
         return cls(
             statistics=tuple(cfg["statistics"]),
             alpha=float(cfg["alpha"]),
@@ -43,6 +49,11 @@ class ClaimSettings:
             optimal_within=float(groups["optimal_within"]),
             suboptimal_below=float(groups["suboptimal_below"]),
             chance_margin=float(groups["chance_margin"]),
+            primary_statistic=str(primary["claim1"]),
+            primary_target=str(primary["claim2"]),
+            correlation_bound=float(equivalence["correlation"]),
+            shape_bound=float(equivalence["trajectory_shape"]),
+            size_bound=float(equivalence["trajectory_size"]),
         )
 
     def hist_width(self, target: str, bins: int) -> float:

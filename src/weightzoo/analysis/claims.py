@@ -22,12 +22,13 @@ import numpy as np
 import polars as pl
 from scipy import stats as sps
 
+from weightzoo import controls, resampling
 from weightzoo.analysis.between import between_tests
 from weightzoo.analysis.cells import RATIO_STATISTICS, Cells, load_cells, subsets
 from weightzoo.analysis.claim_settings import ClaimSettings
 from weightzoo.analysis.groups import STRATUM_KEYS, label_groups
 from weightzoo.analysis.inference import Part, correlation_part, decide, keyed_rng, pool
-from weightzoo.analysis.rows import ClaimTest, claims_table, join_notes
+from weightzoo.analysis.rows import ClaimTest, claims_table, join_notes, sign
 from weightzoo.analysis.trajectories import claim3_tests
 from weightzoo.markdown import finite
 from weightzoo.tables import with_setting
@@ -174,15 +175,18 @@ def correlation_tests(cells: Cells, settings: ClaimSettings) -> list[ClaimTest]:
     """Claims 1 and 2's correlation rows: each test on each stratum, pooled per subset.
 
     The primary test of claim 1 carries the run-level Spearman (every run an independent
-    sample, the old reading) as its secondary `run_*` columns.
+    sample, the old reading) as its secondary `run_*` columns. Each row carries the power
+    of its test (`detectable`) and its equivalence test against the bound of the config;
+    partials carry raw − partial. Claim 1 ends with its exploratory strongest statistic.
     """
-    specs = correlation_specs(cells.statistics, cells.targets)
+    specs = correlation_specs(cells.statistics, cells.targets, settings.primary_target)
     by_stratum = cells.table.partition_by("stratum", as_dict=True)
-    parts = {
-        (spec, s): _stratum_correlation(by_stratum[(s,)], spec, settings, d, f)
-        for spec in specs
-        for s, d, f in cells.testable_strata().select("stratum", *STRATUM_KEYS).iter_rows()
-    }
+    strata = cells.testable_strata().select("stratum", *STRATUM_KEYS).iter_rows()
+    parts, strongest = {}, {}
+    for s, d, f in strata:
+        for spec in specs:
+            parts[spec, s] = _stratum_correlation(by_stratum[(s,)], spec, settings, d, f)
+        strongest[s] = _stratum_strongest(by_stratum[(s,)], cells.statistics, settings, d, f)
     rows = []
     for dataset, family, members in subsets(cells.strata):
         runs = cells.runs.filter(pl.col("stratum").is_in(members))
@@ -191,7 +195,16 @@ def correlation_tests(cells: Cells, settings: ClaimSettings) -> list[ClaimTest]:
             if spec.test == "spearman_cells":
                 rho, p = _run_spearman(runs[spec.column], runs["final_test_acc"])
                 run_level = {"run_estimate": rho, "run_p_value": p}
-            result = pool([parts[spec, s] for s in members])
+            result = pool([parts[spec, s] for s in members], covariates=int(spec.partial))
+            equivalence = controls.equivalence_at(
+                result.estimate, result.se, settings.alpha, settings.correlation_bound
+            )
+            declared = spec.target == settings.primary_target
+            if spec.claim == 1:
+                declared = spec.statistic == settings.primary_statistic
+            note = join_notes(spec.note, result.note)
+            if result.undefined:
+                note = join_notes(note, "undefined in every stratum: not 0, not pooled")
             rows.append(
                 ClaimTest(
                     claim=spec.claim,
@@ -204,20 +217,83 @@ def correlation_tests(cells: Cells, settings: ClaimSettings) -> list[ClaimTest]:
                     role=spec.role,
                     **result.columns(),
                     **run_level,
-                    note=join_notes(spec.note, result.note),
+                    declared=declared and spec.role != "secondary",
+                    detectable=controls.detectable_at(result.se, settings.alpha)
+                    if result.se is not None
+                    else None,
+                    equivalence_low=equivalence.low if result.estimate is not None else None,
+                    equivalence_high=equivalence.high if result.estimate is not None else None,
+                    negligible=equivalence.negligible if result.estimate is not None else None,
+                    cells_needed=None
+                    if spec.partial
+                    else controls.cells_needed(result.estimate, 1, settings.alpha),
+                    note=note,
                 )
             )
+        rows.append(_strongest_row(cells, dataset, family, [strongest[s] for s in members]))
     return rows
 
 
-def correlation_specs(statistics: Sequence[str], targets: Sequence[str]) -> list[CorrelationTest]:
+def _stratum_strongest(
+    table: pl.DataFrame, statistics: Sequence[str], settings: ClaimSettings, d: str, f: str
+) -> Part:
+    """Claim 1's statistics against accuracy on one stratum with the same permutations for
+    all: (k,) estimates and a (draws, k) null, for the selection-adjusted (maxT) p."""
+    part = table.filter(pl.col("acc").is_finite())
+    n, n_runs = part.height, int(part["n_seeds"].sum())
+    if n < settings.min_cells:
+        return Part(None, n_cells=n, n_runs=n_runs)
+    x = np.stack([part[s].to_numpy().astype(np.float64) for s in statistics])
+    x = np.where(np.isfinite(x).all(axis=1, keepdims=True), x, np.nan)  # missing: left out
+    rng = keyed_rng(settings.seed, 1, "strongest", d, f)
+    perms = resampling.permutation_indices(n, settings.n_perm, rng)
+    observed, null = controls.spearman_null(
+        np.nan_to_num(x, nan=0.0), part["acc"].to_numpy(), perms
+    )
+    observed = np.where(np.isfinite(x).all(axis=1), observed, np.nan)
+    return Part(0.0, null, None, n, n_runs, extra={"observed": observed})
+
+
+def _strongest_row(cells: Cells, dataset: str, family: str, parts: list[Part]) -> ClaimTest:
+    """Claim 1's exploratory line: the statistic with the largest pooled |ρ| and its maxT p
+    (the null of the largest |ρ| of all statistics, same permutations for all)."""
+    used = [p for p in parts if p.null is not None]
+    n_cells, n_runs = sum(p.n_cells for p in parts), sum(p.n_runs for p in parts)
+    fields = {"claim": 1, "within": cells.within, "dataset": dataset, "family": family}
+    fields |= {"test": "strongest_maxt", "role": "exploratory", "n_cells": n_cells}
+    fields |= {"n_runs": n_runs}
+    if not used:
+        return ClaimTest(**fields, note="too few architectures: no test")
+    weights = np.array([p.n_cells for p in used], dtype=np.float64)
+    weights /= weights.sum()
+    observed = sum(w * p.extra["observed"] for w, p in zip(weights, used, strict=True))
+    null = sum(w * p.null for w, p in zip(weights, used, strict=True))
+    if not np.isfinite(observed).any():
+        return ClaimTest(**fields, note="no statistic defined in every cell")
+    k = int(np.nanargmax(np.abs(observed)))
+    p = float(controls.maxt_pvalue(observed, null)[k])
+    names = [s for s, o in zip(cells.statistics, observed, strict=True) if np.isfinite(o)]
+    return ClaimTest(
+        **fields,
+        statistic=cells.statistics[k],
+        estimate=float(observed[k]),
+        p_value=p,
+        direction=sign(float(observed[k])),
+        note=f"exploratory: the strongest of {', '.join(names)}; p adjusted for the "
+        "choice (single-step maxT, same permutations for all)",
+    )
+
+
+def correlation_specs(
+    statistics: Sequence[str], targets: Sequence[str], primary_target: str = "w"
+) -> list[CorrelationTest]:
     """Every correlation test of claims 1 and 2, in the order of the claims table.
 
     Claim 1 per statistic: cell means (primary), given size, relative to epoch 0 given size
     (the initialisation control), and the epoch-0 value (secondary: what initialisation
-    alone gives). Claim 2: seed dispersion of each target, plain and given size (w decides;
-    w / std(w0), or w - w0 without it, is the initialisation control), and seed std of
-    each statistic (secondary).
+    alone gives). Claim 2: seed dispersion of each target, plain and given size (the
+    declared target decides, w by default; w / std(w0), or w - w0 without it, is the
+    initialisation control), and seed std of each statistic (secondary).
     """
     specs = []
     for s in statistics:
@@ -229,9 +305,9 @@ def correlation_specs(statistics: Sequence[str], targets: Sequence[str]) -> list
     for t in targets:
         for test, partial in CLAIM2_TESTS:
             role = "secondary"
-            if t == "w":
+            if t == primary_target:
                 role = "control: size" if partial else "primary"
-            elif t == control and partial:
+            elif t == control and partial and control != primary_target:
                 role = "control: initialisation"
             specs.append(CorrelationTest(2, test, f"seed_w1_{t}", "seed W1", role, t, partial))
     for s in statistics:

@@ -17,7 +17,7 @@ import numpy as np
 from scipy import stats as sps
 from scipy.spatial.distance import pdist, squareform
 
-from weightzoo import resampling
+from weightzoo import controls, resampling
 from weightzoo.analysis.rows import ClaimTest, join_notes, sign
 from weightzoo.markdown import finite
 
@@ -37,6 +37,9 @@ class Part:
     extra: dict = field(default_factory=dict)
 
 
+UNDEFINED = "ranks follow log size exactly: partial undefined"
+
+
 def correlation_part(
     x: np.ndarray,
     y: np.ndarray,
@@ -50,38 +53,29 @@ def correlation_part(
     """Spearman rho of x and y over cells (partial given `covariate` when given).
 
     The partial correlation is that of the rank residuals of x and y on the covariate's
-    ranks; its permutation null permutes the residuals of y, which keeps their relation to
-    the covariate. Bootstrap draws resample cells and re-rank.
+    ranks; its permutation null is Freedman-Lane's (weightzoo.controls). Bootstrap draws
+    resample cells, covariate with them, and re-rank; a partial also keeps the raw
+    correlation's draws on the same resamples (raw - partial, `extra`). A partial whose
+    x or y ranks follow the covariate exactly is undefined (estimate None: not pooled).
     """
     n = len(x)
-    zx, zy = rank_z(x), rank_z(y)
-    zc = None if covariate is None else rank_z(covariate)
-    if not (np.isfinite(zx).all() and np.isfinite(zy).all()):
+    x, y = np.asarray(x, dtype=np.float64)[None, :], np.asarray(y, dtype=np.float64)[None, :]
+    c = None if covariate is None else np.asarray(covariate, dtype=np.float64)[None, :]
+    if not (np.isfinite(controls.rank_z(x)).all() and np.isfinite(controls.rank_z(y)).all()):
         return Part(None, n_cells=n, n_runs=n_runs, note="constant values: correlation undefined")
-    if zc is not None:
-        zc = np.nan_to_num(zc)
-        ex = zx - (zx @ zc) / n * zc
-        ey = zy - (zy @ zc) / n * zc
-    else:
-        ex, ey = zx, zy
-    sxx, syy = ex @ ex, ey @ ey
-    if sxx < 1e-9 * n or syy < 1e-9 * n:
-        # the ranks of x (or y) are those of the covariate: nothing beyond it
-        return Part(
-            0.0,
-            np.zeros(n_perm),
-            np.zeros(n_boot),
-            n,
-            n_runs,
-            note="ranks follow log size exactly: nothing beyond size",
-        )
-    norm = math.sqrt(sxx * syy)
-    estimate = float(ex @ ey / norm)
-    null = (ex[None, :] * ey[resampling.permutation_indices(n, n_perm, rng)]).sum(axis=1) / norm
-    idx = resampling.bootstrap_indices(n, n_boot, rng)
-    bc = None if covariate is None else rank_z(covariate[idx])
-    boot = partial_correlation(rank_z(x[idx]), rank_z(y[idx]), bc)
-    return Part(estimate, null, boot, n, n_runs)
+    estimate = float(controls.partial_estimate(x, y, c)[0])
+    if not np.isfinite(estimate):
+        return Part(None, n_cells=n, n_runs=n_runs, note=UNDEFINED, extra={"undefined": True})
+    perms = resampling.permutation_indices(n, n_perm, rng)[None]
+    null = controls.freedman_lane_null(x, y, c, perms)[0]
+    raw, boot = controls.bootstrap_draws(
+        x, y, c, resampling.bootstrap_indices(n, n_boot, rng)[None]
+    )
+    extra = {}
+    if c is not None:
+        raw_estimate = float(controls.partial_estimate(x, y, None)[0])
+        extra = {"difference": raw_estimate - estimate, "difference_boot": raw[0] - boot[0]}
+    return Part(estimate, null, boot[0], n, n_runs, extra=extra)
 
 
 def between_part(
@@ -126,6 +120,10 @@ class Pooled:
     n_runs: int
     note: str
     parts: list[Part]
+    difference: float | None = None  # raw - partial (partials only)
+    difference_ci: tuple[float | None, float | None] = (None, None)
+    se: float | None = None  # Fisher-z standard error of the (weighted) estimate
+    undefined: bool = False  # every stratum's partial undefined
 
     def columns(self) -> dict:
         """Its columns of the claims table (the note is joined by the caller)."""
@@ -137,16 +135,33 @@ class Pooled:
             "n_cells": self.n_cells,
             "n_runs": self.n_runs,
             "direction": sign(self.estimate),
+            "difference": self.difference,
+            "difference_ci_low": self.difference_ci[0],
+            "difference_ci_high": self.difference_ci[1],
         }
 
 
-def pool(parts: Sequence[Part]) -> Pooled:
-    """Combine the strata's parts: weighted by cells; null and draws combined the same way."""
+def pool(parts: Sequence[Part], covariates: int = 0) -> Pooled:
+    """Combine the strata's parts: weighted by cells; null and draws combined the same way.
+
+    Undefined parts (estimate None) are left out. The Fisher-z standard error of the
+    weighted estimate is sqrt(sum w_i^2 1.06 / (n_i - 3 - covariates)).
+    """
     used = [p for p in parts if p.estimate is not None]
     n_cells, n_runs = sum(p.n_cells for p in parts), sum(p.n_runs for p in parts)
     notes = sorted({p.note for p in parts if p.note})
     if not used:
-        return Pooled(None, None, (None, None), n_cells, n_runs, "; ".join(notes), list(parts))
+        undefined = bool(parts) and all(p.extra.get("undefined") for p in parts)
+        return Pooled(
+            None,
+            None,
+            (None, None),
+            n_cells,
+            n_runs,
+            "; ".join(notes),
+            list(parts),
+            undefined=undefined,
+        )
     weights = np.array([p.n_cells for p in used], dtype=np.float64)
     weights /= weights.sum()
     estimate = float(sum(w * p.estimate for w, p in zip(weights, used, strict=True)))
@@ -158,9 +173,28 @@ def pool(parts: Sequence[Part]) -> Pooled:
     if all(p.boot is not None for p in used):
         boot = sum(w * p.boot for w, p in zip(weights, used, strict=True))
         ci = tuple(finite(v) for v in resampling.percentile_ci(boot))
+    difference, difference_ci = None, (None, None)
+    if all("difference_boot" in p.extra for p in used):
+        pairs = zip(weights, used, strict=True)
+        difference = float(sum(w * p.extra["difference"] for w, p in pairs))
+        draws = sum(w * p.extra["difference_boot"] for w, p in zip(weights, used, strict=True))
+        difference_ci = tuple(finite(v) for v in resampling.percentile_ci(draws))
+    ses = [controls.fisher_se(p.n_cells, covariates) for p in used]
+    se = float(np.sqrt(sum(w**2 * s**2 for w, s in zip(weights, ses, strict=True))))
     if len(used) < len(parts):
-        notes.append(f"{len(parts) - len(used)} of {len(parts)} strata not testable")
-    return Pooled(estimate, p_value, ci, n_cells, n_runs, "; ".join(notes), list(parts))
+        notes.append(f"{len(parts) - len(used)} of {len(parts)} strata not testable or undefined")
+    return Pooled(
+        estimate,
+        p_value,
+        ci,
+        n_cells,
+        n_runs,
+        "; ".join(notes),
+        list(parts),
+        difference,
+        difference_ci,
+        se if np.isfinite(se) else None,
+    )
 
 
 def decide(rows: Sequence[ClaimTest], alpha: float, n_perm: int) -> list[ClaimTest]:
@@ -184,7 +218,7 @@ def _decided(r: ClaimTest, qv: float, alpha: float, n_perm: int) -> ClaimTest:
     """One test with its q-value and decision."""
     significant = bool(qv < alpha)
     expected = r.expected_sign
-    ok = expected == 0 or (r.estimate is not None and np.sign(r.estimate) == expected)
+    ok = expected == 0 or controls.direction(r.estimate) == expected
     p = r.p_value
     error = 2 * math.sqrt(p * (1 - p) / n_perm) * qv / p
     note = r.note
@@ -202,22 +236,3 @@ def _decided(r: ClaimTest, qv: float, alpha: float, n_perm: int) -> ClaimTest:
 def keyed_rng(seed: int, *labels: object) -> np.random.Generator:
     """A generator keyed by the test's labels: a stratum's draws do not depend on others."""
     return np.random.default_rng([seed, zlib.crc32("|".join(map(str, labels)).encode())])
-
-
-def rank_z(a: np.ndarray) -> np.ndarray:
-    """Row-wise average ranks, standardised (population std); NaN rows where constant."""
-    r = sps.rankdata(a, axis=-1)
-    r = r - r.mean(axis=-1, keepdims=True)
-    sd = np.sqrt((r**2).mean(axis=-1, keepdims=True))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(sd > 1e-12, r / sd, np.nan)
-
-
-def partial_correlation(zx: np.ndarray, zy: np.ndarray, zc: np.ndarray | None) -> np.ndarray:
-    """Row-wise correlation of (centred) rows, after regressing out zc (when given)."""
-    if zc is not None:
-        zc = np.nan_to_num(zc)  # a constant covariate controls for nothing
-        zx = zx - (zx * zc).mean(axis=-1, keepdims=True) * zc
-        zy = zy - (zy * zc).mean(axis=-1, keepdims=True) * zc
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return (zx * zy).sum(axis=-1) / np.sqrt((zx**2).sum(axis=-1) * (zy**2).sum(axis=-1))

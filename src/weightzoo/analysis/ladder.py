@@ -2,8 +2,9 @@
 (`verdicts`, columns `VERDICT_COLUMNS`, vocabulary `VERDICTS`) and one per statistic
 (`statistic_verdicts`).
 
-A statistic's verdict names the first rung it fails: testable, consistent (pooled strata agree
-in sign), significant in the claimed direction, beyond size, beyond initialisation.
+A statistic's verdict: testable, consistent (pooled strata agree in sign), then
+weightzoo.controls.decide on its raw test and its size and initialisation controls (signs,
+significance, equivalence tests). The statistic declared in the config names the verdict.
 """
 
 from __future__ import annotations
@@ -13,21 +14,22 @@ from dataclasses import dataclass
 
 import polars as pl
 
+from weightzoo import controls
 from weightzoo.analysis.cells import ALL, TARGET_LABELS
 from weightzoo.analysis.inference import BORDERLINE
-from weightzoo.analysis.rows import MINUS
+from weightzoo.analysis.rows import EXPECTED_SIGN, MINUS
 from weightzoo.markdown import MISSING, fmt
 
 VERDICTS = {  # the vocabulary of `verdicts`, strongest first
-    "supported": "significant (q < α) at the architecture level, beyond size and beyond "
-    "initialisation (claim 3: same shape and same size)",
-    "initialisation": "significant beyond size, but not once initialisation is factored out "
-    "(statistic relative to epoch 0; w − w0 or w / std(w0)): raw weights only",
-    "explained by size": "significant, but not given log(parameter count)",
-    "shape only": "claim 3: same shape of the trajectories; the size of the change differs "
-    "(or cannot be measured: a family's change indistinguishable from 0)",
+    **{k: v for k, v in controls.VERDICTS.items() if k not in ("not supported", "not testable")},
+    "same shape and size": "claim 3: the families' trajectories shown the same in shape "
+    "(half time, area) and in size (ratio of changes), each by its equivalence test",
+    "same shape": "claim 3: shown the same in shape; the size of the change differs or is "
+    "not shown the same",
+    "different": "claim 3: the shape differs (a half time or area interval excludes 0)",
+    "inconclusive": "claim 3: neither shown the same nor shown different",
     "inconsistent": "pooled: strata significant in opposite directions",
-    "not supported": "no significant effect in the claimed direction",
+    "not supported": controls.VERDICTS["not supported"],
     "not testable": "too few architectures (or seeds, or dumped epochs) for a test",
     "at chance": "the family's best architecture is at chance accuracy: no groups, no tests",
 }
@@ -37,7 +39,11 @@ VERDICT_SCHEMA = {
     "statistic": pl.String, "direction": pl.String, "estimate": pl.Float64,
     "ci_low": pl.Float64, "ci_high": pl.Float64, "q_value": pl.Float64, "n_cells": pl.Int64,
     "n_runs": pl.Int64, "beyond_size": pl.Boolean, "beyond_init": pl.Boolean,
-    "consistent": pl.Boolean, "detail": pl.String,
+    "consistent": pl.Boolean, "size_partial": pl.Float64, "size_ci_low": pl.Float64,
+    "size_ci_high": pl.Float64, "raw_minus_partial": pl.Float64,
+    "raw_minus_partial_low": pl.Float64, "raw_minus_partial_high": pl.Float64,
+    "detectable": pl.Float64, "equivalence": pl.String, "cells_needed": pl.Int64,
+    "exploratory": pl.String, "detail": pl.String,
 }  # fmt: skip
 VERDICT_COLUMNS = list(VERDICT_SCHEMA)
 STATISTIC_VERDICT_SCHEMA = {
@@ -94,17 +100,19 @@ def _verdict(claim, dataset, family, verdict, r, **fields) -> dict:
         "consistent": None,
         "detail": "",
     }
-    return base | fields
+    return dict.fromkeys(VERDICT_SCHEMA) | base | fields
 
 
 def _effect_verdict(
     claim: int, dataset: str, family: str, part: list[dict], rows: list[dict]
 ) -> dict:
-    """Claims 1 and 2: the ladder per statistic; the strongest one is the headline."""
+    """Claims 1 and 2: the ladder per statistic; the declared (primary) statistic's is the
+    verdict, the strongest of the others an exploratory line with its maxT p."""
     found = _statistic_ladders(claim, dataset, family, part, rows)
-    head = found[0]
+    declared = [f for f in found if (f.primary or {}).get("declared")]
+    head = declared[0] if declared else found[0]
     tested = [f for f in found if f.verdict != "not testable"]
-    if not tested:  # say why once, not once per statistic
+    if not tested or head.verdict == "not testable":  # say why once
         reason = (head.primary or part[0])["note"]
         return _verdict(
             claim,
@@ -112,52 +120,86 @@ def _effect_verdict(
             family,
             "not testable",
             part[0],
-            statistic=None,
+            statistic=head.statistic,
             estimate=None,
             direction=None,
             detail=reason,
         )
-    ranks = [_RANK[f.verdict] for f in tested]
     detail = "; ".join(_stat_detail(f) for f in found)
     if claim == 2:
         detail = "; ".join([detail, *_claim2_extras(part)])
+    size, primary = head.size or {}, head.primary or {}
+    equivalence = None
+    if size.get("negligible") is not None:
+        shown = "negligible" if size["negligible"] else "not shown negligible"
+        equivalence = (
+            f"{shown}: 90 % CI [{fmt(size['equivalence_low'], 2)}, "
+            f"{fmt(size['equivalence_high'], 2)}]"
+        )
     return _verdict(
         claim,
         dataset,
         family,
         head.verdict,
-        head.primary or part[0],
-        beyond_size=max(ranks) >= _RANK["initialisation"] if ranks else None,
-        beyond_init=max(ranks) >= _RANK["supported"] if ranks else None,
+        primary or part[0],
+        beyond_size=_beyond(head.primary, head.size),
+        beyond_init=_beyond(head.primary, head.init),
         consistent=head.consistent,
+        size_partial=size.get("estimate"),
+        size_ci_low=size.get("ci_low"),
+        size_ci_high=size.get("ci_high"),
+        raw_minus_partial=size.get("difference"),
+        raw_minus_partial_low=size.get("difference_ci_low"),
+        raw_minus_partial_high=size.get("difference_ci_high"),
+        detectable=size.get("detectable"),
+        equivalence=equivalence,
+        cells_needed=primary.get("cells_needed")
+        if head.verdict == "inconclusive given size"
+        else None,
+        exploratory=_exploratory(part),
         detail=detail,
     )
 
 
+def _beyond(primary: dict | None, control: dict | None) -> bool | None:
+    """Whether a control is significant with the primary effect's sign (None: no control)."""
+    if primary is None or control is None or control["significant"] is None:
+        return None
+    return bool(control["significant"] and control["direction"] == primary["direction"])
+
+
+def _exploratory(part: list[dict]) -> str | None:
+    """The strongest-statistic line: exploratory, its p adjusted for the choice (maxT)."""
+    for r in part:
+        if r["test"] == "strongest_maxt" and r["estimate"] is not None:
+            return (
+                f"strongest: {r['statistic']} ρ {_q(r)} (maxT-adjusted p {_p(r['p_value'])}, "
+                f"q {_p(r['q_value'])}; exploratory)"
+            )
+    return None
+
+
 def _shape_verdict(dataset: str, family: str, part: list[dict]) -> dict:
-    """Claim 3: same shape (every measure) and same size, reported separately."""
-    shape = [r for r in part if r["test"] == "shape_pearson"]
+    """Claim 3: shape (half time and area of every measure) and size, separate verdicts."""
+    shape = [r for r in part if r["test"] in ("half_time", "area")]
     size = [r for r in part if r["test"] == "size_ratio"]
-    head = shape[0]
-    if any(r["supported"] is None for r in shape):
+    head = size[0] if size else part[0]
+    words = [r["note"].split(":", 1)[0] for r in shape]  # "same" / "different" / ...
+    size_words = [r["note"].split(":", 1)[0] for r in size]
+    if not shape or any(w == "no test" for w in words):
         verdict = "not testable"
-    elif not all(r["supported"] for r in shape):
-        verdict = "not supported"
-    elif all(r["supported"] for r in size):
-        verdict = "supported"
-    else:  # a size differs, or cannot be measured
-        verdict = "shape only"
-    words = {True: "same size", False: "different size", None: "size not measurable"}
+    elif "different" in words or any("opposite" in r["note"] for r in size):
+        verdict = "different"
+    elif all(w == "same" for w in words):
+        verdict = "same shape and size" if all(w == "same" for w in size_words) else "same shape"
+    else:
+        verdict = "inconclusive"
     detail = "; ".join(
-        f"{r['statistic']}: r {_q(r)}, size ratio "
-        f"{fmt(s['estimate'])} [{fmt(s['ci_low'])}, {fmt(s['ci_high'])}] "
-        f"({words[s['supported']]}); {r['note']}"
-        for r, s in zip(shape, size, strict=True)
+        f"{r['statistic']} {r['test']}: {fmt(r['estimate'])} "
+        f"[{fmt(r['ci_low'])}, {fmt(r['ci_high'])}] ({r['note']})"
+        for r in shape + size
     )
-    consistent = None if verdict == "not testable" else all(r["direction"] != "±" for r in shape)
-    return _verdict(
-        3, dataset, family, verdict, head, beyond_size=None, consistent=consistent, detail=detail
-    )
+    return _verdict(3, dataset, family, verdict, head, beyond_size=None, detail=detail)
 
 
 def statistic_verdicts(claims: pl.DataFrame) -> pl.DataFrame:
@@ -213,8 +255,9 @@ def _statistic_ladders(
     """The ladder of every statistic of one subset, strongest first."""
     pooled = ALL in (dataset, family)
     found = []
-    for stat in dict.fromkeys(r["statistic"] for r in part if r["role"] != "secondary"):
-        role = {r["role"]: r for r in part if r["statistic"] == stat}
+    tested = [r for r in part if r["role"] not in ("secondary", "exploratory")]
+    for stat in dict.fromkeys(r["statistic"] for r in tested):
+        role = {r["role"]: r for r in tested if r["statistic"] == stat}
         primary = role.get("primary")
         consistent, directions = None, ""
         if pooled and primary is not None:
@@ -230,28 +273,41 @@ def _statistic_ladders(
                 _components(same, dataset, family), dataset, family
             )
         size, init = role.get("control: size"), role.get("control: initialisation")
-        verdict = _ladder(primary, size, init, consistent)
+        verdict = _ladder(claim, primary, size, init, consistent)
         found.append(StatVerdict(verdict, stat, primary, size, init, consistent, directions))
     found.sort(key=lambda f: (-_RANK[f.verdict], *_strength(f.primary)))
     return found
 
 
 def _ladder(
-    primary: dict | None, size: dict | None, init: dict | None, consistent: bool | None
+    claim: int,
+    primary: dict | None,
+    size: dict | None,
+    init: dict | None,
+    consistent: bool | None,
 ) -> str:
-    """The verdict of one statistic: testable, consistent, significant, beyond size, beyond
-    initialisation, in that order."""
+    """The verdict of one statistic: testable, consistent, then weightzoo.controls.decide
+    (significant in the claimed direction, the size control, the initialisation control)."""
     if primary is None or primary["significant"] is None:
         return "not testable"
     if consistent is False:
         return "inconsistent"
-    if not primary["supported"]:
-        return "not supported"
-    if size is None or not size["supported"]:
-        return "explained by size"
-    if init is None or not init["supported"]:
-        return "initialisation"
-    return "supported"
+    return controls.decide(
+        _reading(primary), _reading(size), _reading(init), expected=EXPECTED_SIGN[claim]
+    )
+
+
+def _reading(r: dict | None) -> controls.Reading | None:
+    """A claims-table row as the ladder reads it; a partial undefined in every stratum (no
+    estimate, undefined note) is undefined, a row without a test is no control."""
+    if r is None:
+        return None
+    undefined = r["estimate"] is None and "undefined" in (r["note"] or "")
+    if r["estimate"] is None and not undefined:
+        return None
+    return controls.Reading(
+        r["estimate"], bool(r["significant"]), not undefined, bool(r["negligible"])
+    )
 
 
 def consistency(components: list[dict], dataset: str, family: str) -> tuple[bool | None, str]:
@@ -306,6 +362,8 @@ def _stat_detail(v: StatVerdict) -> str:
         f"{v.statistic} ρ {_q(v.primary)} (given size {_q(v.size)}, {_init_label(v.init)} "
         f"{_q(v.init)}): {v.verdict}"
     )
+    if v.primary is not None and v.primary.get("declared"):
+        text = "declared: " + text
     deciding = (v.primary, v.size, v.init)
     if any(r is not None and BORDERLINE in (r["note"] or "") for r in deciding):
         text += " (borderline: a deciding q is within permutation error of α)"

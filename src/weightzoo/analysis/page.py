@@ -14,10 +14,16 @@ from weightzoo.markdown import md_table
 # The columns of claims.md: its verdict table, and each claim's table of tests.
 PAGE_VERDICT_COLUMNS = ["claim", "within", "dataset", "family", "verdict", "statistic", "direction",
                         "estimate", "ci_low", "ci_high", "q_value", "cells / runs",
-                        "beyond_size", "beyond_init", "consistent", "detail"]  # fmt: skip
+                        "size_partial", "size_ci_low", "size_ci_high", "raw_minus_partial",
+                        "raw_minus_partial_low", "raw_minus_partial_high", "detectable",
+                        "equivalence", "cells_needed", "beyond_size", "beyond_init",
+                        "consistent", "exploratory", "detail"]  # fmt: skip
 PAGE_TEST_COLUMNS = ["within", "dataset", "family", "target", "statistic", "test", "role",
-                     "n_cells", "n_runs", "estimate", "ci_low", "ci_high", "p_value", "q_value",
-                     "supported", "run_estimate", "run_p_value", "note"]  # fmt: skip
+                     "declared", "n_cells", "n_runs", "estimate", "ci_low", "ci_high", "p_value",
+                     "q_value", "supported", "difference", "difference_ci_low",
+                     "difference_ci_high", "detectable", "equivalence_low", "equivalence_high",
+                     "negligible", "cells_needed", "run_estimate", "run_p_value",
+                     "note"]  # fmt: skip
 
 
 def claims_markdown(
@@ -37,18 +43,29 @@ def claims_markdown(
         f"Zoo: {json.dumps(counts)}. Groups: {rule}. Unit of inference: the architecture "
         "cell (its seeds' mean); permutations and bootstraps move whole cells; pooled rows "
         "(`all`) weight each dataset × family by its cells and never mix cells across them. "
-        f"α = {settings.alpha}, {settings.n_perm} permutations, {settings.n_boot} bootstrap "
-        "draws, Benjamini–Hochberg q within each claim and test.",
+        f"α = {settings.alpha}, {settings.n_perm} permutations (Freedman–Lane for partials), "
+        f"{settings.n_boot} bootstrap draws, Benjamini–Hochberg q within each claim and test. "
+        f"Declared before the data (analysis.primary): claim 1 `{settings.primary_statistic}`, "
+        f"claim 2 the seed W1 of `{settings.primary_target}`. Equivalence bounds "
+        f"(analysis.equivalence): a control is negligible when its 90 % interval lies inside "
+        f"±{settings.correlation_bound:g}; claim 3's shape within ±{settings.shape_bound:g} "
+        f"of training, size within [1/{settings.size_bound:g}, {settings.size_bound:g}]. "
+        "How to read this page, and how often each verdict is wrong on simulated zoos: "
+        "docs/claims.md.",
         "",
         "## Verdicts",
         "",
         *_table(verdict_table.with_columns(cells_runs), PAGE_VERDICT_COLUMNS),
         "",
-        f"Verdicts: {vocabulary}. Claim 1's headline is its strongest statistic; `detail` "
-        "lists each as ρ (cells), given size, relative to epoch 0 given size (* q < α) and, "
-        "pooled, the significant directions per family / dataset (· none, ± both). Claim 2's "
-        "headline is the seed dispersion of w (expected −: better architectures, less seed "
-        "spread).",
+        f"Verdicts: {vocabulary}. Each verdict is the declared statistic's; `size_partial` "
+        "(with its bootstrap CI), `raw_minus_partial` (same resamples of cells), "
+        "`detectable` (the smallest partial found with 80 % power at these cells) and "
+        "`equivalence` (the TOST of the size partial) are its size control; `cells_needed`: "
+        "cells at which the raw effect would be detectable. `exploratory`: the strongest of "
+        "claim 1's statistics with its p adjusted for that choice (maxT). `detail` lists "
+        "each statistic as ρ (cells), given size, relative to epoch 0 given size (* q < α) "
+        "and, pooled, the significant directions per family / dataset (· none, ± both). "
+        "Claim 2 expects −: better architectures, less seed spread.",
         "",
     ]
     for claim, text in CLAIMS.items():

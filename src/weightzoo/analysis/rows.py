@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import polars as pl
 
+from weightzoo.controls import direction
 from weightzoo.tables import WEIGHT_POOL
 
 CLAIMS = {
@@ -31,7 +32,11 @@ CLAIMS_SCHEMA = {
     "n_a": pl.Int64, "n_b": pl.Int64, "estimate": pl.Float64, "ci_low": pl.Float64,
     "ci_high": pl.Float64, "p_value": pl.Float64, "q_value": pl.Float64,
     "significant": pl.Boolean, "supported": pl.Boolean, "direction": pl.String,
-    "run_estimate": pl.Float64, "run_p_value": pl.Float64, "note": pl.String,
+    "run_estimate": pl.Float64, "run_p_value": pl.Float64,
+    "declared": pl.Boolean, "difference": pl.Float64, "difference_ci_low": pl.Float64,
+    "difference_ci_high": pl.Float64, "detectable": pl.Float64, "equivalence_low": pl.Float64,
+    "equivalence_high": pl.Float64, "negligible": pl.Boolean, "cells_needed": pl.Int64,
+    "note": pl.String,
 }  # fmt: skip
 
 
@@ -67,6 +72,15 @@ class ClaimTest:
     direction: str | None = None
     run_estimate: float | None = None  # the run-level reading (runs as independent samples)
     run_p_value: float | None = None
+    declared: bool | None = None  # the statistic declared in analysis.primary (decides)
+    difference: float | None = None  # partials: raw − partial, same resamples of cells
+    difference_ci_low: float | None = None
+    difference_ci_high: float | None = None
+    detectable: float | None = None  # smallest |ρ| found with 80 % power at these cells
+    equivalence_low: float | None = None  # (1 − 2α) Fisher-z interval of the TOST
+    equivalence_high: float | None = None
+    negligible: bool | None = None  # TOST passed: |ρ| inside ±analysis.equivalence
+    cells_needed: int | None = None  # raw tests: cells at which |ρ| is found with 80 % power
     note: str = ""
 
     @property
@@ -91,10 +105,11 @@ def claims_table(rows: Sequence[ClaimTest]) -> pl.DataFrame:
 
 
 def sign(v: float | None) -> str | None:
-    """The direction of an estimate: "+", "−" or "0" (None when missing or not finite)."""
+    """The direction of an estimate: "+", "−" or "0" (|v| below float noise, 1e-12, has
+    none); None when missing or not finite."""
     if v is None or not np.isfinite(v):
         return None
-    return "+" if v > 0 else MINUS if v < 0 else "0"
+    return {1: "+", -1: MINUS, 0: "0"}[direction(v)]
 
 
 def join_notes(*notes: str) -> str:
