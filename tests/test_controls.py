@@ -105,7 +105,7 @@ def test_partial_bootstrap_resamples_the_covariate_with_its_cells():
     low, high = ctl.partial_ci
     assert low < ctl.partial < high
     assert high < 0.6  # a bootstrap of the raw correlation would sit near 0.9
-    d_low, d_high = ctl.difference_ci
+    d_low, _ = ctl.difference_ci
     assert d_low > 0.3  # raw - partial clearly positive, on the same resamples
 
 
@@ -219,7 +219,7 @@ def test_maxt_holds_the_familywise_level_the_strongest_statistic_does_not():
     unadjusted, adjusted = calibration.maxt_rates(
         19, statistics=6, zoos=600, n_perm=199, alpha=0.05, rng=rng
     )
-    low, high = calibration.band(0.05, 600)
+    _, high = calibration.band(0.05, 600)
     assert adjusted <= high
     assert unadjusted > high  # the strongest of six, read as if chosen beforehand
 
@@ -283,10 +283,10 @@ def test_maxt_of_pooled_nulls_matches_the_batched_maxt():
 
 def test_a_declared_statistic_outside_the_tested_ones_is_a_config_error(config):
     config["analysis"]["primary"]["claim1"] = "l2"
-    with pytest.raises(ConfigError, match="analysis.primary.claim1: 'l2' is not one of"):
+    with pytest.raises(ConfigError, match=r"analysis\.primary\.claim1: 'l2' is not one of"):
         validate_config(config, SCHEMA)
     config["analysis"]["primary"] = {"claim1": "std", "claim2": "x"}
-    with pytest.raises(ConfigError, match="analysis.primary.claim2"):
+    with pytest.raises(ConfigError, match=r"analysis\.primary\.claim2"):
         validate_config(config, SCHEMA)
 
 

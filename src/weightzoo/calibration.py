@@ -85,6 +85,9 @@ class Rates:
     detectable: float  # the Fisher-z approximation's 80 %-power effect at n
 
 
+ZOO_CHUNK = 100  # zoos simulated and tested at once: arrays of (100, permutations, cells)
+
+
 def verdict_rates(
     n: int,
     partial: float,
@@ -95,14 +98,13 @@ def verdict_rates(
     bound: float,
     rng: np.random.Generator,
     model: ZooModel = ZooModel(),
-    chunk: int = 100,
 ) -> Rates:
     """Run the size ladder on `zoos` simulated zoos; the rate of each outcome."""
     counts = dict.fromkeys(controls.VERDICTS, 0)
     raw_rej = part_rej = ken_rej = negligible = 0
     sign = -1 if model.size_on_statistic * model.size_on_accuracy < 0 else 1
-    for start in range(0, zoos, chunk):
-        z = min(chunk, zoos - start)
+    for start in range(0, zoos, ZOO_CHUNK):
+        z = min(ZOO_CHUNK, zoos - start)
         x, y, c = simulate(z, n, sign * partial, rng, model)
         perms = controls.permutations(z, n_perm, n, rng)
         raw = controls.partial_estimate(x, y, None)

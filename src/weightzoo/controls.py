@@ -212,7 +212,7 @@ def cells_needed(rho: float | None, k: int, alpha: float, power: float = POWER) 
     if direction(rho) == 0 or abs(rho) >= 1:
         return None
     z = (sps.norm.ppf(1 - alpha / 2) + sps.norm.ppf(power)) / math.atanh(abs(rho))
-    return int(math.ceil(3 + k + SPEARMAN_VARIANCE * z**2))
+    return math.ceil(3 + k + SPEARMAN_VARIANCE * z**2)
 
 
 @dataclass(frozen=True)
@@ -369,7 +369,9 @@ def control_outcome(raw_sign: int, ctl: Reading | None) -> str | None:
     return "explained" if ctl.negligible else "inconclusive"
 
 
-def decide(raw: Reading, size: Reading | None, init: Reading | None, *, expected: int = 0) -> str:
+def decide(  # noqa: PLR0911 (the ladder reads top to bottom, one return per rung)
+    raw: Reading, size: Reading | None, init: Reading | None, *, expected: int = 0
+) -> str:
     """The verdict (VERDICTS) of a raw correlation and its size and initialisation controls.
 
     expected: the claimed sign (0: either). Reversal by either control wins over every
