@@ -57,21 +57,25 @@ def download_dataset(
     timeout_s: float,
     retries: int,
     manifest_out: str | Path,
+    mirror: str = "",
 ) -> None:
-    """Fetch (or, with download=False, only verify) the raw files of a torchvision dataset.
+    """Fetch (or, with download=False, only verify or copy from the local mirror) the raw
+    files of a torchvision dataset.
 
-    The manifest (file names and verified md5s) is the job's output; it is written only once
-    every file is in place with the right checksum.
+    The manifest (file names, verified md5s and where each came from) is the job's output;
+    it is written only once every file is in place with the right checksum.
     """
     files = data.raw_files(name)
-    Path(folder).mkdir(parents=True, exist_ok=True)
-    if download:  # verifies each file's md5 before moving it into place
-        data.download(files, Path(folder), timeout=timeout_s, retries=retries)
-    elif problems := data.staged_problems(files, Path(folder)):
-        raise data.DatasetError(
-            f"{name}: " + "; ".join(problems) + " (data.download is false: pre-stage the files)"
-        )
-    listed = [{"filename": f.filename, "md5": f.md5} for f in files]
+    sources = data.fetch(
+        files,
+        Path(folder),
+        dataset=name,
+        mirror=mirror,
+        download=download,
+        timeout=timeout_s,
+        retries=retries,
+    )
+    listed = [{"filename": f.filename, "md5": f.md5, "from": sources[f.filename]} for f in files]
     manifest = {"dataset": name, "folder": str(folder), "files": listed}
     with atomic_path(Path(manifest_out)) as tmp:
         tmp.write_text(json.dumps(manifest, indent=2))
@@ -124,6 +128,7 @@ def train_block(
     setting: str = "default",
     setting_values: dict | None = None,
     divergence: dict | None = None,
+    dump_dtype: str = "float32",
 ) -> pl.DataFrame:
     """Train `seeds` of one architecture under one training setting on one dataset; write
     weights, metrics and runs.
@@ -136,7 +141,8 @@ def train_block(
     any point (time limit, preemption, SIGKILL) and started again continues from the last
     checkpoint and ends with the same bits as an uninterrupted run. The folder is removed at
     the end. `divergence` (max_loss_ratio, patience) also stops a seed whose loss stays far
-    above its initial loss.
+    above its initial loss. `dump_dtype` (dumps.DUMP_DTYPES) is the precision the dumps
+    store; the runs' config slice records it when it is not float32.
     """
     from weightzoo import tables, training
     from weightzoo.progress import Progress
@@ -146,6 +152,8 @@ def train_block(
     config_slice = {**tags, "arch_params": arch_params, "train": train, "dump_epochs": dump_epochs}
     if divergence:
         config_slice["divergence"] = divergence
+    if dump_dtype != "float32":
+        config_slice["dump_dtype"] = dump_dtype
     key = {**config_slice, "seeds": seeds, "device": dev.type, "vectorise": vectorise}
     with ResumeState(resume_dir, key) as progress:  # the lock is held until the end
         watch = Progress(arch, seeds, train["epochs"], history=progress.state["metrics"])
@@ -164,7 +172,7 @@ def train_block(
             tensors,
             train,
             dump_epochs,
-            on_dump=dumps.DumpSink(progress, models.kinds, **tags),
+            on_dump=dumps.DumpSink(progress, models.kinds, dtype=dump_dtype, **tags),
             on_epoch=watch.wrap(progress.add_metrics),
             on_checkpoint=progress.checkpoint,
             resume=progress.resume_point,
