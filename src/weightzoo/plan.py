@@ -17,14 +17,15 @@ from weightzoo import config as wzconfig
 from weightzoo import families
 
 # Bytes a dumped value takes on disk. Files hold zstd-compressed byte-stream-split float32
-# values: 0.96-1.06x the raw float32 bytes (benchmarks/results.md, section c); a rounded dtype
-# leaves 16 (bfloat16) or 13 (float16) low bits zero, which the compression drops, so the
-# bytes that carry information are those of the stored precision.
+# values: 0.96-1.06x the raw float32 bytes on trained weights (benchmarks/results.md,
+# section c); a rounded dtype leaves 16 (bfloat16) or 13 (float16) low bits zero, which the
+# compression drops (0.42x the float32 file on Gaussian weights, tests/test_dumps.py), so the
+# bytes that carry information, those of the stored precision, are the planning figure.
 BYTES_PER_VALUE = {"float32": 4.0, "bfloat16": 2.0, "float16": 2.0}
-# Bytes per row of the smaller outputs, compressed, as measured on an MNIST run of
-# config/replicate.yaml (docs/replication.md, "Disk"): a stats row holds ~60 numbers and a
-# 200-bin histogram of float32; a strength-map row one pixel of a first layer; a metrics row
-# one (seed, epoch). Each per-job table is written once more, aggregated, by the workflow.
+# Bytes per row of the smaller outputs, compressed: estimates (a stats row holds ~60 float64
+# numbers and a 200-bin float32 histogram; a strength-map row one pixel of a first layer; a
+# metrics row one (seed, epoch)), small beside the weights. Each per-job table is written
+# once more, aggregated, by the workflow.
 BYTES_PER_ROW = {"stats": 900.0, "maps": 3.0, "metrics": 60.0}
 
 
