@@ -20,7 +20,5 @@ rule report:
     localrule: True
     conda:
         "../envs/analysis.yaml"
-    params:
-        results="results",
     script:
         "../workflow/scripts/report.py"

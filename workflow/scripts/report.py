@@ -1,5 +1,7 @@
 """Snakemake adapter: write the replication report from the run's tables."""
 
+from pathlib import Path
+
 import _src_path  # noqa: F401  (src/ on sys.path for envs without weightzoo installed)
 
 from weightzoo.jobs import run_logged
@@ -14,5 +16,5 @@ run_logged(
     prediction=snakemake.input.prediction,
     figures=snakemake.input.figures,
     output=snakemake.output[0],
-    results=snakemake.params.results,
+    results=Path(snakemake.output[0]).parent,  # results/: its benchmarks and folders
 )
