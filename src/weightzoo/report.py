@@ -38,6 +38,7 @@ VERDICT_COLUMNS = ("claim", "within", "dataset", "family", "verdict", "statistic
 PREDICTION_COLUMNS = ("feature_set", "predictor", "n_features", "tau", "r2", "tau_over_size")
 SPLIT_ORDER = ("architecture", "cell", "family", "dataset", "seed")  # the headline's first
 GROUP_ORDER = ("optimal", "intermediate", "suboptimal", "at chance")
+_FAMILY_ORDER = {"mlp": 0, "cnn": 1, "vit": 2}  # the paper's order
 # Snakemake benchmark files of results/benchmarks/: the rule is the first folder (or file)
 BENCHMARK_COLUMNS = ("s", "max_rss", "cpu_time")
 
@@ -100,7 +101,9 @@ def cell_accuracy(runs: pl.DataFrame) -> pl.DataFrame:
             acc=pl.col("final_test_acc").filter(ok).mean(),
             acc_std=pl.col("final_test_acc").filter(ok).std(ddof=0),
         )
-        .sort("dataset", "family", "n_params", "arch", maintain_order=True)
+        .with_columns(_order=pl.col("family").replace_strict(_FAMILY_ORDER, default=99))
+        .sort("dataset", "_order", "n_params", "arch", maintain_order=True)
+        .drop("_order")
     )
 
 
@@ -362,9 +365,12 @@ def report_markdown(
     return "\n".join(lines).rstrip() + "\n"
 
 
+FAMILY_NAMES = {"mlp": "MLP", "cnn": "CNN", "vit": "ViT"}
+
+
 def _family_counts(cells: pl.DataFrame) -> list[str]:
     counts = cells.group_by("family", maintain_order=True).len()
-    return [f"{n} {family.upper()}" for family, n in counts.iter_rows()]
+    return [f"{n} {FAMILY_NAMES.get(family, family)}" for family, n in counts.iter_rows()]
 
 
 def _range_text(values: pl.Series) -> str:
