@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 CORES ?= $(shell nproc 2>/dev/null || echo 2)
 
-.PHONY: run test test-fast bench bench-training gpu-check lint format clean browser slurm mutation
+.PHONY: run test test-fast bench bench-training gpu-check lint format clean browser slurm mutation replicate
 .DEFAULT_GOAL := run
 
 $(BIN)/snakemake: pyproject.toml
@@ -15,6 +15,15 @@ $(BIN)/snakemake: pyproject.toml
 
 run: $(BIN)/snakemake  ## set up, then build the whole zoo and its tables in results/ (all cores)
 	$(BIN)/snakemake --cores $(CORES)
+
+# The paper's study on MNIST, sized for one 2-core workstation (docs/replication.md), then its
+# report and figures into docs/replication-mnist.md. MIRROR: a folder or URL holding the
+# official files as <mirror>/mnist/... (empty: data/mnist/ or a download).
+MIRROR ?=
+replicate: $(BIN)/snakemake  ## the paper's study on MNIST (config/replicate.yaml), its report into docs/
+	$(BIN)/snakemake --cores $(CORES) --configfile config/replicate.yaml \
+	    $(if $(MIRROR),--config data='{mirror: $(MIRROR)}')
+	$(BIN)/weightzoo report --to docs/replication-mnist.md
 
 test: $(BIN)/snakemake browser slurm  ## set up, then run the test suite
 	$(BIN)/python -m pytest

@@ -18,6 +18,7 @@ include: "rules/stats.smk"
 include: "rules/claims.smk"
 include: "rules/predict.smk"
 include: "rules/figures.smk"
+include: "rules/report.smk"
 
 
 rule all:
@@ -31,3 +32,4 @@ rule all:
         claims=rules.claims.output.claims,
         prediction=rules.predict_accuracy.output.md,
         dashboard=rules.dashboard.output[0],
+        report=rules.report.output[0],

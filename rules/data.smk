@@ -1,4 +1,5 @@
-# Datasets: fetch (or verify pre-staged) raw files, then one compact prepared form each.
+# Datasets: fetch (from the local mirror, the official mirrors, or verify pre-staged) raw
+# files, then one compact prepared form each.
 
 
 rule download_dataset:
@@ -15,6 +16,7 @@ rule download_dataset:
         download=config["data"]["download"],
         timeout_s=config["data"]["timeout_s"],
         retries=config["data"]["retries"],
+        mirror=config["data"]["mirror"],
     script:
         "../workflow/scripts/download_dataset.py"
 

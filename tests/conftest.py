@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import os
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,21 @@ from weightzoo import data
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA = ROOT / "config" / "schema.yaml"
+# The official dataset files, byte for byte, where a development machine or CI has them: a
+# folder laid out as a local mirror (<folder>/mnist/train-images-idx3-ubyte.gz, ...).
+DATASETS_ENV = "WEIGHTZOO_DATASETS"
+SHARED_DATASETS = Path(os.environ.get(DATASETS_ENV) or ROOT.parent / "shared" / "datasets")
+
+
+def official_files(dataset: str) -> Path:
+    """The folder of the official `dataset` files, or skip the test saying where it looked."""
+    folder = SHARED_DATASETS / dataset
+    if not folder.is_dir():
+        pytest.skip(
+            f"the official {dataset} files are not at {folder} (a fresh clone has none: set "
+            f"{DATASETS_ENV} to a folder holding {dataset}/ to run this test)"
+        )
+    return folder
 
 
 @pytest.fixture(scope="session")

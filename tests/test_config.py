@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from conftest import SCHEMA
 
+from weightzoo import data
 from weightzoo.config import (
     ConfigError,
     all_architectures,
@@ -96,6 +97,21 @@ def test_missing_prestaged_files_are_named_when_download_is_off(config, tmp_path
     config["data"]["root"] = str(tmp_path)
     message = errors_for(config)
     assert "train-images-idx3-ubyte.gz" in message and str(tmp_path / "mnist") in message
+
+
+def test_files_in_a_mirror_folder_count_as_staged_when_download_is_off(config, tmp_path):
+    config["datasets"] = ["mnist"]
+    config["data"].update(download=False, root=str(tmp_path / "data"))
+    config["data"]["mirror"] = str(tmp_path / "mirror")
+    (tmp_path / "mirror" / "mnist").mkdir(parents=True)
+    names = [f.filename for f in data.raw_files("mnist")]
+    for name in names[:3]:
+        (tmp_path / "mirror" / "mnist" / name).write_bytes(b"checked by the download job")
+    message = errors_for(config)  # the fourth is in neither place
+    assert message.endswith(f"missing {tmp_path / 'data' / 'mnist' / names[3]}")
+    assert f"nor in the mirror {tmp_path / 'mirror' / 'mnist'}" in message
+    (tmp_path / "mirror" / "mnist" / names[3]).write_bytes(b"")
+    validate_config(config, SCHEMA)
 
 
 def test_user_dataset_missing_file_is_named(config, tmp_path):

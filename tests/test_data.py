@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import official_files
 
 from weightzoo import data
 from weightzoo.data import DatasetError, RawFile
@@ -178,6 +179,14 @@ def test_prepare_torchvision_reads_mnist_files_into_nchw(mnist_folder):
     assert p.y_train.dtype == np.int64
     assert p.n_classes == 10
     assert [f["filename"] for f in p.meta["files"]] == list(MNIST_NAMES)
+
+
+def test_prepare_torchvision_reads_fashion_mnist_from_the_same_idx_format(mnist_folder):
+    # Fashion-MNIST ships four IDX files with MNIST's names and layout (other md5s)
+    p = data.prepare_torchvision("fashion_mnist", mnist_folder)
+    assert p.meta["name"] == "fashion_mnist"
+    assert p.x_train.shape == (6, 1, 28, 28) and p.y_test.tolist() == [6, 7, 8, 9]
+    np.testing.assert_array_equal(p.x_test[:, 0], tiny_mnist()[MNIST_NAMES[2]])
 
 
 def test_prepare_torchvision_catches_a_corrupted_byte_by_checksum(mnist_folder):
@@ -404,6 +413,144 @@ def test_download_from_a_silent_server_gives_up_after_retries_attempts_of_timeou
 
 
 # ---------------------------------------------------------------------------------------
+# fetch(): a local mirror of the official files, tried before the official mirrors
+# ---------------------------------------------------------------------------------------
+
+UNREACHABLE = "http://127.0.0.1:9"  # the discard port: any attempt to use it fails
+
+
+def mirror_of(tmp_path: Path, files: dict[str, bytes], dataset: str = "mnist") -> Path:
+    """A mirror folder laid out as <mirror>/<dataset>/<file>."""
+    mirror = tmp_path / "mirror"
+    (mirror / dataset).mkdir(parents=True)
+    for name, payload in files.items():
+        (mirror / dataset / name).write_bytes(payload)
+    return mirror
+
+
+def flipped(payload: bytes, at: int) -> bytes:
+    """The same bytes with the bits of one byte inverted."""
+    return payload[:at] + bytes([payload[at] ^ 0xFF]) + payload[at + 1 :]
+
+
+def test_fetch_copies_every_file_from_a_mirror_folder_without_the_network(tmp_path):
+    payloads = {"a.bin": b"first" * 100, "b.bin": b"second" * 100}
+    mirror = mirror_of(tmp_path, payloads)
+    files = [RawFile(n, md5(p), (f"{UNREACHABLE}/{n}",)) for n, p in payloads.items()]
+    sources = data.fetch(files, tmp_path / "raw", dataset="mnist", mirror=str(mirror), retries=1)
+    assert sources == {"a.bin": "mirror", "b.bin": "mirror"}
+    assert sorted(p.name for p in (tmp_path / "raw").iterdir()) == ["a.bin", "b.bin"]
+    assert (tmp_path / "raw" / "b.bin").read_bytes() == payloads["b.bin"]
+
+
+def test_fetch_takes_a_file_url_and_an_http_url_as_mirror(tmp_path, serve):
+    mirror = mirror_of(tmp_path, {"blob.bin": PAYLOAD})
+    raw = [RawFile("blob.bin", md5(PAYLOAD), (f"{UNREACHABLE}/blob.bin",))]
+    for i, url in enumerate([mirror.as_uri(), serve(mirror) + "/"]):
+        folder = tmp_path / f"raw{i}"
+        assert data.fetch(raw, folder, dataset="mnist", mirror=url, retries=1) == {
+            "blob.bin": "mirror"
+        }
+        assert (folder / "blob.bin").read_bytes() == PAYLOAD
+
+
+def test_fetch_names_a_corrupt_mirror_file_and_never_keeps_it(tmp_path):
+    mirror = mirror_of(tmp_path, {"blob.bin": flipped(PAYLOAD, 100)})
+    raw = [RawFile("blob.bin", md5(PAYLOAD), (f"{UNREACHABLE}/blob.bin",))]
+    folder = tmp_path / "raw"
+    with pytest.raises(DatasetError) as info:
+        data.fetch(raw, folder, dataset="mnist", mirror=str(mirror), download=False)
+    message = str(info.value)
+    assert f"mirror {mirror}: mnist/blob.bin is corrupt" in message
+    assert f"expected {md5(PAYLOAD)}" in message and "\n" not in message
+    assert list(folder.iterdir()) == []  # no copy, no temporary folder
+
+
+def test_fetch_names_a_file_missing_from_the_mirror(tmp_path):
+    mirror = mirror_of(tmp_path, {"a.bin": b"a"})
+    raw = [RawFile("a.bin", md5(b"a"), ()), RawFile("b.bin", md5(b"b"), ())]
+    with pytest.raises(DatasetError, match=rf"mirror {mirror}: mnist/b.bin is missing"):
+        data.fetch(raw, tmp_path / "raw", dataset="mnist", mirror=str(mirror), download=False)
+    assert [p.name for p in (tmp_path / "raw").iterdir()] == ["a.bin"]  # the good one stays
+
+
+def test_fetch_falls_back_to_the_official_mirror_after_a_corrupt_mirror_file(
+    tmp_path, serve, caplog
+):
+    mirror = mirror_of(tmp_path, {"blob.bin": b"truncated"})
+    url = serve(served_dir(tmp_path, PAYLOAD))
+    raw = [RawFile("blob.bin", md5(PAYLOAD), (f"{url}/blob.bin",))]
+    with caplog.at_level(logging.WARNING, logger="weightzoo.data"):
+        sources = data.fetch(raw, tmp_path / "raw", dataset="mnist", mirror=str(mirror))
+    assert sources == {"blob.bin": f"{url}/blob.bin"}
+    assert (tmp_path / "raw" / "blob.bin").read_bytes() == PAYLOAD
+    assert any("mnist/blob.bin is corrupt" in r.getMessage() for r in caplog.records)
+
+
+def test_fetch_replaces_a_corrupt_staged_file_from_the_mirror(tmp_path):
+    mirror = mirror_of(tmp_path, {"blob.bin": PAYLOAD})
+    folder = tmp_path / "raw"
+    folder.mkdir()
+    (folder / "blob.bin").write_bytes(b"stale")
+    raw = [RawFile("blob.bin", md5(PAYLOAD), ())]
+    data.fetch(raw, folder, dataset="mnist", mirror=str(mirror), download=False)
+    assert (folder / "blob.bin").read_bytes() == PAYLOAD
+
+
+def test_fetch_without_mirror_or_download_names_the_missing_staged_file(tmp_path):
+    raw = [RawFile("blob.bin", md5(PAYLOAD), (f"{UNREACHABLE}/blob.bin",))]
+    with pytest.raises(DatasetError, match=r"raw/blob.bin is missing.*data.download is false"):
+        data.fetch(raw, tmp_path / "raw", dataset="mnist", download=False)
+
+
+MNIST_TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
+MNIST_TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
+
+
+def test_real_mnist_files_go_through_the_mirror_md5_and_prepare(tmp_path):
+    official = official_files("mnist")  # skips on a fresh clone
+    folder = tmp_path / "data" / "mnist"
+    sources = data.fetch(
+        data.raw_files("mnist"), folder, dataset="mnist", mirror=str(official.parent),
+        download=False,
+    )  # fmt: skip
+    assert set(sources.values()) == {"mirror"}
+    p = data.prepare_torchvision("mnist", folder)
+    assert p.x_train.shape == (60000, 1, 28, 28) and p.x_test.shape == (10000, 1, 28, 28)
+    assert p.meta["train_counts"] == MNIST_TRAIN_COUNTS
+    assert p.meta["test_counts"] == MNIST_TEST_COUNTS
+    # MNIST's published normalisation constants (0.1307, 0.3081)
+    assert p.mean[0] == pytest.approx(0.1307, abs=5e-5)
+    assert p.std[0] == pytest.approx(0.3081, abs=5e-5)
+
+
+def test_a_real_mnist_file_with_one_flipped_byte_is_named_and_never_read(tmp_path, monkeypatch):
+    official = official_files("mnist")
+    mirror = tmp_path / "mirror"
+    (mirror / "mnist").mkdir(parents=True)
+    for f in data.raw_files("mnist"):
+        payload = (official / f.filename).read_bytes()
+        if f.filename == "t10k-labels-idx1-ubyte.gz":
+            payload = flipped(payload, len(payload) // 2)
+        (mirror / "mnist" / f.filename).write_bytes(payload)
+
+    def no_reading(path):
+        raise AssertionError(f"{path} was read")
+
+    monkeypatch.setattr(data, "read_idx", no_reading)
+    folder = tmp_path / "data" / "mnist"
+    with pytest.raises(DatasetError) as info:
+        data.fetch(data.raw_files("mnist"), folder, dataset="mnist", mirror=str(mirror),
+                   download=False)  # fmt: skip
+    assert str(info.value).startswith(
+        f"mnist: mirror {mirror}: mnist/t10k-labels-idx1-ubyte.gz is corrupt (md5 "
+    )
+    assert not (folder / "t10k-labels-idx1-ubyte.gz").exists()
+    with pytest.raises(DatasetError, match=r"t10k-labels-idx1-ubyte\.gz"):
+        data.prepare_torchvision("mnist", folder)  # stops at the md5 check, reads nothing
+
+
+# ---------------------------------------------------------------------------------------
 # raw_files(): the official files as torchvision knows them
 # ---------------------------------------------------------------------------------------
 
@@ -417,6 +564,20 @@ def test_raw_files_lists_the_four_mnist_files_and_the_one_cifar10_archive():
     (cifar,) = data.raw_files("cifar10")
     assert cifar.filename == "cifar-10-python.tar.gz" and len(cifar.md5) == 32
     assert len(data.raw_files("fashion_mnist")) == 4
+
+
+OFFICIAL_MD5 = {  # as published with each dataset (and listed by torchvision)
+    "mnist": ["f68b3c2dcbeaaa9fbdd348bbdeb94873", "d53e105ee54ea40749a09fcbcd1e9432",
+              "9fb629c4189551a2d022fa330f9573f3", "ec29112dd5afa0611ce80d1b7f02629c"],
+    "fashion_mnist": ["8d4fb7e6c68d591d4c3dfef9ec88bf0d", "25c81989df183df01b3e8a0aad5dffbe",
+                      "bef4ecab320f06d8554ea6380940ec79", "bb300cfdad3c16e7a12a480ee83cd310"],
+    "cifar10": ["c58f30108f718f92721af3b95e74349a"],
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", sorted(OFFICIAL_MD5))
+def test_raw_files_carry_the_published_md5s(name):
+    assert [f.md5 for f in data.raw_files(name)] == OFFICIAL_MD5[name]
 
 
 def test_raw_files_of_an_unknown_dataset_raises():

@@ -259,6 +259,7 @@ DOWNSTREAM = {
     "predict_accuracy": 1,
     "figure": len(FIGURES),
     "dashboard": 1,
+    "report": 1,
     "all": 1,
 }
 PREDICTION_FIGURES = [name for name, f in FIGURES.items() if "prediction" in f.tables]
@@ -282,15 +283,18 @@ def test_adding_a_block_of_seeds_trains_only_the_new_block(tiny_run):
 def test_changing_figure_settings_redoes_only_figures(tiny_run):
     work, configs, _ = tiny_run
     plan = planned_jobs(work, configs, {"figures": {"width": 333, "statistic": "kurtosis"}})
-    assert plan == {"figure": len(FIGURES), "dashboard": 1, "all": 1, "total": len(FIGURES) + 2}
+    # the report shows three of the figures
+    assert plan == {"figure": len(FIGURES), "dashboard": 1, "report": 1, "all": 1,
+                    "total": len(FIGURES) + 3}  # fmt: skip
 
 
 def test_changing_prediction_settings_reruns_only_the_prediction(tiny_run):
     work, configs, _ = tiny_run
     plan = planned_jobs(work, configs, {"analysis": {"prediction": {"folds": 3}}})
-    # the prediction job, the figures that show it and the dashboard; not the claims
+    # the prediction job, the figures that show it, the dashboard and the report; not the claims
     n = len(PREDICTION_FIGURES)
-    assert plan == {"predict_accuracy": 1, "figure": n, "dashboard": 1, "all": 1, "total": n + 3}
+    assert plan == {"predict_accuracy": 1, "figure": n, "dashboard": 1, "report": 1, "all": 1,
+                    "total": n + 4}  # fmt: skip
 
 
 def test_prediction_ladder_is_written(tiny_run):
@@ -314,6 +318,21 @@ def test_prediction_ladder_is_written(tiny_run):
         == 24
     )
     assert "Accuracy predicted from the weights" in (work / "results/index.html").read_text()
+
+
+def test_the_report_is_written_from_the_runs_tables(tiny_run):
+    work, _, _ = tiny_run
+    page = (work / "results/report.md").read_text()
+    runs = pl.read_parquet(work / "results/tables/runs.parquet")
+    title = page.splitlines()[0]
+    assert title.endswith(": replication report") and "digits" in title and "blobs" in title
+    for section in ("## Accuracy: from failing to saturated", "## The paper's three claims",
+                    "## Heavy-tailed spectra", "## Predicting accuracy from the weights",
+                    "## Compute and disk", "## Figures"):  # fmt: skip
+        assert section in page, section
+    assert f"{runs.height} networks" in page and "**Claim 3**" in page
+    assert "![accuracy_vs_params](figures/accuracy_vs_params.svg)" in page
+    assert "| train | 12 |" in page  # the training jobs' benchmark files, summed
 
 
 def test_changing_the_histogram_range_redoes_statistics_not_training(tiny_run):
@@ -518,8 +537,8 @@ def test_paper_config_plans_the_expected_jobs_offline(tmp_path):
     assert counts["train"] == 3 * (40 + 24 + 8) * 3 == 648
     assert counts["download_dataset"] == 3 and counts["prepare_dataset"] == 3
     assert counts["weight_stats"] == 648 and counts["figure"] == len(FIGURES)
-    # + 3 aggregations, claims, prediction, dashboard, all
-    assert counts["total"] == 2 * 648 + 3 + 3 + 3 + 1 + 1 + len(FIGURES) + 1 + 1
+    # + 3 aggregations, claims, prediction, dashboard, report, all
+    assert counts["total"] == 2 * 648 + 3 + 3 + 3 + 1 + 1 + len(FIGURES) + 1 + 1 + 1
 
 
 def test_lint_is_clean():

@@ -2,9 +2,10 @@
 
     weightzoo status [results]                      jobs, networks, running epochs, ETA
     weightzoo plan [--configfile F ...] [--profile profiles/slurm]
+    weightzoo report --to docs/replication-mnist.md   a run's report and figures into docs/
 
-The logic lives in weightzoo.status and weightzoo.planning; this module parses arguments
-and prints.
+The logic lives in weightzoo.status, weightzoo.planning, weightzoo.plan (the volume by
+dataset x family) and weightzoo.report; this module parses arguments and prints.
 """
 
 from __future__ import annotations
@@ -40,6 +41,10 @@ def _plan(args: argparse.Namespace) -> int:
     cfg.validate_config(config, folder / "schema.yaml")
     plan = planning.make_plan(config, args.profile)
     print(planning.render_plan(plan))
+    from weightzoo.plan import plan_text
+
+    print("\nBy dataset x family (results/ volume, dump.dtype as configured):\n")
+    print(plan_text(config))
     results = Path(args.results)
     if (results / "weights").is_dir():
         diff = planning.plan_diff(config, results)
@@ -51,6 +56,14 @@ def _plan(args: argparse.Namespace) -> int:
         for kind in ("retrained", "removed"):
             for name in diff[kind][:5]:
                 print(f"  {kind}: {name}")
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from weightzoo.report import publish
+
+    copied = publish(Path(args.results) / "report.md", Path(args.to))
+    print(f"wrote {args.to} and {len(copied)} figure(s) in {Path(args.to).with_suffix('')}/")
     return 0
 
 
@@ -72,6 +85,12 @@ def parser() -> argparse.ArgumentParser:
         "--results", default="results", help="compare with this results folder (results)"
     )
     pl.set_defaults(run=_plan)
+    rp = commands.add_parser(
+        "report", help="copy a run's results/report.md and its figures to a page of docs/"
+    )
+    rp.add_argument("--results", default="results", help="the run's folder (results)")
+    rp.add_argument("--to", required=True, help="the page, e.g. docs/replication-mnist.md")
+    rp.set_defaults(run=_report)
     return top
 
 

@@ -294,13 +294,25 @@ def _check_datasets(config: dict) -> None:
         if name in user:
             dataset_info(config, name)  # every array of the file, before any job
         if name in data.TORCHVISION_DATASETS and not config["data"]["download"]:
-            folder = raw_folder(config, name)
-            missing = data.missing_files(data.raw_files(name), folder)
-            if missing:
-                raise ConfigError(
-                    f"data.download is false but {name} is not pre-staged in {folder}: missing "
-                    + ", ".join(str(p) for p in missing)
-                )
+            _check_staged(config, name)
+
+
+def _check_staged(config: dict, name: str) -> None:
+    """With data.download false, every raw file of `name` is pre-staged or in the mirror
+    folder (a mirror URL is only checked by the download job: it may need the network)."""
+    folder, mirror = raw_folder(config, name), config["data"]["mirror"]
+    missing = data.missing_files(data.raw_files(name), folder)
+    if mirror and not data.is_url(mirror):
+        in_mirror = {f.name for f in data.missing_files(data.raw_files(name), Path(mirror) / name)}
+        missing = [p for p in missing if p.name in in_mirror]
+    elif mirror:
+        missing = []
+    if missing:
+        where = f"in {folder}" + (f" nor in the mirror {Path(mirror) / name}" if mirror else "")
+        raise ConfigError(
+            f"data.download is false but {name} is not pre-staged {where}: missing "
+            + ", ".join(str(p) for p in missing)
+        )
 
 
 def _check_families(config: dict, schema: dict) -> None:
@@ -514,6 +526,8 @@ def cell_params(config: dict, cell: Cell) -> dict:
         "setting": cell.setting,
         "setting_values": cell.values,
         "divergence": config["divergence"],
+        # only when not the default, so that zoos dumped in float32 keep their params
+        **({"dump_dtype": dtype} if (dtype := config["dump"]["dtype"]) != "float32" else {}),
     }
 
 

@@ -20,6 +20,7 @@ import shutil
 import tarfile
 import tempfile
 import time
+import urllib.error
 import urllib.request
 import zipfile
 import zlib
@@ -159,8 +160,9 @@ def download(
 
 def _download_one(
     f: RawFile, folder: Path, timeout: float, retries: int, log: logging.Logger, backoff: float
-) -> None:
-    """Try the mirrors of one file in turn, `retries` attempts in total; see `download`."""
+) -> str:
+    """Try the mirrors of one file in turn, `retries` attempts in total; see `download`.
+    Returns the URL the verified file came from."""
     if not f.urls:
         raise DatasetError(f"no URL known for {f.filename}")
     tmpdir = Path(tempfile.mkdtemp(dir=folder, prefix=".download-"))
@@ -182,7 +184,7 @@ def _download_one(
                 continue
             os.replace(tmpdir / f.filename, folder / f.filename)
             log.info("saved %s", folder / f.filename)
-            return
+            return url
     finally:
         shutil.rmtree(tmpdir, ignore_errors=True)
     urls = ", ".join(dict.fromkeys(tried))
@@ -191,6 +193,128 @@ def _download_one(
         f"last error: {last_error!r}. To pre-stage it instead, set `data.download: false` "
         f"in the config and place {f.filename} (md5 {f.md5}) in {folder}"
     )
+
+
+# ---------------------------------------------------------------------------------------
+# A local mirror of the official files (an air-gapped cluster's copy), tried first
+# ---------------------------------------------------------------------------------------
+
+
+def is_url(location: str) -> bool:
+    """Whether a mirror is a URL (file://, http://, ...) rather than a folder."""
+    return "://" in location
+
+
+def mirror_location(mirror: str, dataset: str, filename: str) -> str:
+    """Where a local mirror keeps one raw file: `<mirror>/<dataset>/<filename>`, the layout
+    of `data/` itself. `mirror` is a folder or a base URL (file://, http://, https://)."""
+    return f"{mirror.rstrip('/')}/{dataset}/{filename}"
+
+
+def _copy_verified(source: Path, dest: Path, md5: str) -> None:
+    """Copy a local file into `dest`, hashing on the way; raise unless the md5 matches."""
+    h = hashlib.md5(usedforsecurity=False)
+    with open(source, "rb") as src, open(dest, "wb") as out:
+        while chunk := src.read(1 << 20):
+            h.update(chunk)
+            out.write(chunk)
+    if (actual := h.hexdigest()) != md5:
+        raise _ChecksumError(f"md5 {actual}, expected {md5}")
+
+
+def from_mirror(
+    f: RawFile,
+    dataset: str,
+    mirror: str,
+    folder: Path,
+    timeout: float = 60.0,
+    log: logging.Logger | None = None,
+) -> str | None:
+    """Copy one raw file from the mirror into `folder` once its md5 matches (None), or
+    return the one line that says why not, naming the file and the mirror.
+
+    The bytes are hashed on their way into a temporary folder and moved into place only
+    when their md5 is the published one: a corrupt copy is never read by anything else.
+    """
+    log = log or logger
+    where = mirror_location(mirror, dataset, f.filename)
+    tmpdir = Path(tempfile.mkdtemp(dir=folder, prefix=".mirror-"))
+    try:
+        try:
+            if is_url(mirror):
+                _fetch(where, tmpdir / f.filename, f.md5, timeout)
+            else:
+                _copy_verified(Path(where), tmpdir / f.filename, f.md5)
+        except (FileNotFoundError, urllib.error.URLError) as err:
+            gone = isinstance(err, FileNotFoundError) or (
+                (isinstance(err, urllib.error.HTTPError) and err.code in (404, 410))
+                or isinstance(getattr(err, "reason", None), FileNotFoundError)
+            )
+            if not gone:
+                return f"mirror {mirror}: {dataset}/{f.filename} cannot be read ({where}: {err})"
+            return f"mirror {mirror}: {dataset}/{f.filename} is missing ({where})"
+        except _ChecksumError as err:
+            return (
+                f"mirror {mirror}: {dataset}/{f.filename} is corrupt ({err}); not used, "
+                f"replace {where}"
+            )
+        except (OSError, http.client.HTTPException) as err:  # URLError, timeouts, permissions
+            return f"mirror {mirror}: {dataset}/{f.filename} cannot be read ({where}: {err})"
+        os.replace(tmpdir / f.filename, folder / f.filename)
+    finally:
+        shutil.rmtree(tmpdir, ignore_errors=True)
+    log.info("copied %s from the mirror (md5 verified) to %s", where, folder / f.filename)
+    return None
+
+
+def fetch(
+    files: list[RawFile],
+    folder: Path,
+    *,
+    dataset: str,
+    mirror: str = "",
+    download: bool = True,
+    timeout: float = 60.0,
+    retries: int = 3,
+    backoff: float = 1.0,
+) -> dict[str, str]:
+    """Put every raw file in `folder` with its published md5: already there, else from the
+    local `mirror` (when set), else (with `download`) from the official mirrors.
+
+    Returns where each file came from ("present", "mirror" or its URL). A file missing or
+    corrupt in the mirror is logged with one line naming it and the mirror; when nothing
+    else supplies it, that line is part of the DatasetError.
+    """
+    log = logger
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    sources: dict[str, str] = {}
+    for f in files:
+        target = folder / f.filename
+        if target.is_file():
+            if md5sum(target) == f.md5:
+                log.info("%s already present with the right md5", target)
+                sources[f.filename] = "present"
+                continue
+            log.warning("%s has the wrong md5; fetching it again", target)
+        problem = None
+        if mirror:
+            if (problem := from_mirror(f, dataset, mirror, folder, timeout, log)) is None:
+                sources[f.filename] = "mirror"
+                continue
+            log.warning("%s", problem)
+        if not download:
+            staged = f"{target} is {'corrupt' if target.is_file() else 'missing'}"
+            reason = problem or staged
+            raise DatasetError(
+                f"{dataset}: {reason} (data.download is false: pre-stage {f.filename}, "
+                f"md5 {f.md5}, in {folder}{' or the mirror' if mirror else ''})"
+            )
+        try:
+            sources[f.filename] = _download_one(f, folder, timeout, retries, log, backoff)
+        except DatasetError as err:
+            raise DatasetError(f"{problem}; then {err}" if problem else str(err)) from None
+    return sources
 
 
 # ---------------------------------------------------------------------------------------

@@ -49,19 +49,42 @@ WEIGHTS_PARQUET_OPTIONS = {
 }
 
 
-def host_values(tensors: list[torch.Tensor]) -> tuple[np.ndarray, np.ndarray]:
-    """The tensors' values as one flat float32 host array, and each tensor's size: flattened
-    and concatenated on their device, then copied off it in one transfer."""
+# What a dump may store (config: dump.dtype). The values column stays list<float32>; with
+# bfloat16 or float16 each value is rounded to that precision (round to nearest even) before
+# it is written, so the low mantissa bits are zero and zstd over the byte-stream-split floats
+# drops them: about half the bytes on disk, at the price of exactness (bfloat16 keeps 8
+# significant bits, a relative error up to 2^-9; float16 11 bits, 2^-12, and no magnitude
+# beyond 65504 or below 6e-8). Stored this way, a dump no longer rebuilds the trained network
+# bit for bit: `rows_to_state_dict(rows, dtype)` gives back the stored precision.
+DUMP_DTYPES = ("float32", "bfloat16", "float16")
+
+
+def host_values(
+    tensors: list[torch.Tensor], dtype: str = "float32"
+) -> tuple[np.ndarray, np.ndarray]:
+    """The tensors' values as one flat float32 host array (rounded to `dtype`'s precision),
+    and each tensor's size: flattened and concatenated on their device, then copied off it in
+    one transfer."""
     import torch
 
     sizes = np.array([t.numel() for t in tensors], dtype=np.int64)
     if not tensors:
         return np.zeros(0, np.float32), sizes
     flat = torch.cat([t.detach().reshape(-1).to(torch.float32) for t in tensors])
+    if dtype != "float32":
+        flat = flat.to(_torch_dtype(dtype)).to(torch.float32)
     return flat.cpu().numpy(), sizes
 
 
-def state_dict_table(
+def _torch_dtype(dtype: str):
+    import torch
+
+    if dtype not in DUMP_DTYPES:
+        raise ValueError(f"unknown dump dtype {dtype!r}; choose one of {DUMP_DTYPES}")
+    return getattr(torch, dtype)
+
+
+def state_dict_table(  # noqa: PLR0913 (the six key columns of a dump's rows, and its precision)
     state: dict[str, torch.Tensor],
     kinds: dict[str, tuple[str, str]],
     *,
@@ -71,10 +94,12 @@ def state_dict_table(
     seed: int,
     epoch: int,
     setting: str = "default",
+    dtype: str = "float32",
 ) -> pa.Table:
-    """One dump as an Arrow table: a row per tensor, in state_dict order."""
+    """One dump as an Arrow table: a row per tensor, in state_dict order (values rounded to
+    `dtype`'s precision, see DUMP_DTYPES)."""
     names = list(state)
-    flat, sizes = host_values([state[k] for k in names])
+    flat, sizes = host_values([state[k] for k in names], dtype)
     offsets = np.concatenate([[0], np.cumsum(sizes)])
     values = pa.LargeListArray.from_arrays(pa.array(offsets), pa.array(flat)).cast(
         pa.list_(pa.float32())
@@ -141,15 +166,18 @@ class DumpSink:
         family: str,
         arch: str,
         setting: str = "default",
+        dtype: str = "float32",
     ) -> None:
-        self.store, self.kinds = store, kinds
+        self.store, self.kinds, self.dtype = store, kinds, dtype
         self.tags = {"dataset": dataset, "family": family, "arch": arch, "setting": setting}
 
     def __call__(self, epoch: int, states: dict[int, dict[str, torch.Tensor]]) -> None:
         import torch
 
-        # the whole block's dump leaves the device in one transfer; tables from host views
-        flat, sizes = host_values([w for state in states.values() for w in state.values()])
+        # the whole block's dump leaves the device in one transfer (rounded to the stored
+        # precision there); tables from host views, already rounded
+        weights = [w for state in states.values() for w in state.values()]
+        flat, sizes = host_values(weights, self.dtype)
         views = iter(np.split(flat, np.cumsum(sizes)[:-1]))
         tables = []
         for seed, state in states.items():
@@ -187,18 +215,20 @@ def check_one_dump(rows: pa.Table) -> None:
     )
 
 
-def rows_to_state_dict(rows: pa.Table) -> dict[str, torch.Tensor]:
-    """Rebuild a state_dict from the rows of one (seed, epoch) dump (polars: `.to_arrow()`);
+def rows_to_state_dict(rows: pa.Table, dtype: str = "float32") -> dict[str, torch.Tensor]:
+    """Rebuild a state_dict from the rows of one (seed, epoch) dump (polars: `.to_arrow()`),
+    in the precision the dump stored (`dtype`, the run's `dump_dtype`: exact either way);
     MixedDumpsError if the rows hold a tensor twice (see `check_one_dump`)."""
     import torch
 
     check_one_dump(rows)
+    cast = _torch_dtype(dtype)
     values = rows.column("values").combine_chunks()
     flat = values.flatten().to_numpy()
     offsets = values.offsets.to_numpy()
     offsets = offsets - offsets[0]
     return {
-        name: torch.from_numpy(flat[offsets[i] : offsets[i + 1]].copy()).reshape(shape)
+        name: torch.from_numpy(flat[offsets[i] : offsets[i + 1]].copy()).reshape(shape).to(cast)
         for i, (name, shape) in enumerate(
             zip(rows.column("tensor").to_pylist(), rows.column("shape").to_pylist(), strict=True)
         )

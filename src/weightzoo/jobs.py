@@ -66,21 +66,25 @@ def download_dataset(
     timeout_s: float,
     retries: int,
     manifest_out: str | Path,
+    mirror: str = "",
 ) -> None:
-    """Fetch (or, with download=False, only verify) the raw files of a torchvision dataset.
+    """Fetch (or, with download=False, only verify or copy from the local mirror) the raw
+    files of a torchvision dataset.
 
-    The manifest (file names and verified md5s) is the job's output; it is written only once
-    every file is in place with the right checksum.
+    The manifest (file names, verified md5s and where each came from) is the job's output;
+    it is written only once every file is in place with the right checksum.
     """
     files = data.raw_files(name)
-    Path(folder).mkdir(parents=True, exist_ok=True)
-    if download:  # verifies each file's md5 before moving it into place
-        data.download(files, Path(folder), timeout=timeout_s, retries=retries)
-    elif problems := data.staged_problems(files, Path(folder)):
-        raise data.DatasetError(
-            f"{name}: " + "; ".join(problems) + " (data.download is false: pre-stage the files)"
-        )
-    listed = [{"filename": f.filename, "md5": f.md5} for f in files]
+    sources = data.fetch(
+        files,
+        Path(folder),
+        dataset=name,
+        mirror=mirror,
+        download=download,
+        timeout=timeout_s,
+        retries=retries,
+    )
+    listed = [{"filename": f.filename, "md5": f.md5, "from": sources[f.filename]} for f in files]
     manifest = {"dataset": name, "folder": str(folder), "files": listed}
     with atomic_path(Path(manifest_out)) as tmp:
         tmp.write_text(json.dumps(manifest, indent=2))
@@ -112,6 +116,7 @@ class TrainUnit:
     setting_values: dict[str, Any]  # every setting key's value: the runs table's typed columns
     block: training.Block
     config_slice: dict[str, Any]  # the plain slice, recorded with every run and checkpoint
+    dump_dtype: str  # the precision the dumps store (dumps.DUMP_DTYPES)
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> TrainUnit:
@@ -120,7 +125,7 @@ class TrainUnit:
 
         if missing := sorted(set(UNIT_KEYS) - set(params)):
             raise ValueError(f"training job: missing {', '.join(missing)}")
-        if unknown := sorted(set(params) - set(UNIT_KEYS)):
+        if unknown := sorted(set(params) - set(UNIT_KEYS) - set(OPTIONAL_UNIT_KEYS)):
             raise ValueError(f"training job: unknown {', '.join(unknown)}")
         block = training.Block(
             arch=families.parse(params["family"], params["arch_params"]),
@@ -131,11 +136,15 @@ class TrainUnit:
         )
         tags = {k: params[k] for k in ("dataset", "family", "arch", "setting")}
         plain = {k: params[k] for k in ("arch_params", "train", "dump_epochs", "divergence")}
+        # recorded only when not float32, so that float32 zoos keep their slice and resume key
+        dtype = params.get("dump_dtype", "float32")
+        extra = {"dump_dtype": dtype} if dtype != "float32" else {}
         return cls(
             **tags,
             setting_values=params["setting_values"],
             block=block,
-            config_slice={**tags, **plain},
+            config_slice={**tags, **plain, **extra},
+            dump_dtype=dtype,
         )
 
     @property
@@ -158,6 +167,7 @@ UNIT_KEYS = (
     "dump_epochs",
     "divergence",
 )
+OPTIONAL_UNIT_KEYS = ("dump_dtype",)  # config.cell_params adds it when it is not float32
 
 
 @dataclass(frozen=True)
@@ -241,7 +251,7 @@ def train_block(
             block, tensors.in_shape, tensors.n_classes, dev, options.vectorise
         )
         callbacks = training.Callbacks(
-            on_dump=dumps.DumpSink(progress, models.kinds, **tags),
+            on_dump=dumps.DumpSink(progress, models.kinds, dtype=unit.dump_dtype, **tags),
             on_epoch=watch.wrap(progress.add_metrics),
             on_checkpoint=progress.checkpoint,
             checkpoint_every_s=options.checkpoint_every_s,
@@ -307,9 +317,10 @@ def train_pack_job(
     options = TrainOptions(threads, vectorise, checkpoint_every_s)
     started = time.perf_counter()
     for i, params in enumerate(units, 1):
-        unit = TrainUnit.from_params({k: params[k] for k in UNIT_KEYS})
+        own = {k: params[k] for k in (*UNIT_KEYS, *OPTIONAL_UNIT_KEYS) if k in params}
+        unit = TrainUnit.from_params(own)
         done = Path(f"{params['resume_dir']}.done")
-        key = json.dumps({k: params[k] for k in UNIT_KEYS}, sort_keys=True)
+        key = json.dumps(own, sort_keys=True)
         if (done / "key.json").is_file() and (done / "key.json").read_text() == key:
             name = f"{unit.arch} {unit.setting} seeds {list(unit.block.seeds)}"
             logger.info("block %d/%d %s: restored from an earlier attempt", i, len(units), name)

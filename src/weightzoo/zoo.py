@@ -203,7 +203,8 @@ class Zoo:
                 f"run dataset={dataset} arch={arch} setting={setting} seed={seed} has no dump "
                 f"at epoch {epoch}; dumped epochs: {dumped['epoch'].to_list()}"
             )
-        return rows_to_state_dict(rows.to_arrow())
+        stored = json.loads(self.run(dataset, arch, seed, setting).get("config") or "{}")
+        return rows_to_state_dict(rows.to_arrow(), stored.get("dump_dtype", "float32"))
 
     def in_shape(self, dataset: str) -> tuple[int, int, int]:
         """(C, H, W) of a dataset's images: from its prepared file, else the built-in's."""

@@ -12,5 +12,6 @@ run_logged(
     download=snakemake.params.download,
     timeout_s=snakemake.params.timeout_s,
     retries=snakemake.params.retries,
+    mirror=snakemake.params.mirror,
     manifest_out=snakemake.output.manifest,
 )
