@@ -425,7 +425,7 @@ def dashboard_job(
 ) -> None:
     """results/index.html: verdicts, the prediction ladder, every figure and the claims table
     on one offline page."""
-    from weightzoo import analysis, dashboard
+    from weightzoo import analysis, bottom_line, dashboard
     from weightzoo.tables import check_parquet
 
     check_parquet(claims_path, groups_path)
@@ -433,11 +433,18 @@ def dashboard_job(
     groups = pl.read_parquet(groups_path)
     specs = [json.loads(Path(f).read_text()) for f in spec_files]
     summary = dashboard.summary(groups)
-    sections = []
+    sections, extra = [], []
     if prediction_path is not None:
-        sections.append(dashboard.prediction_section(pl.read_parquet(prediction_path)))
+        from weightzoo.prediction import headline
+
+        prediction = pl.read_parquet(prediction_path)
+        sections.append(dashboard.prediction_section(prediction))
+        extra.append(headline(prediction))
+    verdicts = analysis.verdicts(claims)
+    found = bottom_line.findings(verdicts)
+    first = bottom_line.to_html(found, bottom_line.zoo_sentence(groups), extra)
     dashboard.build_dashboard(
-        specs, claims, analysis.verdicts(claims), summary, output, sections=sections
+        specs, claims, verdicts, summary, output, sections=sections, bottom_line=first
     )
 
 
