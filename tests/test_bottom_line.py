@@ -60,10 +60,14 @@ def test_the_pooled_row_speaks_with_its_numbers_and_the_subsets_are_grouped_by_v
 
 def test_new_verdicts_get_their_words_and_unknown_ones_are_quoted():
     found = {f.verdict: f for f in bottom_line.findings(verdicts())}
-    assert found["reversed"].sentences().startswith(
-        "The effect is significant in the opposite direction to the claim. "
-        "Pooled over 45 architecture cells (225 runs), the headline statistic, seed W1, has "
-        "ρ = 0.31 [0.10, 0.50], q = 0.012."
+    assert (
+        found["reversed"]
+        .sentences()
+        .startswith(
+            "The effect is significant in the opposite direction to the claim. "
+            "Pooled over 45 architecture cells (225 runs), the headline statistic, seed W1, has "
+            "ρ = 0.31 [0.10, 0.50], q = 0.012."
+        )
     )
     unknown = found["a verdict nobody wrote yet"]
     assert unknown.sentences() == (
@@ -120,7 +124,10 @@ def test_markdown_and_html_carry_the_same_findings_and_html_is_escaped():
 def test_readme_section_is_replaced_between_its_markers_only():
     text = f"# title\n\n{bottom_line.README_START}\nold\n{bottom_line.README_END}\n\nrest\n"
     new = bottom_line.replace_section(text, "new line\n")
-    assert new == f"# title\n\n{bottom_line.README_START}\nnew line\n{bottom_line.README_END}\n\nrest\n"
+    assert (
+        new
+        == f"# title\n\n{bottom_line.README_START}\nnew line\n{bottom_line.README_END}\n\nrest\n"
+    )
     assert bottom_line.replace_section(new, "new line") == new  # idempotent
     with pytest.raises(ValueError, match="markers"):
         bottom_line.replace_section("# no markers\n", "x")

@@ -175,7 +175,7 @@ def test_dashboard_tables_are_escaped_and_formatted(page: Path):
     assert "&lt;b&gt;escaped&lt;/b&gt; &amp; kept" in text and "<b>escaped" not in text
     assert ">0.812<" in text and ">1.23e-05<" in text  # 3 significant digits
     assert '<td class="num p_value">–</td>' in text  # NaN, like null, is a dash
-    assert '<tr class="not-testable">' in text
+    assert '<details class="not-testable">' in text
     for column in CLAIMS_SCHEMA:
         assert f"<th>{column}</th>" in text
 
@@ -255,6 +255,7 @@ MEASURE = """
       verdicts_height: document.getElementById("verdicts").getBoundingClientRect().height,
       first_figure_top: figure ? top(figure.closest("section")) : null,
       page_height: document.documentElement.scrollHeight,
+      errors: window.__errors.length,
     };
     document.querySelectorAll("details").forEach(function (d) { d.open = true; });
     out.overflowing = Array.prototype.slice.call(document.querySelectorAll("table"))
@@ -277,7 +278,8 @@ MEASURE = """
 def measure_layout(page: Path, profile: Path) -> dict:
     """The page's layout in a 1,400 × 900 headless Chromium window, as MEASURE records it."""
     measured = page.with_name("measured.html")
-    measured.write_text(page.read_text().replace("</body>", MEASURE + "</body>"))
+    head, tail = page.read_text().rsplit("</body>", 1)  # the bundle holds "</body>" too
+    measured.write_text(head + MEASURE + "</body>" + tail)
     flags = ["--window-size=1400,900", "--hide-scrollbars"]
     dom = dump_dom(measured, profile, extra_flags=flags)
     found = re.search(r'<pre id="measurements">(.*?)</pre>', dom, re.S)
@@ -329,7 +331,7 @@ def test_dashboard_verdicts_fit_one_screen_and_the_first_figure_is_within_two(tm
         bottom_line=first,
     )  # fmt: skip
     layout = measure_layout(page, tmp_path / "profile")
-    assert verdicts.height == 22
+    assert verdicts.height == 22 and layout["errors"] == 0, layout
     assert 300 < layout["verdicts_height"] < 900, layout  # 22 lines on one 900 px screen
     assert layout["unfolded_verdicts_height"] > 2 * layout["verdicts_height"], layout  # folded
     assert layout["first_figure_top"] < 1800, layout  # within two screens of 1,400 × 900
@@ -345,7 +347,11 @@ def test_the_bottom_line_opens_the_dashboard(tmp_path: Path):
         bottom_line=first,
     )  # fmt: skip
     body = page.read_text().split("<body", 1)[1]
-    assert body.index('id="bottom-line"') < body.index('id="verdicts"') < body.index("<section id=\"accuracy")
+    assert (
+        body.index('id="bottom-line"')
+        < body.index('id="verdicts"')
+        < body.index('<section id="accuracy')
+    )
     assert "<p>The zoo &amp; its runs.</p>" in body
     assert body.count('<details class="explained-by-size">') == 16
     assert "<h3>Across the training settings of one architecture</h3>" in body

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import math
+from html import escape
 from pathlib import Path
 
 import numpy as np
@@ -504,6 +505,18 @@ def test_save_chart_writes_offline_html_and_an_image(tmp_path: Path, groups, suf
     else:
         assert data.startswith(b"\x89PNG\r\n\x1a\n")
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["f.html", f"f{suffix}"])
+
+
+def test_standalone_figure_page_carries_its_caption_and_zoo(tmp_path: Path, groups):
+    chart = figures.accuracy_vs_params_chart(groups, 200, 150)
+    caption = figures.FIGURES["accuracy_vs_params"].caption
+    zoo = "The zoo holds 12 networks <of> digits."
+    html, _ = vega.save_chart(chart, tmp_path / "f.html", tmp_path / "f.svg", caption, zoo)
+    page = html.read_text()
+    first = caption.split("\n\n")[0]
+    assert f"<p>{escape(first)}</p>" in page and "sweep&#x27;s" in page  # escaped text
+    assert '<p class="zoo">The zoo holds 12 networks &lt;of&gt; digits.</p>' in page
+    assert page.index('<div id="vis">') < page.index('<div class="caption">')
 
 
 def test_save_chart_refuses_other_image_formats(tmp_path: Path, groups):

@@ -249,7 +249,7 @@ def to_html(found: Sequence[Finding], zoo: str = "", extra: Sequence[str] = ()) 
     items = []
     for f in found:
         slug = re.sub(r"[^a-z0-9]+", "-", f.verdict.lower()).strip("-")
-        scope = f" <span class=\"scope\">({esc(f.scope)})</span>" if f.scope else ""
+        scope = f' <span class="scope">({esc(f.scope)})</span>' if f.scope else ""
         items.append(
             f'<li class="{slug}"><strong>{esc(f.title)}</strong>{scope}: '
             f'<strong class="verdict">{esc(f.verdict)}</strong>. {esc(f.sentences())}</li>'

@@ -237,8 +237,9 @@ def verdict_rows(verdicts: pl.DataFrame) -> str:
             (runs, "num"),
         )
         line = "".join(
-            f'<span class="{cls}">{html.escape(text)}</span>' if cls else
-            f"<span>{html.escape(text)}</span>"
+            f'<span class="{cls}">{html.escape(text)}</span>'
+            if cls
+            else f"<span>{html.escape(text)}</span>"
             for text, cls in cells
         )
         rows.append(f'<details class="{slug}"><summary>{line}</summary>'
@@ -254,7 +255,7 @@ def verdict_section(verdicts: pl.DataFrame) -> str:
     from weightzoo.bottom_line import WITHIN_PHRASES
 
     blocks = [
-        "<p>One line per claim and subset (dataset / family; \"all\" pools them): the verdict, "
+        '<p>One line per claim and subset (dataset / family; "all" pools them): the verdict, '
         "its headline statistic and effect with a 95 % CI, q, and the architecture cells and "
         "runs it rests on. Click a line for the controls and every statistic.</p>"
         f"<details><summary>What the verdicts mean</summary>{_legend()}</details>"

@@ -400,16 +400,22 @@ def figure_job(
     html_out: str | Path,
     image_out: str | Path,
     spec_out: str | Path,
+    zoo_path: str | Path | None = None,
 ) -> None:
-    """One figure: offline HTML, an SVG or PNG image and its spec (for the dashboard)."""
+    """One figure: offline HTML (with its caption and, from `zoo_path`'s groups table, the
+    zoo it came from), an SVG or PNG image and its spec (for the dashboard)."""
     from weightzoo import figures, vega
+    from weightzoo.bottom_line import zoo_sentence
     from weightzoo.tables import check_parquet
 
     check_parquet(*tables.values())
     fig = figures.FIGURES[name]
     scans = {t: pl.scan_parquet(path) for t, path in tables.items()}
     chart = figures.draw(name, scans, {**settings, "hist_range": tuple(hist_range)})
-    vega.save_chart(chart.properties(title=fig.title), html_out, image_out)
+    zoo = zoo_sentence(pl.read_parquet(zoo_path)) if zoo_path is not None else ""
+    vega.save_chart(
+        chart.properties(title=fig.title), html_out, image_out, caption=fig.caption, zoo=zoo
+    )
     # the dashboard gives each figure a heading of its own, so its spec carries no title
     record = {"name": name, "title": fig.title, "caption": fig.caption}
     vega.save_spec({**record, "spec": vega.chart_spec(chart)}, spec_out)
