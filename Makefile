@@ -32,7 +32,7 @@ slurm:
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq slurm-wlm munge >/dev/null; \
 	  else echo "slurm-wlm or munge is missing and apt-get needs root: the SLURM test will be skipped"; fi; }
 
-# Benchmarks against reference baselines (README, "Performance"); writes benchmarks/results.md.
+# Benchmarks against reference baselines (docs/performance.md); writes benchmarks/results.md.
 # The `bench` extra adds WeightWatcher, the reference of the statistics benchmark.
 $(VENV)/.bench-installed: $(BIN)/snakemake pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
@@ -44,7 +44,7 @@ bench: $(VENV)/.bench-installed  ## measure everything (about 35 minutes on 2 co
 bench-training: $(VENV)/.bench-installed  ## only the training sections (a GPU is used when present)
 	$(BIN)/python benchmarks/run.py --training-only --output benchmarks/results-training.md
 
-# The prepared GPU check (README, "Performance"): CUDA tests, throughput and a projection of the
+# The prepared GPU check (docs/performance.md): CUDA tests, throughput and a projection of the
 # paper-scale zoo on one card into benchmarks/results-gpu.md; without a GPU, a small CPU
 # version. Needs only torch, numpy, scipy, pyarrow, polars and pyyaml: no install, no network.
 GPU_CHECK_PYTHON ?= $(if $(wildcard $(BIN)/python),$(BIN)/python,python3)

@@ -216,6 +216,13 @@ def table_with(spec: dict, *columns: str) -> pl.DataFrame:
     return found[0]
 
 
+def note_of(spec: dict) -> str:
+    """The text figures.with_note put under a chart."""
+    data = spec["vconcat"][1]["data"]
+    values = data["values"] if "values" in data else spec["datasets"][data["name"]]
+    return values[0]["note"]
+
+
 def expr_list(expr: str) -> list:
     """The JSON array a figure indexes in a Vega expression: '["a", "b"][datum.value]'."""
     return json.loads(expr[: expr.rindex("[datum.")])
@@ -381,6 +388,34 @@ def test_trajectories_put_the_pooled_dataset_last():
     points = table_with(spec, "progress", "value")
     assert points.height == (len(DATASETS) + 1) * len(FAMILIES) * 5 * 2
     assert spec["facet"]["column"]["sort"] == [*DATASETS, "all"]
+
+
+def test_trajectories_hide_the_pooled_panel_that_repeats_the_only_dataset():
+    one = make_medians().filter(pl.col("dataset").is_in(["digits", "all"]))
+    spec = figures.trajectories_chart(one, 200, 150).to_dict()
+    points = table_with(spec, "progress", "value")
+    assert set(points["dataset"]) == {"digits"}
+    assert points.height == len(FAMILIES) * 5 * 2
+    assert note_of(spec) == 'The pooled panel "all" is not drawn: with one dataset it is the digits panel.'
+
+
+def test_accuracy_vs_params_marks_the_settings_of_one_architecture_by_shape(groups):
+    assert "shape" not in json.dumps(figures.accuracy_vs_params_chart(groups).to_dict())
+    lr = groups.filter(arch="mlp-w4").with_columns(setting=pl.lit("lr1e-2"))
+    spec = figures.accuracy_vs_params_chart(pl.concat([groups, lr])).to_dict()
+    (shape,) = [layer["encoding"]["shape"] for layer in spec["spec"]["layer"]
+                if "shape" in layer["encoding"]]  # fmt: skip
+    assert shape["field"] == "setting" and shape["sort"] == ["default", "lr1e-2"]
+
+
+def test_spectral_alpha_states_how_many_fits_are_valid_and_why_the_rest_are_grey(final):
+    spec = figures.spectral_alpha_chart(final, 200, 150).to_dict()
+    # 18 runs per family; flagged: the first weight tensor of each run (mlp 1 of 2, cnn 1 of
+    # 3, vit 1 of 4): 54 of 162 fits
+    assert note_of(spec) == (
+        "108 of 162 weight-matrix fits are valid; grey, flagged: 54 too few eigenvalues "
+        "(too_few_evals)."
+    )
 
 
 def test_distance_heatmap_orders_runs_by_accuracy():
