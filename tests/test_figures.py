@@ -396,7 +396,10 @@ def test_trajectories_hide_the_pooled_panel_that_repeats_the_only_dataset():
     points = table_with(spec, "progress", "value")
     assert set(points["dataset"]) == {"digits"}
     assert points.height == len(FAMILIES) * 5 * 2
-    assert note_of(spec) == 'The pooled panel "all" is not drawn: with one dataset it is the digits panel.'
+    assert (
+        note_of(spec)
+        == 'The pooled panel "all" is not drawn: with one dataset it is the digits panel.'
+    )
 
 
 def test_accuracy_vs_params_marks_the_settings_of_one_architecture_by_shape(groups):
