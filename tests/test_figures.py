@@ -447,10 +447,12 @@ def test_distance_heatmap_merges_runs_beyond_max_runs():
     assert labels[0] == "#0 acc 0.0–0.09"
 
 
-def test_distance_heatmap_refuses_several_subsets():
-    mixed = pl.concat([make_distances(3), make_distances(3).with_columns(family=pl.lit("cnn"))])
-    with pytest.raises(ValueError, match="digits/cnn, digits/mlp"):
-        figures.distance_heatmap_chart(mixed)
+def test_distance_heatmap_draws_one_panel_per_family():
+    mixed = pl.concat([make_distances(3), make_distances(4).with_columns(family=pl.lit("cnn"))])
+    spec = figures.distance_heatmap_chart(mixed).to_dict()
+    titles = [panel["title"] for panel in spec["concat"]]
+    assert titles == ["digits · mlp: 3 runs", "digits · cnn: 4 runs"]  # the paper's order
+    assert spec["columns"] == 2
 
 
 def test_prediction_scatter_shows_size_and_the_best_set_per_cell(groups):

@@ -587,19 +587,31 @@ def distance_heatmap_chart(
     distances: pl.DataFrame, width: int = 360, height: int = 360, max_runs: int = 80
 ) -> alt.Chart:
     """How alike the networks' weight distributions are: the 1-Wasserstein distance between
-    the final-weight histograms of every pair of runs of one dataset and family, runs
-    ordered by final test accuracy (worst at the left and top). Dark cells are similar
-    networks. A dark block in the high-accuracy corner and a light, patchy low-accuracy
-    corner mean that successful networks resemble each other while poor ones scatter
-    (claim 2). With many runs, neighbouring runs (in accuracy order) are merged into at most
-    `max_runs` groups and a cell is the mean distance between two groups' runs.
+    the final-weight histograms of every pair of runs of one dataset and family (one panel
+    each; runs are never compared across families), runs ordered by final test accuracy
+    (worst at the left and top). Dark cells are similar networks. A dark block in the
+    high-accuracy corner and a light, patchy low-accuracy corner mean that successful
+    networks resemble each other while poor ones scatter (claim 2). With many runs,
+    neighbouring runs (in accuracy order) are merged into at most `max_runs` groups and a
+    cell is the mean distance between two groups' runs.
     """
+    if max_runs < 1:
+        raise ValueError(f"distance_heatmap: max_runs must be >= 1, got {max_runs}")
     subsets = distances.select("dataset", "family").unique().sort("dataset", "family")
     if subsets.height > 1:
-        raise ValueError(
-            "distance_heatmap takes the runs of one dataset x family, got "
-            + ", ".join(f"{d}/{f}" for d, f in subsets.iter_rows())
-        )
+        families = _order(subsets["family"], FAMILIES)
+        panels = [
+            _heatmap(distances.filter(dataset=d, family=f), width, height, max_runs)
+            for d in sorted(subsets["dataset"].unique())
+            for f in families
+            if (d, f) in set(subsets.iter_rows())
+        ]
+        return alt.concat(*panels, columns=len(families)).resolve_scale(color="independent")
+    return _heatmap(distances, width, height, max_runs)
+
+
+def _heatmap(distances: pl.DataFrame, width: int, height: int, max_runs: int) -> alt.Chart:
+    """One dataset x family's run x run heatmap (see distance_heatmap_chart)."""
     if max_runs < 1:
         raise ValueError(f"distance_heatmap: max_runs must be >= 1, got {max_runs}")
     pairs = distances.select("run_a", "run_b", "acc_a", "acc_b", "w1").with_columns(_finite("w1"))
@@ -647,7 +659,9 @@ def distance_heatmap_chart(
     accs = json.dumps([None if a is None else float(f"{a:.4g}") for a in labels["acc"].to_list()])
     dataset, family = distances["dataset"][0], distances["family"][0]
     axis = {"title": "run (by final test accuracy)", "sort": "ascending"}
-    labels_axis = alt.Axis(labelExpr=f"{names}[datum.value]", labelOverlap=True, labelLimit=120)
+    labels_axis = alt.Axis(
+        labelExpr=f"{names}[datum.value]", labelOverlap="greedy", labelLimit=140, labelFontSize=9
+    )
     return (
         alt.Chart(_inline(cells))
         .transform_calculate(
@@ -935,7 +949,13 @@ def _distances(frames: dict[str, pl.LazyFrame], settings: dict) -> list[pl.DataF
     from weightzoo.analysis import heatmap_distances
 
     final = frames["final"].collect()
-    return [heatmap_distances(final, settings["hist_range"], settings["max_heatmap_runs"])]
+    subsets = final.select("dataset", "family").unique().sort("dataset", "family")
+    hist_range, max_runs = settings["hist_range"], settings["max_heatmap_runs"]
+    parts = [
+        heatmap_distances(final.filter(dataset=d, family=f), hist_range, max_runs)
+        for d, f in subsets.iter_rows()
+    ] or [heatmap_distances(final, hist_range, max_runs)]  # no runs: the empty table
+    return [pl.concat(parts)]
 
 
 @dataclass(frozen=True)
