@@ -131,3 +131,13 @@ def test_readme_section_is_replaced_between_its_markers_only():
     assert bottom_line.replace_section(new, "new line") == new  # idempotent
     with pytest.raises(ValueError, match="markers"):
         bottom_line.replace_section("# no markers\n", "x")
+
+
+def test_levels_put_the_family_level_first_with_headings_in_words():
+    frame = verdicts()
+    parts = bottom_line.levels(frame.sort("within"))  # architecture rows first in the input
+    assert [(title, part.height) for title, part in parts] == [
+        ("Across the architectures of each family", 5),
+        ("Across the training settings of one architecture", 2),
+    ]
+    assert bottom_line.levels(frame.drop("within"))[0][0] == ""

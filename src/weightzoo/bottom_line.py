@@ -195,6 +195,23 @@ def findings(verdicts: pl.DataFrame) -> list[Finding]:
     return out
 
 
+def levels(verdicts: pl.DataFrame) -> list[tuple[str, pl.DataFrame]]:
+    """The verdict table split by `within` (family first), each part with its heading in
+    words ("Across the architectures of each family"); one untitled part without `within`."""
+    if "within" not in verdicts.columns or verdicts.is_empty():
+        return [("", verdicts)]
+    order = {w: i for i, w in enumerate(WITHIN_PHRASES)}
+    parts = sorted(
+        verdicts.partition_by("within", maintain_order=True),
+        key=lambda part: order.get(part["within"][0], len(order)),
+    )
+    out = []
+    for part in parts:
+        phrase = WITHIN_PHRASES.get(part["within"][0], f"within {part['within'][0]}")
+        out.append((phrase[:1].upper() + phrase[1:], part))
+    return out
+
+
 def zoo_sentence(groups: pl.DataFrame) -> str:
     """The zoo in one sentence: networks, cells, datasets, families, diverged, groups."""
     if groups.is_empty():

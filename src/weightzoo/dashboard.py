@@ -252,7 +252,7 @@ def verdict_rows(verdicts: pl.DataFrame) -> str:
 def verdict_section(verdicts: pl.DataFrame) -> str:
     """The verdict section's body: a line on how to read it, the legend (folded), then one
     block of compact rows per level of comparison (`within`)."""
-    from weightzoo.bottom_line import WITHIN_PHRASES
+    from weightzoo.bottom_line import levels
 
     blocks = [
         '<p>One line per claim and subset (dataset / family; "all" pools them): the verdict, '
@@ -260,15 +260,9 @@ def verdict_section(verdicts: pl.DataFrame) -> str:
         "runs it rests on. Click a line for the controls and every statistic.</p>"
         f"<details><summary>What the verdicts mean</summary>{_legend()}</details>"
     ]
-    if "within" in verdicts.columns:
-        parts = verdicts.partition_by("within", maintain_order=True)
-    else:
-        parts = [verdicts]
-    for part in parts:
-        within = part["within"][0] if "within" in part.columns and part.height else None
-        if len(parts) > 1 or within is not None:
-            title = WITHIN_PHRASES.get(within, f"within {within}")
-            blocks.append(f"<h3>{html.escape(title[:1].upper() + title[1:])}</h3>")
+    for title, part in levels(verdicts):
+        if title:
+            blocks.append(f"<h3>{html.escape(title)}</h3>")
         blocks.append(verdict_rows(part))
     return "".join(blocks)
 
