@@ -59,3 +59,8 @@ lint: $(BIN)/snakemake
 
 clean:
 	rm -rf results .snakemake
+
+# The manual in docs/ as a site in site/ (mkdocs-material from the dev extra; offline, strict).
+.PHONY: docs
+docs: $(BIN)/snakemake  ## build docs/ into site/ (open site/index.html)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
