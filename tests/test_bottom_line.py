@@ -64,7 +64,7 @@ def test_new_verdicts_get_their_words_and_unknown_ones_are_quoted():
         found["reversed"]
         .sentences()
         .startswith(
-            "The effect is significant in the opposite direction to the claim. "
+            "A control points the opposite way to the raw effect, so it is not supported. "
             "Pooled over 45 architecture cells (225 runs), the headline statistic, seed W1, has "
             "ρ = 0.31 [0.10, 0.50], q = 0.012."
         )

@@ -39,15 +39,23 @@ WITHIN_PHRASES = {
 # here are shown as they stand.
 VERDICT_MEANINGS = {
     "supported": "it holds beyond model size and beyond the initial weights",
+    "beyond size": "it holds beyond model size; whether it goes beyond the initial weights "
+    "cannot be told",
     "initialisation": "it holds beyond model size, but the initial weights already show it",
+    "explained by initialisation": "it holds beyond model size, but the initial weights "
+    "already show it",
     "explained by size": "there is an effect, but parameter count accounts for it",
     "inconclusive given size": "there is an effect, but too few architectures to tell "
     "whether it goes beyond model size",
+    "undefined": "the statistic follows model size exactly: nothing is left to test beyond it",
+    "reversed": "a control points the opposite way to the raw effect, so it is not supported",
     "shape only": "the curves have the same shape, but the size of the change differs",
+    "same shape and size": "the families' curves are shown the same in shape and in size",
+    "same shape": "the families' curves are shown the same in shape, not in size",
+    "different": "the families' curves differ in shape",
+    "inconclusive": "the curves are neither shown the same nor shown different",
     "inconsistent": "the subsets disagree in direction",
-    "reversed": "the effect is significant in the opposite direction to the claim",
     "not supported": "no significant effect in the claimed direction",
-    "undefined": "the statistic has no value on this zoo",
     "not testable": "too few architectures for a test",
     "at chance": "the family's best architecture is at chance: no groups, no test",
 }
