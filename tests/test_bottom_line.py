@@ -141,3 +141,21 @@ def test_levels_put_the_family_level_first_with_headings_in_words():
         ("Across the training settings of one architecture", 2),
     ]
     assert bottom_line.levels(frame.drop("within"))[0][0] == ""
+
+
+def test_with_one_dataset_its_all_families_row_speaks_and_agreeing_subsets_are_one_verdict():
+    frame = pl.DataFrame([
+        verdict_row(1, "digits", "all", "explained by size", statistic="q99", estimate=-0.6,
+                    q_value=0.02, n_cells=45, n_runs=225),
+        verdict_row(1, "digits", "mlp", "explained by size", n_cells=18),
+        verdict_row(3, "digits", "cnn vs mlp", "shape only", n_cells=37),
+        verdict_row(3, "digits", "cnn vs vit", "shape only", n_cells=27),
+    ])  # fmt: skip
+    one, three = bottom_line.findings(frame)
+    assert one.sentences() == (
+        "There is an effect, but parameter count accounts for it. Over 45 architecture cells "
+        "(225 runs), the headline statistic, q99, has ρ = −0.60, q = 0.02. "
+        "By subset: explained by size for mlp (18 cells)."
+    )
+    assert three.verdict == "shape only"
+    assert three.sentences().startswith("The curves have the same shape, but the size")

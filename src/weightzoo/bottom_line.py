@@ -159,10 +159,13 @@ def _join(items: Sequence[str]) -> str:
 
 
 def _headline(rows: list[dict]) -> dict | None:
-    """The row that speaks for a claim: the fully pooled one, else the only one."""
-    pooled = [r for r in rows if r.get("dataset") == ALL and r.get("family") == ALL]
-    if pooled:
-        return pooled[0]
+    """The row that speaks for a claim: the most pooled one (every dataset and family; with
+    one dataset, its all-families row), else the only one."""
+    datasets = {r.get("dataset") for r in rows if r.get("dataset") != ALL}
+    for dataset in [ALL, *(datasets if len(datasets) == 1 else ())]:
+        pooled = [r for r in rows if r.get("dataset") == dataset and r.get("family") == ALL]
+        if pooled:
+            return pooled[0]
     return rows[0] if len(rows) == 1 else None
 
 
@@ -183,10 +186,12 @@ def findings(verdicts: pl.DataFrame) -> list[Finding]:
         part = [r for r in rows if r["claim"] == claim and r.get("within") == within]
         head = _headline(part)
         rest = [r for r in part if r is not head]
+        said = list(dict.fromkeys(str(r.get("verdict")) for r in part))
         if head is not None:
             verdict = str(head.get("verdict"))
         else:  # no pooled row: the verdicts of the subsets
-            verdict = ", ".join(dict.fromkeys(str(r.get("verdict")) for r in part))
+            verdict = ", ".join(said)
+        agreed = head is not None or len(said) == 1
         scope = WITHIN_PHRASES.get(within, f"within {within}" if within else "")
         out.append(
             Finding(
@@ -195,7 +200,7 @@ def findings(verdicts: pl.DataFrame) -> list[Finding]:
                 title=CLAIM_TITLES.get(int(claim), f"Claim {claim}"),
                 scope=scope,
                 verdict=verdict,
-                meaning=meaning(verdict) if head is not None else "the subsets differ",
+                meaning=meaning(verdict) if agreed else "the subsets differ",
                 evidence=_evidence(head, int(claim)) if head is not None else "",
                 subsets=_subsets(rest, datasets),
             )
