@@ -103,8 +103,10 @@ table.fit { table-layout: fixed; width: 100%; }
 table.fit td, table.fit th { overflow-wrap: anywhere; }
 .chart { overflow-x: auto; }
 #errors { display: none; }
-.bottom-line { background: #f6f8f7; border-left: 4px solid #1b7a5a; padding: 0.2em 1em; }
-.bottom-line li { margin: 0.4em 0; }
+h1 { font-size: 1.5em; margin: 0.3em 0; }
+h2 { margin: 0.6em 0 0.4em; }
+.bottom-line { background: #f6f8f7; border-left: 4px solid #1b7a5a; padding: 0.1em 1em; }
+.bottom-line li { margin: 0.25em 0; }
 .bottom-line .scope { color: #555; }
 details > summary { cursor: pointer; }
 .verdicts { margin: 0.5em 0 1em; font-size: 0.9em; }
@@ -328,7 +330,7 @@ def build_dashboard(
     inline, e.g. figures.chart_spec(chart)), shown in this order. `claims`: the claims table
     (analysis.CLAIMS_SCHEMA columns); `verdicts`: analysis.verdicts(claims); `summary`: a
     paragraph of plain text (blank lines separate paragraphs); `sections`: dicts with id,
-    title and html (trusted, already escaped), shown after the verdicts; `bottom_line`: an
+    title and html (trusted, already escaped), shown after the figures; `bottom_line`: an
     HTML fragment (weightzoo.bottom_line.to_html) that opens the verdicts.
     """
     names = [str(f["name"]) for f in figures]
@@ -373,8 +375,8 @@ def build_dashboard(
 <section id="verdicts"><h2>Verdicts</h2>
 {verdict_section(verdicts)}
 </section>
-{extra}
 {"".join(sections)}
+{extra}
 <section id="claims"><h2>Every test</h2>
 <details><summary>Every test behind the verdicts ({claims.height} rows; also in
 tables/claims.parquet)</summary>
