@@ -92,10 +92,10 @@ def job_code(step: str, work: Path, cfg: dict) -> str:
     if step == "claims":
         call = (
             "jobs.claims_job(runs_path=T/'runs.parquet', stats_path=T/'stats.parquet', "
-            "analysis_cfg=CFG['analysis'], groups_out=T/'groups.parquet', "
-            "final_out=T/'final_stats.parquet', trajectories_out=T/'trajectories.parquet', "
-            "claims_out=T/'claims.parquet', claims_md_out=W/'claims.md', "
-            "cells_out=T/'cells.parquet')"
+            "analysis_cfg=CFG['analysis'], outputs={'groups': T/'groups.parquet', "
+            "'final': T/'final_stats.parquet', 'trajectories': T/'trajectories.parquet', "
+            "'cells': T/'cells.parquet', 'claims': T/'claims.parquet', "
+            "'claims_md': W/'claims.md'})"
         )
     elif step == "dashboard":
         call = (

@@ -166,5 +166,10 @@ def test_empty_histogram_range_is_rejected(config):
 
 
 def test_group_bands_must_not_overlap(config):
-    config["analysis"]["groups"] = {"optimal_within": 0.2, "suboptimal_below": 0.1}
+    config["analysis"]["groups"] |= {"optimal_within": 0.2, "suboptimal_below": 0.1}
     assert errors_for(config).startswith("analysis.groups: suboptimal_below must be at least")
+
+
+def test_chance_margin_has_no_default_outside_the_config(config):
+    del config["analysis"]["groups"]["chance_margin"]
+    assert "chance_margin" in errors_for(config)

@@ -165,15 +165,22 @@ def make_prediction() -> pl.DataFrame:
     split has too few cells (null numbers, a note)."""
     rows = []
     for split in ("architecture", "dataset", "seed"):
+        # the ranking by size fits nothing (no folds, no held-out rows) and ranks best here:
+        # the scatter's best set must still be a fitted one
+        tau = None if split == "dataset" else 0.99
+        rows.append({"feature_set": "size_rank", "predictor": "rank", "split": split,
+                     "epoch": "final", "n_folds": None, "tau": tau,
+                     "tau_low": None if tau is None else tau - 0.1,
+                     "tau_high": None if tau is None else tau})  # fmt: skip
         for i, fset in enumerate(PREDICTION_SETS):
             for predictor in ("ridge", "hgb"):
                 tau = None if split == "dataset" else 0.5 + 0.1 * i + 0.02 * (predictor == "hgb")
                 rows.append({"feature_set": fset, "predictor": predictor, "split": split,
-                             "epoch": "final", "tau": tau,
+                             "epoch": "final", "n_folds": 5, "tau": tau,
                              "tau_low": None if tau is None else tau - 0.1,
                              "tau_high": None if tau is None else tau + 0.05})  # fmt: skip
     return pl.DataFrame(rows, schema_overrides={"tau": pl.Float64, "tau_low": pl.Float64,
-                                                 "tau_high": pl.Float64})  # fmt: skip
+                                                 "tau_high": pl.Float64, "n_folds": pl.Int64})  # fmt: skip
 
 
 def make_oof(groups: pl.DataFrame) -> pl.DataFrame:
@@ -472,8 +479,11 @@ def test_prediction_scatter_shows_size_and_the_best_set_per_cell(groups):
 def test_prediction_tau_has_a_bar_per_set_and_predictor_of_each_split_with_numbers():
     spec = vega.chart_spec(figures.prediction_tau_chart(make_prediction()))
     bars = table_with(spec, "feature_set", "tau", "tau_low")
-    assert bars.height == 2 * len(PREDICTION_SETS) * 2  # dataset: too few cells, left out
+    # 2 splits with numbers (dataset: too few cells, left out) x (4 sets x 2 predictors + the
+    # ranking by size, a bar of its own)
+    assert bars.height == 2 * (len(PREDICTION_SETS) * 2 + 1)
     assert set(bars["split"]) == {"architecture", "seed"}
+    assert bars.filter(feature_set="size_rank")["predictor"].to_list() == ["rank", "rank"]
     empty = make_prediction().with_columns(tau=pl.lit(None, pl.Float64))
     assert "too few cells" in json.dumps(figures.prediction_tau_chart(empty).to_dict())
 

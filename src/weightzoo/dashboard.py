@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import html
 import json
-import math
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,6 +22,7 @@ import polars as pl
 
 from weightzoo.analysis import CLAIMS_SCHEMA, VERDICTS
 from weightzoo.io import atomic_path
+from weightzoo.markdown import finite, fmt
 from weightzoo.vega import check_offline, javascript_bundle, script_json
 
 EMBED_OPTIONS = {
@@ -139,17 +139,6 @@ def summary(groups: pl.DataFrame) -> str:
     )
 
 
-def format_cell(value) -> str:
-    """A table cell: floats to 3 significant digits, null and NaN as "–", booleans yes/no."""
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return "–"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, float):
-        return f"{value:.3g}"
-    return str(value)
-
-
 FIT = ' class="fit"'
 
 
@@ -166,7 +155,7 @@ def html_table(
     for record in df.iter_rows(named=True):
         cells = "".join(
             f'<td class="{"num " if c in numeric else ""}{html.escape(c)}">'
-            f"{html.escape(format_cell(record[c]))}</td>"
+            f"{html.escape(fmt(record[c]))}</td>"
             for c in columns
         )
         cls = ""
@@ -194,7 +183,7 @@ def _legend() -> str:
 def _effect(row: dict) -> str:
     """A verdict row's headline effect with its CI, e.g. "−0.60 [−0.75, −0.40]"."""
     estimate = row.get("estimate")
-    if estimate is None or not math.isfinite(estimate):
+    if finite(estimate) is None:
         return "–"
     text = f"{estimate:+.2f}"
     if row.get("ci_low") is not None and row.get("ci_high") is not None:
@@ -205,7 +194,7 @@ def _effect(row: dict) -> str:
 def _verdict_details(row: dict) -> str:
     """The folded part of one verdict: the controls, then the detail, one item per clause."""
     controls = " · ".join(
-        f"{label}: {format_cell(row.get(key))}"
+        f"{label}: {fmt(row.get(key))}"
         for key, label in (
             ("beyond_size", "beyond size"),
             ("beyond_init", "beyond initialisation"),
@@ -228,14 +217,14 @@ def verdict_rows(verdicts: pl.DataFrame) -> str:
     rows = []
     for row in verdicts.iter_rows(named=True):
         slug = re.sub(r"[^a-z0-9]+", "-", str(row.get("verdict")).lower()).strip("-")
-        runs = f"{format_cell(row.get('n_cells'))} / {format_cell(row.get('n_runs'))}"
+        runs = f"{fmt(row.get('n_cells'))} / {fmt(row.get('n_runs'))}"
         cells = (
             (str(row.get("claim")), ""),
             (f"{row.get('dataset')} / {row.get('family')}", ""),
-            (format_cell(row.get("verdict")), "verdict"),
-            (format_cell(row.get("statistic")), ""),
+            (fmt(row.get("verdict")), "verdict"),
+            (fmt(row.get("statistic")), ""),
             (_effect(row), "num"),
-            (format_cell(row.get("q_value")), "num"),
+            (fmt(row.get("q_value")), "num"),
             (runs, "num"),
         )
         line = "".join(
@@ -306,8 +295,9 @@ def prediction_section(prediction: pl.DataFrame) -> dict:
     text = (
         f"<p>{html.escape(headline(prediction))}</p>"
         f"<p>{html.escape(SPLIT_TITLES.get(split, 'No split'))}: Kendall τ and R² of held-out "
-        "predictions with 95 % bootstrap CIs over cells, and the paired increment over "
-        "parameter count. Every split and the early epochs: results/prediction.md.</p>"
+        "predictions with 95 % bootstrap CIs over cells, and the paired increment over the "
+        "strongest size baseline (parameter count fitted, or runs ranked by it). Every split "
+        "and the early epochs: results/prediction.md.</p>"
         f"<details><summary>The ladder: {ladder.height} feature set × predictor rows</summary>"
         f"{html_table(ladder, PREDICTION_COLUMNS, fit=True)}</details>"
     )

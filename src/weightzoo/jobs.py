@@ -332,53 +332,53 @@ def concat_tables(*, files: list[str | Path], output: str | Path) -> None:
     )
 
 
+CLAIMS_OUTPUTS = ("groups", "final", "trajectories", "cells", "claims", "claims_md")
+
+
 def claims_job(
     *,
     runs_path: str | Path,
     stats_path: str | Path,
     analysis_cfg: dict,
-    groups_out: str | Path,
-    final_out: str | Path,
-    trajectories_out: str | Path,
-    claims_out: str | Path,
-    claims_md_out: str | Path,
-    cells_out: str | Path,
+    outputs: dict[str, str | Path],
 ) -> pl.DataFrame:
     """Label runs, test the paper's three claims, write the claims table and page.
 
+    `outputs` maps each of `CLAIMS_OUTPUTS` (the claims rule's output names) to its path.
     The stats table is read lazily, only the pooled rows the tests need; the final-epoch
-    statistics (the figures' table) are streamed to disk, never held whole. `cells_out` gets
+    statistics (the figures' table) are streamed to disk, never held whole. `cells` gets
     one row per architecture cell.
     """
     from weightzoo import analysis
-    from weightzoo.tables import CELL_KEYS, check_parquet
+    from weightzoo.bottom_line import zoo_sentence
+    from weightzoo.tables import check_parquet
 
+    if sorted(outputs) != sorted(CLAIMS_OUTPUTS):
+        raise ValueError(f"claims_job: outputs {sorted(outputs)}, expected {CLAIMS_OUTPUTS}")
     check_parquet(runs_path, stats_path)
     started = time.perf_counter()
-    settings = analysis.Settings.from_config(analysis_cfg)
+    settings = analysis.ClaimSettings.from_config(analysis_cfg)
     runs = pl.read_parquet(runs_path)
     stats_lf = pl.scan_parquet(stats_path)
     result = analysis.run_claims(runs, stats_lf, settings)
     groups = result.groups
     sunk = time.perf_counter()
-    with atomic_path(Path(final_out)) as tmp:
+    with atomic_path(Path(outputs["final"])) as tmp:
         analysis.final_stats(stats_lf, groups).sink_parquet(tmp, compression="zstd")
     logger.info("phase final stats: %.2f s", time.perf_counter() - sunk)
     verdicts = analysis.verdicts(result.claims)
-    counts = dict(groups.group_by("group").len().sort("group").rows())
-    counts |= {
-        "runs": groups.height,
-        "cells": groups.select(CELL_KEYS).n_unique(),  # each once, whatever level tests it
-        "diverged": int((groups["status"] == "diverged").sum()),
-    }
     page = analysis.claims_markdown(
-        result.claims, verdicts, rule=groups["group_rule"][0], settings=settings, counts=counts
+        result.claims,
+        verdicts,
+        rule=groups["group_rule"][0],
+        settings=settings,
+        zoo=zoo_sentence(groups),  # each cell once, whatever level tests it
     )
-    dumps.write_table(groups.to_arrow(), groups_out)
-    dumps.write_table(result.cells.to_arrow(), cells_out)
-    dumps.write_table(result.trajectories.to_arrow(), trajectories_out)
-    dumps.write_table(result.claims.to_arrow(), claims_out)
-    with atomic_path(Path(claims_md_out)) as tmp:
+    dumps.write_table(groups.to_arrow(), outputs["groups"])
+    dumps.write_table(result.cells.to_arrow(), outputs["cells"])
+    dumps.write_table(result.trajectories.to_arrow(), outputs["trajectories"])
+    dumps.write_table(result.claims.to_arrow(), outputs["claims"])
+    with atomic_path(Path(outputs["claims_md"])) as tmp:
         tmp.write_text(page)
     with pl.Config(tbl_rows=-1, tbl_cols=8, fmt_str_lengths=40):
         logger.info("verdicts:\n%s", verdicts.drop("detail"))

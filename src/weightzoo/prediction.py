@@ -19,9 +19,11 @@ well, so the question here is what the weights add to it:
   hyperparameter is chosen by cross-validation inside the training folds, grouped by cell.
 - Evaluation on pooled out-of-fold predictions: R², Kendall τ-b, Spearman ρ and MAE, with
   95 % percentile-bootstrap CIs over architecture cells (whole cells resampled), and each
-  metric's increment over `size` and over `arch`, paired: the same folds and the same
-  resamples of cells. Early prediction uses the weights of each dumped epoch to predict the
-  final accuracy.
+  metric's increment over the strongest size baseline and over `arch`, paired: the same
+  folds and the same resamples of cells. The size baselines are `size` fitted by each
+  predictor and `size_rank`, which fits nothing: runs ranked by their parameter count (τ and
+  ρ only), often the strongest. Early prediction uses the weights of each dumped epoch to
+  predict the final accuracy.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ import numpy as np
 import polars as pl
 
 from weightzoo import families, resampling
+from weightzoo.markdown import finite, md_table
 from weightzoo.settings import SETTING_KEYS
 from weightzoo.stats import WEIGHT_POOL
 from weightzoo.zoo import RUN_KEYS, SPLIT_KINDS, TooFewGroups, cell_ids, fold_ids, with_keys
@@ -61,11 +64,17 @@ FEATURE_SETS = {
     "init": "layer7 of the initialisation (epoch 0): a control",
 }
 BASELINES = ("size", "arch")
+# The zero-parameter size baseline: runs ranked by parameter count, no fit, no folds. It has
+# rank metrics only (an accuracy is not a rank), and is a size baseline beside `size`.
+SIZE_RANK, RANK = "size_rank", "rank"
+SIZE_RANK_TEXT = "no fit: runs ranked by their parameter count (τ and ρ only)"
+RANK_METRICS = ("tau", "rho")
 EPOCH_FREE_SETS = {"size", "arch", "setting", "init"}  # the same at every epoch
 SETTING_LOGS = {"lr": 10, "batch_size": 2}  # setting keys read on a log scale (base)
 WEIGHT_SETS = ("global7", "layer7", "layer7_delta", "spectral")  # what the trained weights say
 PREDICTORS = {"ridge": "ridge (RidgeCV)", "hgb": "gradient boosting (HistGradientBoosting)"}
 METRICS = ("r2", "tau", "rho", "mae")
+LOWER_IS_BETTER = {"mae"}
 TOO_FEW = "too few cells for a split"
 
 
@@ -509,7 +518,7 @@ PREDICTION_SCHEMA: dict[str, pl.DataType] = {
     **{f"{m}{s}": pl.Float64 for m in METRICS for s in ("", "_low", "_high")},
     **{f"{m}_over_{b}{s}": pl.Float64 for b in BASELINES for m in METRICS
        for s in ("", "_low", "_high")},
-    "hyperparameters": pl.String, "note": pl.String,
+    "size_baselines": pl.String, "hyperparameters": pl.String, "note": pl.String,
 }  # fmt: skip
 OOF_SCHEMA: dict[str, pl.DataType] = {
     **dict.fromkeys(RUN_KEYS, pl.String), "seed": pl.Int32, "cell": pl.Int64,
@@ -520,25 +529,23 @@ OOF_SCHEMA: dict[str, pl.DataType] = {
 
 def plan(cfg: dict, epochs_present: Sequence[str]) -> list[tuple[str, str, str, str]]:
     """(epoch, split, feature set, predictor) of every row: the full ladder at the final
-    epoch, the early sets at the early epochs; `size` and `arch` always (the baselines)."""
+    epoch, the early sets at the early epochs; `size_rank` (predictor `rank`), `size` and
+    `arch` always (the baselines)."""
 
     def ladder(sets: Sequence[str]) -> list[str]:
         return list(dict.fromkeys([*BASELINES, *sets]))
 
     early = cfg["early"]
-    rows = [
-        (FINAL, s, f, p)
-        for s in cfg["splits"]
-        for f in ladder(cfg["feature_sets"])
-        for p in cfg["predictors"]
-    ]
+    rows = []
+    for s in cfg["splits"]:
+        rows.append((FINAL, s, SIZE_RANK, RANK))
+        rows += [(FINAL, s, f, p) for f in ladder(cfg["feature_sets"]) for p in cfg["predictors"]]
     for e in (str(e) for e in early["epochs"] if str(e) in epochs_present):
-        rows += [
-            (e, s, f, p)
-            for s in early["splits"]
-            for f in ladder(early["feature_sets"])
-            for p in early["predictors"]
-        ]
+        for s in early["splits"]:
+            rows.append((e, s, SIZE_RANK, RANK))
+            rows += [
+                (e, s, f, p) for f in ladder(early["feature_sets"]) for p in early["predictors"]
+            ]
     return rows
 
 
@@ -568,7 +575,8 @@ def predict_accuracy(
         for (e,), part in table.group_by("epoch", maintain_order=True)
     }
     rows = plan(cfg, list(by_epoch))
-    sets = {f: feature_columns(table.columns, f) for _, _, f, _ in rows}
+    sets = {f: feature_columns(table.columns, f) for _, _, f, _ in rows if f != SIZE_RANK}
+    sets[SIZE_RANK] = ["size.log10_params"]
     folds, notes = {}, {}
     for epoch, kind in dict.fromkeys((e, s) for e, s, _, _ in rows):
         if epoch not in by_epoch:
@@ -580,7 +588,12 @@ def predict_accuracy(
     for epoch, kind, fset, _ in rows:
         if not sets[fset] and (epoch, kind) in folds:
             notes[epoch, kind, fset] = f"no {fset} columns in this zoo"
-    runnable = [r for r in rows if (r[0], r[1]) in folds and sets[r[2]]]
+    runnable = [r for r in rows if (r[0], r[1]) in folds and sets[r[2]] and r[3] != RANK]
+    ranked = {
+        r: (by_epoch[r[0]]["n_params"].cast(pl.Float64).to_numpy(), [])
+        for r in rows
+        if r[3] == RANK and (r[0], r[1]) in folds
+    }
     # a set that does not change with the epoch, on the final epoch's runs: the final fit
     final_keys = by_epoch[FINAL].select(RUN_KEYS) if FINAL in by_epoch else None
     same = {
@@ -595,6 +608,24 @@ def predict_accuracy(
         and (FINAL, *r[1:]) in runnable
         and set(base_sets(r[2])) <= EPOCH_FREE_SETS
     }
+    # two splits with the same folds (e.g. `architecture` and `cell` when no architecture has
+    # two cells) give the same predictions: fitted once
+    for r in runnable:
+        twin = next(
+            (
+                t
+                for t in runnable
+                if t[0] == r[0]
+                and t[2:] == r[2:]
+                and t[1] != r[1]
+                and t not in reused
+                and runnable.index(t) < runnable.index(r)
+                and np.array_equal(folds[r[0], r[1]], folds[t[0], t[1]])
+            ),
+            None,
+        )
+        if r not in reused and twin is not None:
+            reused[r] = twin
     tasks = [r for r in runnable if r not in reused]
     logger.info(
         "%d rows, %d fitted, %d the same as at the final epoch (%d runs, %d features)",
@@ -620,7 +651,13 @@ def predict_accuracy(
     started = time.perf_counter()
     fitted = Parallel(n_jobs=threads)(delayed(out_of_fold)(*inputs(*t)) for t in tasks)
     results = dict(zip(tasks, fitted, strict=True))
-    results |= {r: results[final] for r, final in reused.items()}
+    pending = dict(reused)
+    while pending:  # a source is fitted, or reused from one that is (no cycles: see above)
+        for r, source in list(pending.items()):
+            if source in results:
+                results[r] = results.pop(r, results[source])
+                del pending[r]
+    results |= ranked
     logger.info("phase fits: %.1f s", time.perf_counter() - started)
     started = time.perf_counter()
     out = _evaluate(rows, results, by_epoch, folds, notes, sets, cfg)
@@ -644,6 +681,11 @@ def _evaluate(rows, results, by_epoch, folds, notes, sets, cfg):
         pred = results[row][0]
         points[row] = point_metrics(y, pred)
         boots[row] = bootstrap_metrics(y, pred, cells, counts[epoch], cfg["max_rank_runs"])
+        if predictor == RANK:  # a ranking, not an accuracy: rank metrics only, no held-out rows
+            for m in set(METRICS) - set(RANK_METRICS):
+                points[row][m] = math.nan
+                boots[row][m] = np.full(len(counts[epoch]), np.nan)
+            continue
         labels = {"feature_set": fset, "predictor": predictor, "split": kind, "epoch": epoch}
         oof.append(
             part.select(*RUN_KEYS, "cell").with_columns(
@@ -670,26 +712,49 @@ def _evaluate(rows, results, by_epoch, folds, notes, sets, cfg):
         if row not in results:
             out.append({**record, "note": notes.get((epoch, kind, fset), notes.get((epoch, kind)))})
             continue
-        record["n_folds"] = len(np.unique(folds[epoch, kind]))
+        record["n_folds"] = None if predictor == RANK else len(np.unique(folds[epoch, kind]))
+        strongest = {}
         for m in METRICS:
-            record[m] = _finite(points[row][m])
+            record[m] = finite(points[row][m])
             record[f"{m}_low"], record[f"{m}_high"] = _ci(boots[row][m])
-            for base in BASELINES:
-                ref = (epoch, kind, base, predictor)
-                if ref in results:
-                    record[f"{m}_over_{base}"] = _finite(points[row][m] - points[ref][m])
+            refs = {"size": size_baseline(row, m, points), "arch": (epoch, kind, "arch", predictor)}
+            for base, ref in refs.items():
+                if ref in results and math.isfinite(points[row][m]):
+                    record[f"{m}_over_{base}"] = finite(points[row][m] - points[ref][m])
                     diff = boots[row][m] - boots[ref][m]
                     record[f"{m}_over_{base}_low"], record[f"{m}_over_{base}_high"] = _ci(diff)
+            if refs["size"] is not None:
+                strongest[m] = baseline_label(refs["size"])
+        record["size_baselines"] = json.dumps(strongest)
         record["hyperparameters"] = json.dumps(results[row][1])
-        record["note"] = SPLIT_KINDS[kind]
+        record["note"] = SIZE_RANK_TEXT if predictor == RANK else SPLIT_KINDS[kind]
         out.append(record)
     table = pl.DataFrame(out, schema=PREDICTION_SCHEMA)
     oof_table = pl.concat(oof).cast(OOF_SCHEMA) if oof else pl.DataFrame(schema=OOF_SCHEMA)
     return table, oof_table.select(list(OOF_SCHEMA))
 
 
-def _finite(v: float) -> float | None:
-    return float(v) if v is not None and math.isfinite(v) else None
+def size_baseline(row: tuple, metric: str, points: dict) -> tuple | None:
+    """The strongest size baseline of `row`'s epoch and split for `metric`: `size` fitted by
+    any predictor, or `size_rank` for the rank metrics; the best point value wins (least for
+    MAE), so an increment over it is over parameter count at its strongest."""
+    epoch, kind = row[:2]
+    candidates = [
+        r
+        for r in points
+        if r[:2] == (epoch, kind)
+        and (r[2] == "size" or (r[2] == SIZE_RANK and metric in RANK_METRICS))
+        and math.isfinite(points[r][metric])
+    ]
+    if not candidates:
+        return None
+    sign = 1 if metric in LOWER_IS_BETTER else -1
+    return min(candidates, key=lambda r: (sign * points[r][metric], r[2], r[3]))
+
+
+def baseline_label(row: tuple) -> str:
+    """`size_rank`, or `size (predictor)`: how the tables name a size baseline."""
+    return SIZE_RANK if row[2] == SIZE_RANK else f"size ({row[3]})"
 
 
 # --------------------------------------------------------------------------------------------
@@ -698,6 +763,7 @@ def _finite(v: float) -> float | None:
 
 SPLIT_TITLES = {
     "architecture": "Held-out architectures",
+    "cell": "Held-out cells",
     "family": "Held-out model families",
     "dataset": "Held-out datasets",
     "seed": "Held-out seeds (every cell on both sides)",
@@ -718,8 +784,9 @@ def _with_ci(r: dict, key: str, sign: bool = False) -> str:
 
 
 def headline(table: pl.DataFrame) -> str:
-    """The page's first sentence: the headline row's held-out τ against size's, on held-out
-    architectures (on the first split with numbers if that one has none)."""
+    """The page's first sentence: the headline row's held-out τ against the strongest size
+    baseline's, on held-out architectures (on the first split with numbers if that one has
+    none)."""
     done = table.filter(pl.col("epoch") == FINAL, pl.col("tau").is_not_null())
     splits = [s for s in SPLIT_KINDS if s in done["split"].to_list()]
     if not splits:
@@ -730,7 +797,8 @@ def headline(table: pl.DataFrame) -> str:
     if row is None:
         return f"The headline feature set has no result on {splits[0]}."
     feature_set, predictor = row["feature_set"], row["predictor"]
-    size = part.filter(feature_set="size", predictor=predictor).row(0, named=True)
+    chosen = json.loads(row["size_baselines"] or "{}")
+    size, size_r2 = (_baseline_row(part, chosen.get(m)) for m in ("tau", "r2"))
     split = splits[0]
     gain = row["tau_over_size_low"] is not None and row["tau_over_size_low"] > 0
     verdict = "an increment whose CI excludes 0" if gain else "an increment whose CI covers 0"
@@ -743,15 +811,25 @@ def headline(table: pl.DataFrame) -> str:
     )
     return (
         f"On {SPLIT_TITLES[split].lower()}, the weights predict test accuracy with "
-        f"τ = {_with_ci(row, 'tau')} ({feature_set}, {PREDICTORS[predictor]}) beyond parameter "
-        f"count's τ = {_with_ci(size, 'tau')}: Δτ = {_with_ci(row, 'tau_over_size', True)}, "
-        f"{verdict}; R² {_num(row['r2'])} against {_num(size['r2'])} "
-        f"({row['n_cells']} cells, {row['n_runs']} runs, 95 % bootstrap CIs over cells)." + control
+        f"τ = {_with_ci(row, 'tau')} ({feature_set}, {PREDICTORS[predictor]}) beyond the "
+        f"strongest size baseline ({chosen.get('tau', 'none')}: τ = {_with_ci(size, 'tau')}): "
+        f"Δτ = {_with_ci(row, 'tau_over_size', True)}, {verdict}; R² {_num(row['r2'])} against "
+        f"{_num(size_r2.get('r2'))} ({chosen.get('r2', 'none')}) ({row['n_cells']} cells, "
+        f"{row['n_runs']} runs, 95 % bootstrap CIs over cells)." + control
     )
 
 
+def _baseline_row(part: pl.DataFrame, label: str | None) -> dict:
+    """The row of a size baseline named as `baseline_label` names it ({} if absent)."""
+    if label is None:
+        return {}
+    fset, predictor = (SIZE_RANK, RANK) if label == SIZE_RANK else ("size", label[6:-1])
+    found = part.filter(feature_set=fset, predictor=predictor)
+    return found.row(0, named=True) if found.height else {}
+
+
 LADDER_HEADERS = ["feature set", "predictor", "n features", "τ [95 % CI]", "R² [95 % CI]", "ρ",
-                  "MAE", "Δτ over size", "ΔR² over size", "Δτ over arch"]  # fmt: skip
+                  "MAE", "Δτ over best size", "ΔR² over best size", "Δτ over arch"]  # fmt: skip
 
 
 def ladder_rows(part: pl.DataFrame) -> list[list[str]]:
@@ -770,15 +848,6 @@ def ladder_rows(part: pl.DataFrame) -> list[list[str]]:
             _with_ci(r, "tau_over_arch", True),
         ]
         for r in part.iter_rows(named=True)
-    ]
-
-
-def _table(headers: Sequence[str], rows: list[list[str]]) -> list[str]:
-    return [
-        "| " + " | ".join(headers) + " |",
-        "|" + "---|" * len(headers),
-        *("| " + " | ".join(r) + " |" for r in rows),
-        "",
     ]
 
 
@@ -802,6 +871,11 @@ def prediction_markdown(table: pl.DataFrame, cfg: dict) -> str:
         "sets. The headline feature set is fixed in the config "
         "(`analysis.prediction.headline`), not picked by held-out score.",
         "",
+        "Size baselines: `size` fitted by each predictor, and `size_rank`, "
+        f"{SIZE_RANK_TEXT}. Every Δ over size is over the strongest of them for that metric "
+        "(by its point value), so what the weights add is stated over parameter count at its "
+        "best; `size_baselines` in tables/prediction.parquet names it per metric.",
+        "",
         "Reading τ: `size` and `arch` predict one value for all seeds of a cell, so their "
         "seeds tie and Kendall's τ-b leaves those pairs out; a set that orders the seeds of "
         "a cell at random (weights carry seed noise) has them in its denominator with no "
@@ -816,7 +890,7 @@ def prediction_markdown(table: pl.DataFrame, cfg: dict) -> str:
         if part["tau"].is_null().all():
             lines += ["", f"No numbers: {part['note'][0]}.", ""]
             continue
-        lines += [""] + _table(LADDER_HEADERS, ladder_rows(part))
+        lines += ["", *md_table(LADDER_HEADERS, ladder_rows(part)), ""]
     early = table.filter(pl.col("epoch") != FINAL)
     if early.height:
         lines += [
@@ -849,5 +923,5 @@ def prediction_markdown(table: pl.DataFrame, cfg: dict) -> str:
             ]
             for r in early.iter_rows(named=True)
         ]
-        lines += _table(headers, rows)
+        lines += [*md_table(headers, rows), ""]
     return "\n".join(lines)

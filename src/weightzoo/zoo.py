@@ -31,7 +31,11 @@ SETTING = "setting"
 # What metrics and stats are joined with from the runs table.
 RUN_COLUMNS = ["n_params", "status", "final_test_acc", "epochs_run"]
 SPLIT_KINDS = {
-    "architecture": "grouped k-fold over cells: every seed and epoch of a cell on one side",
+    "architecture": "grouped k-fold over architectures: every setting, dataset, seed and epoch "
+    "of an architecture on one side",
+    "cell": "grouped k-fold over cells (an architecture under one setting on one dataset): "
+    "every seed and epoch of a cell on one side; the same architecture under another setting "
+    "or on another dataset may be on the other side",
     "family": "leave one model family out",
     "dataset": "leave one dataset out",
     "seed": "within cells: seeds split, every cell on both sides; "
@@ -68,10 +72,11 @@ def cell_ids(runs: pl.DataFrame) -> np.ndarray:
 def fold_ids(runs: pl.DataFrame, kind: str, k: int = 5, seed: int = 0) -> np.ndarray:
     """The held-out fold of each run (row of `runs`, which has the run keys) under `kind`.
 
-    `architecture`: cells dealt to min(k, cells) folds in a seeded order, family by family so
-    that every fold mixes families; `family` / `dataset`: one fold per family / dataset;
-    `seed`: within each cell its seeds dealt to min(k, seeds per cell) folds from a seeded
-    offset (every cell on both sides: for within-architecture questions only). Raises
+    `architecture`: architectures (their every setting and dataset together) dealt to
+    min(k, architectures) folds in a seeded order, family by family so that every fold mixes
+    families; `cell`: the same over cells; `family` / `dataset`: one fold per family /
+    dataset; `seed`: within each cell its seeds dealt to min(k, seeds per cell) folds from a
+    seeded offset (every cell on both sides: for within-architecture questions only). Raises
     TooFewGroups when fewer than two folds can be made.
     """
     if kind not in SPLIT_KINDS:
@@ -85,15 +90,18 @@ def fold_ids(runs: pl.DataFrame, kind: str, k: int = 5, seed: int = 0) -> np.nda
         if len(names) < 2:
             raise TooFewGroups(f"too few cells for a split: {kind} has {len(names)} {kind}(s)")
         return folds
-    if kind == "architecture":
-        if n_cells < 2:
-            raise TooFewGroups(f"too few cells for a split: {n_cells} cell(s)")
-        family = np.zeros(n_cells, dtype=np.int64)
-        family[cells] = np.unique(runs["family"].to_numpy(), return_inverse=True)[1]
-        order = np.lexsort((rng.random(n_cells), family))  # by family, then at random
-        fold_of_cell = np.empty(n_cells, dtype=np.int64)
-        fold_of_cell[order] = np.arange(n_cells) % min(k, n_cells)
-        return fold_of_cell[cells]
+    if kind in ("architecture", "cell"):
+        groups = cells if kind == "cell" else resampling.codes(runs["arch"].to_numpy())
+        n_groups = int(groups.max()) + 1 if len(groups) else 0
+        if n_groups < 2:
+            what = "cell(s)" if kind == "cell" else "architecture(s)"
+            raise TooFewGroups(f"too few cells for a split: {n_groups} {what}")
+        family = np.zeros(n_groups, dtype=np.int64)
+        family[groups] = np.unique(runs["family"].to_numpy(), return_inverse=True)[1]
+        order = np.lexsort((rng.random(n_groups), family))  # by family, then at random
+        fold_of_group = np.empty(n_groups, dtype=np.int64)
+        fold_of_group[order] = np.arange(n_groups) % min(k, n_groups)
+        return fold_of_group[groups]
     by_cell = pl.col("seed").rank("ordinal").over(CELL_KEYS) - 1
     rank = with_keys(runs.lazy()).select(r=by_cell).collect()["r"].to_numpy()
     per_cell = int(rank.max()) + 1 if len(rank) else 0
