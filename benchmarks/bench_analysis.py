@@ -107,7 +107,7 @@ def job_code(step: str, work: Path, cfg: dict) -> str:
         call = (
             f"jobs.figure_job(name={step!r}, tables={{k: T/v for k, v in PATHS.items() "
             f"if k in FIGURES[{step!r}].tables}}, settings=CFG['figures'], "
-            "hist_range=CFG['analysis']['hist']['range'], "
+            "hist=CFG['analysis']['hist'], "
             f"html_out=F/'{step}.html', image_out=F/'{step}.svg', spec_out=F/'{step}.vl.json')"
         )
     paths = {
@@ -178,9 +178,19 @@ def exponent(runs: list[int], values: list[float]) -> float | None:
     return float(np.polyfit(np.log(runs), np.log(values), 1)[0])
 
 
-SUMMARY_HEADERS = ["size", "runs", "cells", "stats rows", "stats MiB", "claims s",
-                   "claims peak MiB", "figures s (sum)", "figures peak MiB", "dashboard s",
-                   "dashboard peak MiB"]  # fmt: skip
+SUMMARY_HEADERS = [
+    "size",
+    "runs",
+    "cells",
+    "stats rows",
+    "stats MiB",
+    "claims s",
+    "claims peak MiB",
+    "figures s (sum)",
+    "figures peak MiB",
+    "dashboard s",
+    "dashboard peak MiB",
+]
 
 
 def _summary_row(size: int, r: dict) -> list[str]:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import common  # noqa: E402
+import common
 
 # section -> (module, function); modules are imported when their section runs, so the
 # statistics section's reference (WeightWatcher, the `bench` extra) is needed only there
@@ -59,10 +59,17 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--only", help="comma-separated sections: " + ", ".join(SECTIONS))
     parser.add_argument("--output", type=Path, default=common.ROOT / "benchmarks" / "results.md")
-    parser.add_argument("--update", action="store_true",
-                        help="replace only the sections run in an existing --output")  # fmt: skip
-    parser.add_argument("--workdir", type=Path, default=common.Options().workdir,
-                        help="scratch folder for data, dumps and workflow copies")  # fmt: skip
+    parser.add_argument(
+        "--update",
+        action="store_true",
+        help="replace only the sections run in an existing --output",
+    )
+    parser.add_argument(
+        "--workdir",
+        type=Path,
+        default=common.Options().workdir,
+        help="scratch folder for data, dumps and workflow copies",
+    )
     args = parser.parse_args(argv)
     names = list(SECTIONS)
     if args.training_only:

@@ -127,8 +127,15 @@ def test_architecture_ids_are_readable_and_complete(config):
     assert archs["mlp-d2-w16"].params == {"depth": 2, "width": 16, "activation": "relu"}
     assert archs["cnn-b3-c16"].params == {"blocks": 3, "channels": 16, "activation": "relu"}
     vit = archs["vit-d1-h4-e32-p2"].params
-    assert vit == {"patch": 2, "depth": 1, "heads": 4, "embed": 32, "activation": "gelu",
-                   "mlp_ratio": 2.0, "pool": "cls"}  # fmt: skip
+    assert vit == {
+        "patch": 2,
+        "depth": 1,
+        "heads": 4,
+        "embed": 32,
+        "activation": "gelu",
+        "mlp_ratio": 2.0,
+        "pool": "cls",
+    }
 
 
 def test_duplicate_grid_points_give_one_architecture(config):

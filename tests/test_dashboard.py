@@ -60,6 +60,7 @@ def dump_dom(
         capture_output=True,
         text=True,
         timeout=timeout,
+        check=False,
     )
     assert done.returncode == 0, f"chromium failed ({done.returncode}): {done.stderr[-2000:]}"
     return done.stdout

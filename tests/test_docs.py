@@ -55,7 +55,7 @@ def without_network() -> list[str]:
     as root), or [] where that cannot be made."""
     if shutil.which("unshare") is None:
         return []
-    probe = subprocess.run(["unshare", "-n", "true"], capture_output=True)
+    probe = subprocess.run(["unshare", "-n", "true"], capture_output=True, check=False)
     return ["unshare", "-n"] if probe.returncode == 0 else []
 
 
@@ -70,7 +70,7 @@ def test_docs_site_builds_strict_with_nothing_fetched(tmp_path: Path):
     env = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}
     done = subprocess.run(
         [*without_network(), sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(site)],
-        cwd=ROOT, capture_output=True, text=True, timeout=300, env=env,
+        cwd=ROOT, capture_output=True, text=True, timeout=300, env=env, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     pages = sorted(site.glob("*.html"))

@@ -21,8 +21,12 @@ from weightzoo.config import ConfigError, validate_config
 from weightzoo.zoo import SPLIT_KINDS, fold_ids
 
 DEFAULT = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())["analysis"]["prediction"]
-TENSORS = [("hidden.0.weight", "weight"), ("hidden.0.bias", "bias"), ("head.weight", "weight"),
-           ("head.bias", "bias")]  # fmt: skip
+TENSORS = [
+    ("hidden.0.weight", "weight"),
+    ("hidden.0.bias", "bias"),
+    ("head.weight", "weight"),
+    ("head.bias", "bias"),
+]
 ARCHS = {"mlp": "mlp-d1-w{}", "cnn": "cnn-b1-c{}", "vit": "vit-d1-h1-e{}-p2"}
 FINAL = 10
 
@@ -113,7 +117,7 @@ def row(table: pl.DataFrame, **keys) -> dict:
 def test_a_statistic_beyond_size_is_found_with_its_sign(beta):
     runs, stats = synthetic_zoo(beta)
     cfg = quick_config(feature_sets=["size", "size+layer7"], splits=["architecture"])
-    table, oof = P.predict_accuracy(stats.lazy(), runs, cfg)
+    table, oof = P.predict_accuracy(stats.lazy(), runs, P.PredictionConfig.from_config(cfg))
     full = row(table, feature_set="size+layer7", predictor="ridge", epoch="final")
     assert full["tau_over_size"] > 0.1 and full["tau_over_size_low"] > 0
     assert full["r2_over_size"] > 0 and full["r2_over_size_low"] > 0
@@ -138,7 +142,7 @@ def test_gradient_boosting_finds_the_statistic_too():
         predictors=["hgb"],
         headline={"feature_set": "size", "predictor": "hgb"},
     )
-    table, _ = P.predict_accuracy(stats.lazy(), runs, cfg)
+    table, _ = P.predict_accuracy(stats.lazy(), runs, P.PredictionConfig.from_config(cfg))
     full = row(table, feature_set="size+layer7")
     assert full["tau_over_size_low"] > 0
     assert set(re.findall(r'"(\w+)":', full["hyperparameters"])) == {"max_leaf_nodes", "max_iter"}
@@ -154,7 +158,7 @@ def test_weights_add_nothing_when_accuracy_depends_on_size_only(predictor):
         predictors=[predictor],
         headline={"feature_set": "size", "predictor": predictor},
     )
-    table, _ = P.predict_accuracy(stats.lazy(), runs, cfg)
+    table, _ = P.predict_accuracy(stats.lazy(), runs, P.PredictionConfig.from_config(cfg))
     full = row(table, feature_set="size+global7")
     # no gain over parameter count at its strongest (a fitted model may rank a little worse
     # than the plain ranking by size: the increment may fall below 0, never clearly above)
@@ -171,17 +175,20 @@ def test_too_few_cells_are_said_per_row_not_failed():
     runs, stats = synthetic_zoo(1.0, cells=2, seeds=1)
     runs, stats = (t.filter(family="mlp") for t in (runs, stats))
     cfg = quick_config(splits=["architecture", "family", "dataset", "seed"])
-    table, oof = P.predict_accuracy(stats.lazy(), runs, cfg)
-    assert table.height == len(P.plan(cfg, ["final"]))
+    table, oof = P.predict_accuracy(stats.lazy(), runs, P.PredictionConfig.from_config(cfg))
+    assert table.height == len(P.plan(P.PredictionConfig.from_config(cfg), ["final"]))
     assert table["tau"].is_null().all() and oof.height == 0
     assert all(note.startswith(P.TOO_FEW) for note in table["note"])
     assert P.headline(table).startswith("No held-out prediction could be made: too few cells")
-    assert "No numbers: too few cells for a split" in P.prediction_markdown(table, cfg)
+    assert "No numbers: too few cells for a split" in P.prediction_markdown(
+        table, P.PredictionConfig.from_config(cfg)
+    )
 
 
 def test_size_rank_is_kendall_tau_of_accuracy_and_parameter_count():
     runs, stats = synthetic_zoo(0.0, cells=8, seeds=2)
-    table, oof = P.predict_accuracy(stats.lazy(), runs, quick_config(splits=["architecture"]))
+    cfg = P.PredictionConfig.from_config(quick_config(splits=["architecture"]))
+    table, oof = P.predict_accuracy(stats.lazy(), runs, cfg)
     rank = row(table, feature_set=P.SIZE_RANK, epoch="final")
     ok = runs.sort("dataset", "family", "arch", "seed")
     tau = sps.kendalltau(ok["final_test_acc"], ok["n_params"]).statistic
@@ -197,7 +204,7 @@ def test_size_rank_is_kendall_tau_of_accuracy_and_parameter_count():
 def test_increments_are_over_the_strongest_size_baseline():
     runs, stats = synthetic_zoo(1.0, cells=10, seeds=2)
     cfg = quick_config(feature_sets=["size", "size+layer7"], splits=["architecture"])
-    table, _ = P.predict_accuracy(stats.lazy(), runs, cfg)
+    table, _ = P.predict_accuracy(stats.lazy(), runs, P.PredictionConfig.from_config(cfg))
     full = row(table, feature_set="size+layer7")
     bases = {
         "size_rank": row(table, feature_set="size_rank"),
@@ -257,7 +264,7 @@ def test_an_architecture_split_holds_each_architecture_with_all_its_settings_and
 def test_cell_and_architecture_splits_agree_when_every_architecture_is_one_cell():
     runs, stats = synthetic_zoo(1.0, cells=6, seeds=2)
     cfg = quick_config(feature_sets=["size", "layer7"], splits=["architecture", "cell"])
-    table, oof = P.predict_accuracy(stats.lazy(), runs, cfg)
+    table, oof = P.predict_accuracy(stats.lazy(), runs, P.PredictionConfig.from_config(cfg))
     metrics = ["feature_set", "predictor", "tau", "r2", "tau_low", "tau_over_size"]
     a, c = (table.filter(split=s).select(metrics) for s in ("architecture", "cell"))
     assert a.equals(c)
@@ -384,7 +391,7 @@ def layered_zoo() -> tuple[pl.DataFrame, pl.DataFrame]:
 
 def test_layers_are_aligned_from_the_input_and_from_the_output():
     runs, stats = layered_zoo()
-    f = P.features(stats.lazy(), runs, epochs=[1]).filter(epoch="final").sort("arch")
+    f = P.features(stats.lazy(), runs, epochs=[1], positions=2).filter(epoch="final").sort("arch")
     col = lambda name: f[name].to_list()  # noqa: E731  (d0, d1, d2)
     assert col("layer7.in1_weight_mean") == [3001, 3001, 3001]  # the first layer
     assert col("layer7.in2_weight_mean") == [None, 3002, 3002]  # logistic regression has none
@@ -397,7 +404,7 @@ def test_layers_are_aligned_from_the_input_and_from_the_output():
     assert col("arch.mlp_depth") == pytest.approx([0, 1, np.log2(3)])
     assert col("arch.family_mlp") == [1, 1, 1]
     assert col("arch.cnn_blocks") == [None] * 3
-    early = P.features(stats.lazy(), runs, epochs=[1]).filter(epoch="1")
+    early = P.features(stats.lazy(), runs, epochs=[1], positions=2).filter(epoch="1")
     assert early["layer7.in1_weight_mean"].to_list() == [1001] * 3
     counts = {s: len(P.feature_columns(f.columns, s)) for s in P.FEATURE_SETS}
     assert counts == {
@@ -422,7 +429,7 @@ def test_heavy_tail_fits_count_only_where_the_fit_is_ok():
         .then(pl.lit("ok"))
         .otherwise(pl.lit("too_few_evals")),
     )
-    f = P.features(stats.lazy(), runs).filter(epoch="final").sort("arch")
+    f = P.features(stats.lazy(), runs, positions=2).filter(epoch="final").sort("arch")
     assert f["spectral.out1_weight_alpha"].to_list() == [3.0, 3.0, 3.0]  # heads: ok fits
     assert f["spectral.in1_weight_alpha"].to_list() == [3.0, None, None]  # too few: left out
     assert f["spectral.in1_weight_log_norm"].to_list() == [1.5] * 3  # not a fit: kept
@@ -434,7 +441,7 @@ def test_setting_columns_come_from_the_runs_table():
     runs = runs.with_columns(
         lr=pl.Series([1e-3, 1e-2, 1e-3]), optimizer=pl.Series(["adam", "sgd", "adam"])
     )
-    f = P.features(stats.lazy(), runs).filter(epoch="final").sort("arch")
+    f = P.features(stats.lazy(), runs, positions=2).filter(epoch="final").sort("arch")
     assert P.feature_columns(f.columns, "setting") == [
         "setting.lr",
         "setting.optimizer_adam",
@@ -447,7 +454,7 @@ def test_setting_columns_come_from_the_runs_table():
 def test_a_set_with_no_columns_is_said_not_fitted():
     runs, stats = synthetic_zoo(1.0, cells=4, seeds=2)
     cfg = quick_config(feature_sets=["size", "setting"], splits=["architecture"])
-    table, _ = P.predict_accuracy(stats.lazy(), runs, cfg)
+    table, _ = P.predict_accuracy(stats.lazy(), runs, P.PredictionConfig.from_config(cfg))
     assert row(table, feature_set="setting")["note"] == "no setting columns in this zoo"
     assert row(table, feature_set="size")["tau"] is not None
 
@@ -470,13 +477,18 @@ def test_schema_names_the_feature_sets_predictors_and_splits_of_the_code():
     assert defs["splits"]["items"]["enum"] == list(SPLIT_KINDS)
 
 
-@pytest.mark.parametrize("change,message", [
-    ({"feature_sets": ["size+layer8"]}, "analysis.prediction.feature_sets[0]:"),
-    ({"headline": {"feature_set": "init+spectral", "predictor": "hgb"}},
-     "analysis.prediction.headline.feature_set: 'init+spectral' is not one of"),
-    ({"predictors": ["ridge"]}, "analysis.prediction.headline.predictor: 'hgb' is not one of"),
-    ({"splits": ["architectures"]}, "analysis.prediction.splits[0]:"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "change,message",
+    [
+        ({"feature_sets": ["size+layer8"]}, "analysis.prediction.feature_sets[0]:"),
+        (
+            {"headline": {"feature_set": "init+spectral", "predictor": "hgb"}},
+            "analysis.prediction.headline.feature_set: 'init+spectral' is not one of",
+        ),
+        ({"predictors": ["ridge"]}, "analysis.prediction.headline.predictor: 'hgb' is not one of"),
+        ({"splits": ["architectures"]}, "analysis.prediction.splits[0]:"),
+    ],
+)
 def test_bad_prediction_settings_are_config_errors(config, change, message):
     config["analysis"]["prediction"].update(change)
     with pytest.raises(ConfigError) as err:
@@ -502,7 +514,7 @@ def test_a_fold_with_no_usable_feature_predicts_its_training_mean():
     acc = np.array([0.1, 0.2, 0.3, 0.4, 0.5, 0.6])
     folds = np.array([0, 0, 1, 1, 2, 2])
     cells = np.arange(6)
-    cfg = {"target": "accuracy", "logit_clip": 0.001}
+    cfg = P.PredictionConfig.from_config({**DEFAULT, "target": "accuracy"})
     pred, chosen = P.out_of_fold(X, acc, folds, cells, "hgb", cfg)
     np.testing.assert_allclose(pred, [0.45, 0.45, 0.35, 0.35, 0.25, 0.25])
     assert chosen == [{"no_usable_feature": True}] * 3
@@ -514,8 +526,8 @@ def test_an_inner_fold_with_no_usable_feature_does_not_stop_the_fit():
     X = np.array([[0.0], [0.0], [0.0], [0.0], [0.0], [5.0]])
     y = np.array([0.1, 0.1, 0.2, 0.2, 0.8, 0.9])
     cells = np.array([0, 0, 1, 1, 2, 3])
-    cfg = {"inner_folds": 2, "hgb": {"learning_rate": 0.2, "min_samples_leaf": 1,
-                                     "max_iter": 5, "max_leaf_nodes": [4]}}  # fmt: skip
+    hgb = {"learning_rate": 0.2, "min_samples_leaf": 1, "max_iter": 5, "max_leaf_nodes": [4]}
+    cfg = P.PredictionConfig.from_config({**DEFAULT, "inner_folds": 2, "hgb": hgb})
     model, params = P.fit_hgb(X, y, cells, cfg)
     assert params["max_leaf_nodes"] == 4 and 1 <= params["max_iter"] <= 5
     assert model.predict(X).shape == (6,)
@@ -532,7 +544,7 @@ def _leaky_zoo(n_cells: int = 30, seeds: int = 3, n_features: int = 20):
 
 def test_ridge_hyperparameters_are_chosen_on_folds_grouped_by_cell():
     X, y, cells = _leaky_zoo()
-    _, chosen = P.fit_ridge(X, y, cells, DEFAULT)
+    _, chosen = P.fit_ridge(X, y, cells, P.PredictionConfig.from_config(DEFAULT))
     # grouped: noise does not generalise to held-out cells, the strongest penalty wins;
     # an ungrouped inner CV picks the weakest (copies of each cell on both sides)
     assert chosen["alpha"] == max(DEFAULT["ridge"]["alphas"])
@@ -540,6 +552,6 @@ def test_ridge_hyperparameters_are_chosen_on_folds_grouped_by_cell():
 
 def test_boosting_iterations_are_chosen_on_folds_grouped_by_cell():
     X, y, cells = _leaky_zoo()
-    _, chosen = P.fit_hgb(X, y, cells, DEFAULT)
+    _, chosen = P.fit_hgb(X, y, cells, P.PredictionConfig.from_config(DEFAULT))
     # grouped: more trees only fit noise, so few are kept; ungrouped, all max_iter of them
     assert chosen["max_iter"] <= 10 < DEFAULT["hgb"]["max_iter"]

@@ -11,8 +11,17 @@ import torch
 from weightzoo import jobs
 from weightzoo.zoo import ZooError, open_zoo
 
-ADAM = {"optimizer": "adam", "lr": 0.003, "batch_size": 64, "epochs": 2, "weight_decay": 0.0,
-        "momentum": 0.9, "schedule": "cosine"}  # fmt: skip
+ADAM = {
+    "optimizer": "adam",
+    "lr": 0.003,
+    "batch_size": 64,
+    "epochs": 2,
+    "weight_decay": 0.0,
+    "momentum": 0.9,
+    "schedule": "cosine",
+    "init_scale": 1.0,
+    "train_fraction": 1.0,
+}
 JOBS = {
     "mlp-d1-w16": ("mlp", {"depth": 1, "width": 16, "activation": "relu"}),
     "mlp-d1-w4": ("mlp", {"depth": 1, "width": 4, "activation": "relu"}),
@@ -29,21 +38,26 @@ def results(tmp_path_factory, digits_file):
     shutil.copy(digits_file, root / "data" / "digits.npz")
     for arch, (family, params) in JOBS.items():
         part = f"dataset=digits/arch={arch}/seeds-0-1.parquet"
+        unit = {
+            "dataset": "digits",
+            "family": family,
+            "arch": arch,
+            "arch_params": params,
+            "setting": "default",
+            "setting_values": {},
+            "train": ADAM,
+            "seeds": [0, 1],
+            "dump_epochs": [0, 1, 2],
+            "divergence": {"max_loss_ratio": 0.0, "patience": 1},
+        }
+        outputs = {f"{k}_out": root / k / part for k in ("weights", "metrics", "runs")}
         jobs.train_job(
             data_path=digits_file,
-            dataset="digits",
-            family=family,
-            arch=arch,
-            arch_params=params,
-            train=ADAM,
-            seeds=[0, 1],
-            dump_epochs=[0, 1, 2],
+            unit=unit,
+            outputs={**outputs, "resume_dir": root / "resume"},
             device="cpu",
             threads=1,
-            weights_out=root / "weights" / part,
-            metrics_out=root / "metrics" / part,
-            runs_out=root / "runs" / part,
-            resume_dir=root / "resume",
+            vectorise=True,
         )
         jobs.stats_job(
             weights_path=root / "weights" / part,
@@ -108,7 +122,7 @@ def test_missing_things_are_named(results, tmp_path):
         zoo.state_dict("digits", "cnn-b1-c4", 0, 7)
     with pytest.raises(FileNotFoundError, match="no results folder"):
         open_zoo(tmp_path / "nowhere")
-    with pytest.raises(FileNotFoundError, match="tables/runs.parquet: no runs table"):
+    with pytest.raises(FileNotFoundError, match=r"tables/runs\.parquet: no runs table"):
         open_zoo(tmp_path).runs  # noqa: B018
 
 

@@ -187,10 +187,8 @@ def findings(verdicts: pl.DataFrame) -> list[Finding]:
         head = _headline(part)
         rest = [r for r in part if r is not head]
         said = list(dict.fromkeys(str(r.get("verdict")) for r in part))
-        if head is not None:
-            verdict = str(head.get("verdict"))
-        else:  # no pooled row: the verdicts of the subsets
-            verdict = ", ".join(said)
+        # no pooled row: the verdicts of the subsets
+        verdict = str(head.get("verdict")) if head is not None else ", ".join(said)
         agreed = head is not None or len(said) == 1
         scope = WITHIN_PHRASES.get(within, f"within {within}" if within else "")
         out.append(

@@ -467,7 +467,8 @@ def training_packs(config: dict) -> dict[str, list[Unit]]:
 
 
 def unit_params(config: dict, unit: Unit) -> dict:
-    """`jobs.train_job`'s arguments of one block in a packed job (its files included)."""
+    """One block of a packed job (`jobs.train_pack_job`): its unit (`jobs.UNIT_KEYS`) and
+    its files (`jobs.TrainOutputs`' keys), in one flat dict."""
     return {
         "dataset": unit.dataset,
         "arch": unit.cell.arch,

@@ -279,7 +279,7 @@ def statistic_vs_accuracy_chart(
 
 def weight_histograms_chart(
     final: pl.DataFrame,
-    hist_range: tuple[float, float] = (-1.0, 1.0),
+    hist_range: tuple[float, float],
     width: int = 220,
     height: int = 140,
 ) -> alt.Chart:

@@ -33,7 +33,9 @@ import logging
 import math
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -76,6 +78,86 @@ PREDICTORS = {"ridge": "ridge (RidgeCV)", "hgb": "gradient boosting (HistGradien
 METRICS = ("r2", "tau", "rho", "mae")
 LOWER_IS_BETTER = {"mae"}
 TOO_FEW = "too few cells for a split"
+
+
+# --------------------------------------------------------------------------------------------
+# Settings (config: analysis.prediction), typed once at the job's entry point
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RidgeConfig:
+    """RidgeCV's candidate penalties, chosen by inner CV."""
+
+    alphas: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class HgbConfig:
+    """HistGradientBoostingRegressor: at most `max_iter` iterations and the `max_leaf_nodes`
+    candidates (both chosen by inner CV), its shrinkage and smallest leaf."""
+
+    max_iter: int
+    learning_rate: float
+    max_leaf_nodes: tuple[int, ...]
+    min_samples_leaf: int
+
+
+@dataclass(frozen=True)
+class EarlyConfig:
+    """Final accuracy from the weights of earlier dumped epochs: which, and with what."""
+
+    epochs: tuple[int, ...]
+    feature_sets: tuple[str, ...]
+    predictors: tuple[str, ...]
+    splits: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Headline:
+    """The row the headline sentence reports, fixed in the config."""
+
+    feature_set: str
+    predictor: str
+
+
+@dataclass(frozen=True)
+class PredictionConfig:
+    """Every setting of the prediction (config: analysis.prediction; the schema documents
+    each). No defaults: they live in config/config.yaml and its schema only."""
+
+    feature_sets: tuple[str, ...]
+    predictors: tuple[str, ...]
+    splits: tuple[str, ...]
+    folds: int
+    inner_folds: int
+    positions: int
+    target: str  # accuracy | logit
+    logit_clip: float
+    ridge: RidgeConfig
+    hgb: HgbConfig
+    early: EarlyConfig
+    headline: Headline
+    bootstrap: int
+    max_rank_runs: int
+    seed: int
+
+    @classmethod
+    def from_config(cls, cfg: Mapping[str, Any]) -> PredictionConfig:
+        """The settings of a validated analysis.prediction block (lists become tuples)."""
+
+        def frozen(block: Mapping[str, Any]) -> dict[str, Any]:
+            return {k: tuple(v) if isinstance(v, list) else v for k, v in block.items()}
+
+        return cls(
+            **{
+                **frozen(cfg),
+                "ridge": RidgeConfig(**frozen(cfg["ridge"])),
+                "hgb": HgbConfig(**frozen(cfg["hgb"])),
+                "early": EarlyConfig(**frozen(cfg["early"])),
+                "headline": Headline(**cfg["headline"]),
+            }
+        )
 
 
 # --------------------------------------------------------------------------------------------
@@ -125,7 +207,7 @@ def _wide(long: pl.DataFrame, values: Sequence[str], prefix: str, names: list[st
 
 
 def features(
-    stats: pl.LazyFrame, runs: pl.DataFrame, *, epochs: Sequence[int] = (), positions: int = 2
+    stats: pl.LazyFrame, runs: pl.DataFrame, *, epochs: Sequence[int] = (), positions: int
 ) -> pl.DataFrame:
     """Every feature set of every finished run at its final dump (epoch "final") and at each of
     `epochs` it has dumped before that: one row per run and epoch label, with the run keys,
@@ -255,7 +337,7 @@ def inner_splits(cells: np.ndarray, n: int) -> list[tuple[np.ndarray, np.ndarray
     return list(GroupKFold(n_splits=k).split(np.zeros(len(cells)), groups=cells))
 
 
-def fit_ridge(X: np.ndarray, y: np.ndarray, cells: np.ndarray, cfg: dict):
+def fit_ridge(X: np.ndarray, y: np.ndarray, cells: np.ndarray, cfg: PredictionConfig):
     """Median imputation with missingness indicators, standardisation, RidgeCV whose alpha
     is chosen on grouped inner folds (least squared error)."""
     from sklearn.impute import SimpleImputer
@@ -267,8 +349,8 @@ def fit_ridge(X: np.ndarray, y: np.ndarray, cells: np.ndarray, cfg: dict):
         SimpleImputer(strategy="median", add_indicator=True, keep_empty_features=True),
         StandardScaler(),
         RidgeCV(
-            alphas=cfg["ridge"]["alphas"],
-            cv=inner_splits(cells, cfg["inner_folds"]),
+            alphas=list(cfg.ridge.alphas),
+            cv=inner_splits(cells, cfg.inner_folds),
             scoring="neg_mean_squared_error",
         ),
     )
@@ -276,28 +358,28 @@ def fit_ridge(X: np.ndarray, y: np.ndarray, cells: np.ndarray, cfg: dict):
     return model, {"alpha": float(model[-1].alpha_)}
 
 
-def fit_hgb(X: np.ndarray, y: np.ndarray, cells: np.ndarray, cfg: dict):
+def fit_hgb(X: np.ndarray, y: np.ndarray, cells: np.ndarray, cfg: PredictionConfig):
     """HistGradientBoostingRegressor: max_leaf_nodes from the grid and the number of boosting
     iterations (read off staged predictions up to max_iter) chosen on grouped inner folds."""
     from sklearn.ensemble import HistGradientBoostingRegressor
 
-    hgb = cfg["hgb"]
+    hgb = cfg.hgb
     fixed = {
-        "learning_rate": hgb["learning_rate"],
-        "min_samples_leaf": hgb["min_samples_leaf"],
+        "learning_rate": hgb.learning_rate,
+        "min_samples_leaf": hgb.min_samples_leaf,
         "early_stopping": False,
     }
-    splits = inner_splits(cells, cfg["inner_folds"])
+    splits = inner_splits(cells, cfg.inner_folds)
     best = (math.inf, None, None)
-    for leaves in hgb["max_leaf_nodes"]:
-        sse = np.zeros(hgb["max_iter"])
+    for leaves in hgb.max_leaf_nodes:
+        sse = np.zeros(hgb.max_iter)
         for train, test in splits:
             inner_X, held_X = usable_features(X[train], X[test])  # per inner fold, too
             if inner_X.shape[1] == 0:  # nothing varies inside: the inner fold's mean
-                staged = np.full((hgb["max_iter"], len(test)), y[train].mean())
+                staged = np.full((hgb.max_iter, len(test)), y[train].mean())
             else:
                 model = HistGradientBoostingRegressor(
-                    max_iter=hgb["max_iter"], max_leaf_nodes=leaves, **fixed
+                    max_iter=hgb.max_iter, max_leaf_nodes=leaves, **fixed
                 ).fit(inner_X, y[train])
                 staged = np.stack(list(model.staged_predict(held_X)))  # (iterations, runs)
             sse[: len(staged)] += ((staged - y[test]) ** 2).sum(axis=1)
@@ -329,14 +411,19 @@ def usable_features(train: np.ndarray, test: np.ndarray) -> tuple[np.ndarray, np
 
 
 def out_of_fold(
-    X: np.ndarray, acc: np.ndarray, folds: np.ndarray, cells: np.ndarray, predictor: str, cfg: dict
+    X: np.ndarray,
+    acc: np.ndarray,
+    folds: np.ndarray,
+    cells: np.ndarray,
+    predictor: str,
+    cfg: PredictionConfig,
 ) -> tuple[np.ndarray, list[dict]]:
     """Held-out predictions of accuracy for every run: each fold predicted by a model fitted
     on the other folds (target accuracy, or its clipped logit mapped back), in [0, 1]."""
     from threadpoolctl import threadpool_limits
 
-    logit = cfg["target"] == "logit"
-    clip = cfg["logit_clip"]
+    logit = cfg.target == "logit"
+    clip = cfg.logit_clip
     y = np.log(np.clip(acc, clip, 1 - clip) / (1 - np.clip(acc, clip, 1 - clip))) if logit else acc
     pred = np.full(len(acc), np.nan)
     chosen = []
@@ -527,7 +614,7 @@ OOF_SCHEMA: dict[str, pl.DataType] = {
 }  # fmt: skip
 
 
-def plan(cfg: dict, epochs_present: Sequence[str]) -> list[tuple[str, str, str, str]]:
+def plan(cfg: PredictionConfig, epochs_present: Sequence[str]) -> list[tuple[str, str, str, str]]:
     """(epoch, split, feature set, predictor) of every row: the full ladder at the final
     epoch, the early sets at the early epochs; `size_rank` (predictor `rank`), `size` and
     `arch` always (the baselines)."""
@@ -535,24 +622,22 @@ def plan(cfg: dict, epochs_present: Sequence[str]) -> list[tuple[str, str, str, 
     def ladder(sets: Sequence[str]) -> list[str]:
         return list(dict.fromkeys([*BASELINES, *sets]))
 
-    early = cfg["early"]
+    early = cfg.early
     rows = []
-    for s in cfg["splits"]:
+    for s in cfg.splits:
         rows.append((FINAL, s, SIZE_RANK, RANK))
-        rows += [(FINAL, s, f, p) for f in ladder(cfg["feature_sets"]) for p in cfg["predictors"]]
-    for e in (str(e) for e in early["epochs"] if str(e) in epochs_present):
-        for s in early["splits"]:
+        rows += [(FINAL, s, f, p) for f in ladder(cfg.feature_sets) for p in cfg.predictors]
+    for e in (str(e) for e in early.epochs if str(e) in epochs_present):
+        for s in early.splits:
             rows.append((e, s, SIZE_RANK, RANK))
-            rows += [
-                (e, s, f, p) for f in ladder(early["feature_sets"]) for p in early["predictors"]
-            ]
+            rows += [(e, s, f, p) for f in ladder(early.feature_sets) for p in early.predictors]
     return rows
 
 
-def split_folds(table: pl.DataFrame, kind: str, cfg: dict) -> np.ndarray:
+def split_folds(table: pl.DataFrame, kind: str, cfg: PredictionConfig) -> np.ndarray:
     """The folds of `kind` over the runs of one epoch; TooFewGroups where a fold cannot be
     held out or a training fold has fewer than 2 cells for its inner cross-validation."""
-    folds = fold_ids(table, kind, cfg["folds"], cfg["seed"])
+    folds = fold_ids(table, kind, cfg.folds, cfg.seed)
     cells = table["cell"].to_numpy()
     for f in np.unique(folds):
         if (n := len(np.unique(cells[folds != f]))) < 2:
@@ -561,14 +646,14 @@ def split_folds(table: pl.DataFrame, kind: str, cfg: dict) -> np.ndarray:
 
 
 def predict_accuracy(
-    stats: pl.LazyFrame, runs: pl.DataFrame, cfg: dict, threads: int = 1
+    stats: pl.LazyFrame, runs: pl.DataFrame, cfg: PredictionConfig, threads: int = 1
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """The prediction table (one row per feature set x predictor x split x epoch) and the
     held-out predictions behind it (one row per run of each)."""
     from joblib import Parallel, delayed
 
     started = time.perf_counter()
-    table = features(stats, runs, epochs=cfg["early"]["epochs"], positions=cfg["positions"])
+    table = features(stats, runs, epochs=list(cfg.early.epochs), positions=cfg.positions)
     logger.info("phase features: %.1f s", time.perf_counter() - started)
     by_epoch = {
         e: part.with_columns(cell=cell_ids(part))  # cells numbered within each epoch's runs
@@ -669,7 +754,7 @@ def _evaluate(rows, results, by_epoch, folds, notes, sets, cfg):
     """Metrics, CIs and paired increments of every row; the out-of-fold predictions."""
     boots, points, out, oof = {}, {}, [], []
     counts = {}
-    head = (cfg["headline"]["feature_set"], cfg["headline"]["predictor"])
+    head = (cfg.headline.feature_set, cfg.headline.predictor)
     for row in rows:
         epoch, kind, fset, predictor = row
         if row not in results:
@@ -677,10 +762,10 @@ def _evaluate(rows, results, by_epoch, folds, notes, sets, cfg):
         part = by_epoch[epoch]
         y, cells = part["final_test_acc"].to_numpy(), part["cell"].to_numpy()
         if epoch not in counts:  # one set of resamples per epoch: increments are paired
-            counts[epoch] = cell_resamples(int(cells.max()) + 1, cfg["bootstrap"], cfg["seed"])
+            counts[epoch] = cell_resamples(int(cells.max()) + 1, cfg.bootstrap, cfg.seed)
         pred = results[row][0]
         points[row] = point_metrics(y, pred)
-        boots[row] = bootstrap_metrics(y, pred, cells, counts[epoch], cfg["max_rank_runs"])
+        boots[row] = bootstrap_metrics(y, pred, cells, counts[epoch], cfg.max_rank_runs)
         if predictor == RANK:  # a ranking, not an accuracy: rank metrics only, no held-out rows
             for m in set(METRICS) - set(RANK_METRICS):
                 points[row][m] = math.nan
@@ -703,7 +788,7 @@ def _evaluate(rows, results, by_epoch, folds, notes, sets, cfg):
             "predictor": predictor,
             "split": kind,
             "epoch": epoch,
-            "target": cfg["target"],
+            "target": cfg.target,
             "headline": (fset, predictor) == head,
             "n_features": len(sets[fset]),
             "n_cells": part["cell"].n_unique(),
@@ -851,11 +936,11 @@ def ladder_rows(part: pl.DataFrame) -> list[list[str]]:
     ]
 
 
-def prediction_markdown(table: pl.DataFrame, cfg: dict) -> str:
+def prediction_markdown(table: pl.DataFrame, cfg: PredictionConfig) -> str:
     """results/prediction.md: the headline, the ladder per split, then early prediction."""
     final = table.filter(epoch=FINAL)
-    clip = cfg["logit_clip"]
-    target = f" (fitted as its logit, clipped at {clip})" if cfg["target"] == "logit" else ""
+    clip = cfg.logit_clip
+    target = f" (fitted as its logit, clipped at {clip})" if cfg.target == "logit" else ""
     lines = [
         "# Test accuracy predicted from the weights",
         "",
@@ -866,7 +951,7 @@ def prediction_markdown(table: pl.DataFrame, cfg: dict) -> str:
         "folds, with every hyperparameter chosen by cross-validation inside the training "
         "folds, grouped by cell (an architecture under one training setting on one "
         "dataset). Metrics are on the pooled held-out predictions (clipped to [0, 1]); CIs "
-        f"resample whole cells (95 % percentile bootstrap, {cfg['bootstrap']} resamples); "
+        f"resample whole cells (95 % percentile bootstrap, {cfg.bootstrap} resamples); "
         "increments (Δ) are paired: the same folds and the same resamples for both feature "
         "sets. The headline feature set is fixed in the config "
         "(`analysis.prediction.headline`), not picked by held-out score.",

@@ -11,7 +11,7 @@ run_logged(
     tables={t: path for t, path in snakemake.input.items() if t != "zoo"},
     zoo_path=snakemake.input.zoo,
     settings=snakemake.params.settings,
-    hist_range=snakemake.params.hist_range,
+    hist=snakemake.params.hist,
     html_out=snakemake.output.html,
     image_out=snakemake.output.image,
     spec_out=snakemake.output.spec,

@@ -100,11 +100,11 @@ def _run_between(
     stratum, group = runs["stratum"].to_numpy(), runs["group"].to_numpy()
     cdf = cells.cdfs[target]
     for s in members:
-        for g in scores:
+        for g, found in scores.items():
             rows = np.flatnonzero((stratum == s) & (group == g))
             rows = rows[np.isfinite(cdf[rows]).all(axis=1)]
             if len(rows) >= 2:
-                scores[g].append(mean_distance_to_group(cdf[rows], cells.widths[target]))
+                found.append(mean_distance_to_group(cdf[rows], cells.widths[target]))
     if not scores["optimal"] or not scores["suboptimal"]:
         return None, None
     a, b = np.concatenate(scores["optimal"]), np.concatenate(scores["suboptimal"])
