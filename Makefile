@@ -50,7 +50,7 @@ slurm:
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq slurm-wlm munge >/dev/null; \
 	  else echo "slurm-wlm or munge is missing and apt-get needs root: the SLURM test will be skipped"; fi; }
 
-# Benchmarks against reference baselines (README, "Performance"); writes benchmarks/results.md.
+# Benchmarks against reference baselines (docs/performance.md); writes benchmarks/results.md.
 # The `bench` extra adds WeightWatcher, the reference of the statistics benchmark.
 $(VENV)/.bench-installed: $(BIN)/snakemake pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
@@ -62,7 +62,7 @@ bench: $(VENV)/.bench-installed  ## measure everything (about 35 minutes on 2 co
 bench-training: $(VENV)/.bench-installed  ## only the training sections (a GPU is used when present)
 	$(BIN)/python benchmarks/run.py --training-only --output benchmarks/results-training.md
 
-# The prepared GPU check (README, "Performance"): CUDA tests, throughput and a projection of the
+# The prepared GPU check (docs/performance.md): CUDA tests, throughput and a projection of the
 # paper-scale zoo on one card into benchmarks/results-gpu.md; without a GPU, a small CPU
 # version. Needs only torch, numpy, scipy, pyarrow, polars and pyyaml: no install, no network.
 GPU_CHECK_PYTHON ?= $(if $(wildcard $(BIN)/python),$(BIN)/python,python3)
@@ -82,3 +82,8 @@ format: $(BIN)/snakemake  ## format and fix what lint would flag (then review th
 
 clean:
 	rm -rf results .snakemake
+
+# The manual in docs/ as a site in site/ (mkdocs-material from the dev extra; offline, strict).
+.PHONY: docs
+docs: $(BIN)/snakemake  ## build docs/ into site/ (open site/index.html)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict

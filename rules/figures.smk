@@ -20,6 +20,7 @@ wildcard_constraints:
 rule figure:
     input:
         unpack(lambda w: {t: TABLES[t] for t in FIGURES[w.figure].tables}),
+        zoo=rules.claims.output.groups,  # the zoo the figure came from, named on its page
     output:
         html="results/figures/{figure}.html",
         image=report(

@@ -568,18 +568,25 @@ def test_final_stats_keep_each_runs_final_epoch_with_its_group():
     assert {"group", "final_test_acc", "n_params", "hist"} <= set(final.columns)
 
 
-def test_claims_page_opens_with_the_verdict_table():
+def test_claims_page_opens_with_the_bottom_line_then_the_legend_before_each_levels_table():
     runs, stats = make_zoo(opposite_zoo())
     settings = dataclasses.replace(SETTINGS, primary_statistic="kurtosis")
     result = analysis.run_claims(runs, stats, settings)
     v = analysis.verdicts(result.claims)
     assert v.columns == analysis.VERDICT_COLUMNS
-    page = analysis.claims_markdown(
-        result.claims, v, rule="rule", settings=settings, counts={"runs": 100}
-    )
-    sections = [line for line in page.splitlines() if line.startswith("## ")]
-    assert sections[0] == "## Verdicts" and sections[1].startswith("## Claim 1")
-    assert "| 1 | family | d | all | **inconsistent** | kurtosis |" in page
+    zoo = "The zoo holds 100 networks."
+    page = analysis.claims_markdown(result.claims, v, rule="rule", settings=settings, zoo=zoo)
+    lines = page.splitlines()
+    sections = [line for line in lines if line.startswith("## ")]
+    assert sections[:3] == ["## Bottom line", "## How they were tested", "## Verdicts"]
+    assert sections[3].startswith("## Claim 1")
+    assert lines[4] == zoo  # the zoo as a sentence, first under the bottom line
+    assert lines[6].startswith("- **Weight statistics track accuracy**")
+    assert "Zoo: {" not in page
+    legend = lines.index("What each verdict means:")
+    table = lines.index("### Across the architectures of each family")
+    assert legend < table  # the legend before the table
+    assert "| 1 | d | all | **inconsistent** | kurtosis |" in page  # `within`: the heading
     assert "claim 1 `kurtosis`" in page and "inside ±0.2" in page
     header = next(line for line in page.splitlines() if line.startswith("| claim |"))
     for column in ("size_partial", "raw_minus_partial", "detectable", "equivalence"):

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import html
+import json
 import os
 import re
 import shutil
 import subprocess
+from collections.abc import Sequence
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -14,7 +17,7 @@ import pytest
 from test_figures import HIST_RANGE, make_final, make_groups, make_medians
 
 from weightzoo import dashboard, figures, vega
-from weightzoo.analysis import CLAIMS_SCHEMA
+from weightzoo.analysis import CLAIMS_SCHEMA, VERDICT_SCHEMA
 
 CHROMIUM_FLAGS = (
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -33,7 +36,9 @@ def find_chromium() -> str | None:
     return path
 
 
-def dump_dom(page: Path, profile: Path, timeout: float = 60) -> str:
+def dump_dom(
+    page: Path, profile: Path, timeout: float = 60, extra_flags: Sequence[str] = ()
+) -> str:
     """The DOM of a local page after headless Chromium has run its scripts (--dump-dom).
 
     Skips the test when Chromium is missing (fails on CI). `profile` is an empty folder for
@@ -47,6 +52,7 @@ def dump_dom(page: Path, profile: Path, timeout: float = 60) -> str:
         [
             chromium,
             *CHROMIUM_FLAGS,
+            *extra_flags,
             f"--user-data-dir={profile}",
             "--dump-dom",
             page.resolve().as_uri(),
@@ -170,7 +176,7 @@ def test_dashboard_tables_are_escaped_and_formatted(page: Path):
     assert "&lt;b&gt;escaped&lt;/b&gt; &amp; kept" in text and "<b>escaped" not in text
     assert ">0.812<" in text and ">1.23e-05<" in text  # 3 significant digits
     assert '<td class="num p_value">–</td>' in text  # NaN, like null, is a dash
-    assert '<tr class="not-testable">' in text
+    assert '<details class="not-testable">' in text
     for column in CLAIMS_SCHEMA:
         assert f"<th>{column}</th>" in text
 
@@ -236,3 +242,118 @@ def test_dashboard_shows_the_prediction_headline_and_ladder(tmp_path: Path):
     assert "the weights predict test accuracy with τ = 0.70 [0.60, 0.80]" in text
     assert "beyond the strongest size baseline (size (hgb): τ = 0.50 [0.40, 0.60])" in text
     assert '<td class="num tau_over_size">0.2</td>' in text
+
+
+# Written into the page by the layout test: once every chart is drawn, it records heights and
+# widths (CSS pixels, page coordinates) into <pre id="measurements">, which --dump-dom returns.
+MEASURE = """
+<script>
+(function () {
+  function measure() {
+    if (document.body.dataset.status === "rendering") return setTimeout(measure, 50);
+    var top = function (el) { return el.getBoundingClientRect().top + window.scrollY; };
+    var figure = document.querySelector(".chart");
+    var out = {
+      verdicts_height: document.getElementById("verdicts").getBoundingClientRect().height,
+      first_figure_top: figure ? top(figure.closest("section")) : null,
+      page_height: document.documentElement.scrollHeight,
+      errors: window.__errors.length,
+    };
+    document.querySelectorAll("details").forEach(function (d) { d.open = true; });
+    out.overflowing = Array.prototype.slice.call(document.querySelectorAll("table"))
+      .filter(function (t) { return t.getBoundingClientRect().width >
+                                    t.parentElement.clientWidth + 1; })
+      .map(function (t) { return t.closest("section").id; });
+    out.unfolded_verdicts_height =
+      document.getElementById("verdicts").getBoundingClientRect().height;
+    var box = document.createElement("pre");
+    box.id = "measurements";
+    box.textContent = JSON.stringify(out);
+    document.body.appendChild(box);
+  }
+  measure();
+})();
+</script>
+"""
+
+
+def measure_layout(page: Path, profile: Path) -> dict:
+    """The page's layout in a 1,400 × 900 headless Chromium window, as MEASURE records it."""
+    measured = page.with_name("measured.html")
+    head, tail = page.read_text().rsplit("</body>", 1)  # the bundle holds "</body>" too
+    measured.write_text(head + MEASURE + "</body>" + tail)
+    flags = ["--window-size=1400,900", "--hide-scrollbars"]
+    dom = dump_dom(measured, profile, extra_flags=flags)
+    found = re.search(r'<pre id="measurements">(.*?)</pre>', dom, re.S)
+    assert found, "the measuring script wrote nothing"
+    return json.loads(html.unescape(found.group(1)))
+
+
+def zoo_verdicts() -> pl.DataFrame:
+    """A verdict table the size of the default zoo's (both levels, every claim and subset),
+    with details as long as real ones."""
+    detail = "; ".join(
+        f"{s} ρ −0.67* (given size −0.24, w/std(w0) | size +0.10): explained by size"
+        for s in ("mean", "std", "skew", "kurtosis", "q1", "q99", "max_abs", "alpha")
+    )
+    rows = []
+    for within in ("family", "architecture"):
+        for claim in (1, 2):
+            for family in ("mlp", "cnn", "vit", "all"):
+                rows.append({
+                    "claim": claim, "within": within, "dataset": "digits", "family": family,
+                    "verdict": "explained by size", "statistic": "kurtosis", "direction": "−",
+                    "estimate": -0.73, "ci_low": -0.9, "ci_high": -0.41, "q_value": 0.0012,
+                    "n_cells": 18, "n_runs": 90, "beyond_size": False, "beyond_init": False,
+                    "consistent": True, "detail": detail,
+                })  # fmt: skip
+        for pair in ("cnn vs mlp", "cnn vs vit", "mlp vs vit"):
+            rows.append({
+                "claim": 3, "within": within, "dataset": "digits", "family": pair,
+                "verdict": "shape only", "statistic": "rel_std", "estimate": 0.98,
+                "q_value": 0.001, "n_cells": 37, "n_runs": 185, "detail": detail,
+            })  # fmt: skip
+    return pl.DataFrame(rows, schema=VERDICT_SCHEMA)
+
+
+def many_tests() -> pl.DataFrame:
+    """A claims table of 60 tests with notes as long as real ones."""
+    (row,) = claims_table().head(1).to_dicts()
+    note = "between architectures w − w0: optimal/suboptimal W1 0.35*, run-level ratio 0.2 " * 3
+    return pl.DataFrame([row | {"note": note}] * 60, schema=CLAIMS_SCHEMA)
+
+
+def test_dashboard_verdicts_fit_one_screen_and_the_first_figure_is_within_two(tmp_path: Path):
+    from weightzoo import bottom_line
+
+    verdicts = zoo_verdicts()
+    first = bottom_line.to_html(bottom_line.findings(verdicts), "The zoo holds 235 networks.")
+    page = dashboard.build_dashboard(
+        small_figures(), many_tests(), verdicts, "A summary.", tmp_path / "index.html",
+        bottom_line=first,
+    )  # fmt: skip
+    layout = measure_layout(page, tmp_path / "profile")
+    assert verdicts.height == 22 and layout["errors"] == 0, layout
+    assert 300 < layout["verdicts_height"] < 900, layout  # 22 lines on one 900 px screen
+    assert layout["unfolded_verdicts_height"] > 2 * layout["verdicts_height"], layout  # folded
+    assert layout["first_figure_top"] < 1800, layout  # within two screens of 1,400 × 900
+    assert layout["overflowing"] == [], layout  # every table as wide as its container
+
+
+def test_the_bottom_line_opens_the_dashboard(tmp_path: Path):
+    from weightzoo import bottom_line
+
+    first = bottom_line.to_html(bottom_line.findings(zoo_verdicts()), "The zoo & its runs.")
+    page = dashboard.build_dashboard(
+        small_figures()[:1], claims_table(), zoo_verdicts(), "", tmp_path / "index.html",
+        bottom_line=first,
+    )  # fmt: skip
+    body = page.read_text().split("<body", 1)[1]
+    assert (
+        body.index('id="bottom-line"')
+        < body.index('id="verdicts"')
+        < body.index('<section id="accuracy')
+    )
+    assert "<p>The zoo &amp; its runs.</p>" in body
+    assert body.count('<details class="explained-by-size">') == 16
+    assert "<h3>Across the training settings of one architecture</h3>" in body

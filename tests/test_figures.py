@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import math
+from html import escape
 from pathlib import Path
 
 import numpy as np
@@ -288,6 +289,13 @@ def table_with(spec: dict, *columns: str) -> pl.DataFrame:
     return found[0]
 
 
+def note_of(spec: dict) -> str:
+    """The text figures.with_note put under a chart."""
+    data = spec["vconcat"][1]["data"]
+    values = data["values"] if "values" in data else spec["datasets"][data["name"]]
+    return values[0]["note"]
+
+
 def expr_list(expr: str) -> list:
     """The JSON array a figure indexes in a Vega expression: '["a", "b"][datum.value]'."""
     return json.loads(expr[: expr.rindex("[datum.")])
@@ -472,6 +480,37 @@ def test_trajectories_put_the_pooled_dataset_last():
     assert spec["facet"]["column"]["sort"] == [*DATASETS, "all"]
 
 
+def test_trajectories_hide_the_pooled_panel_that_repeats_the_only_dataset():
+    one = make_medians().filter(pl.col("dataset").is_in(["digits", "all"]))
+    spec = figures.trajectories_chart(one, 200, 150).to_dict()
+    points = table_with(spec, "progress", "value")
+    assert set(points["dataset"]) == {"digits"}
+    assert points.height == len(FAMILIES) * 5 * 2
+    assert (
+        note_of(spec)
+        == 'The pooled panel "all" is not drawn: with one dataset it is the digits panel.'
+    )
+
+
+def test_accuracy_vs_params_marks_the_settings_of_one_architecture_by_shape(groups):
+    assert "shape" not in json.dumps(figures.accuracy_vs_params_chart(groups).to_dict())
+    lr = groups.filter(arch="mlp-w4").with_columns(setting=pl.lit("lr1e-2"))
+    spec = figures.accuracy_vs_params_chart(pl.concat([groups, lr])).to_dict()
+    (shape,) = [layer["encoding"]["shape"] for layer in spec["spec"]["layer"]
+                if "shape" in layer["encoding"]]  # fmt: skip
+    assert shape["field"] == "setting" and shape["sort"] == ["default", "lr1e-2"]
+
+
+def test_spectral_alpha_states_how_many_fits_are_valid_and_why_the_rest_are_grey(final):
+    spec = figures.spectral_alpha_chart(final, 200, 150).to_dict()
+    # 18 runs per family; flagged: the first weight tensor of each run (mlp 1 of 2, cnn 1 of
+    # 3, vit 1 of 4): 54 of 162 fits
+    assert note_of(spec) == (
+        "108 of 162 weight-matrix fits are valid; grey, flagged: 54 too few eigenvalues "
+        "(too_few_evals)."
+    )
+
+
 def test_distance_heatmap_orders_runs_by_accuracy():
     distances = make_distances(12)
     spec = figures.distance_heatmap_chart(distances, 300, 300).to_dict()
@@ -498,10 +537,12 @@ def test_distance_heatmap_merges_runs_beyond_max_runs():
     assert labels[0] == "#0 acc 0.0–0.09"
 
 
-def test_distance_heatmap_refuses_several_subsets():
-    mixed = pl.concat([make_distances(3), make_distances(3).with_columns(family=pl.lit("cnn"))])
-    with pytest.raises(ValueError, match="digits/cnn, digits/mlp"):
-        figures.distance_heatmap_chart(mixed)
+def test_distance_heatmap_draws_one_panel_per_family():
+    mixed = pl.concat([make_distances(3), make_distances(4).with_columns(family=pl.lit("cnn"))])
+    spec = figures.distance_heatmap_chart(mixed).to_dict()
+    titles = [panel["title"] for panel in spec["concat"]]
+    assert titles == ["digits · mlp: 3 runs", "digits · cnn: 4 runs"]  # the paper's order
+    assert spec["columns"] == 2
 
 
 def test_prediction_scatter_shows_size_and_the_best_set_per_cell(groups):
@@ -597,6 +638,18 @@ def test_save_chart_writes_offline_html_and_an_image(tmp_path: Path, groups, suf
     else:
         assert data.startswith(b"\x89PNG\r\n\x1a\n")
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["f.html", f"f{suffix}"])
+
+
+def test_standalone_figure_page_carries_its_caption_and_zoo(tmp_path: Path, groups):
+    chart = figures.accuracy_vs_params_chart(groups, 200, 150)
+    caption = figures.FIGURES["accuracy_vs_params"].caption
+    zoo = "The zoo holds 12 networks <of> digits."
+    html, _ = vega.save_chart(chart, tmp_path / "f.html", tmp_path / "f.svg", caption, zoo)
+    page = html.read_text()
+    first = caption.split("\n\n")[0]
+    assert f"<p>{escape(first)}</p>" in page and "sweep&#x27;s" in page  # escaped text
+    assert '<p class="zoo">The zoo holds 12 networks &lt;of&gt; digits.</p>' in page
+    assert page.index('<div id="vis">') < page.index('<div class="caption">')
 
 
 def test_save_chart_refuses_other_image_formats(tmp_path: Path, groups):

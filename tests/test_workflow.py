@@ -200,7 +200,8 @@ def test_claims_are_tested_and_written(tiny_run):
     page = (work / "results/claims.md").read_text()
     for n in (1, 2, 3):
         assert f"## Claim {n}:" in page
-    assert '"runs": 24, "cells": 12,' in page  # the zoo line counts each cell once
+    assert "The zoo holds 24 networks (12 cells of" in page  # each cell counted once
+    assert page.splitlines()[2] == "## Bottom line"
     groups = pl.read_parquet(work / "results/tables/groups.parquet")
     assert set(groups["group"]) <= {"optimal", "intermediate", "suboptimal", "at chance"}
     assert groups.height == 24

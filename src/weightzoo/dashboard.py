@@ -20,9 +20,9 @@ from pathlib import Path
 
 import polars as pl
 
-from weightzoo.analysis import CLAIMS_SCHEMA, VERDICT_COLUMNS, VERDICTS
+from weightzoo.analysis import CLAIMS_SCHEMA, VERDICTS
 from weightzoo.io import atomic_path
-from weightzoo.markdown import fmt
+from weightzoo.markdown import finite, fmt
 from weightzoo.vega import check_offline, javascript_bundle, script_json
 
 EMBED_OPTIONS = {
@@ -103,8 +103,31 @@ tr.not-testable td.verdict, tr.at-chance td.verdict { color: #777; }
 dl.legend dt { font-weight: bold; float: left; clear: left; width: 10em; }
 dl.legend dd { margin-left: 11em; }
 .table-wrap { overflow-x: auto; }
+table.fit { table-layout: fixed; width: 100%; }
+table.fit td, table.fit th { overflow-wrap: anywhere; }
 .chart { overflow-x: auto; }
 #errors { display: none; }
+h1 { font-size: 1.5em; margin: 0.3em 0; }
+h2 { margin: 0.6em 0 0.4em; }
+.bottom-line { background: #f6f8f7; border-left: 4px solid #1b7a5a; padding: 0.1em 1em; }
+.bottom-line li { margin: 0.25em 0; }
+.bottom-line .scope { color: #555; }
+details > summary { cursor: pointer; }
+.verdicts { margin: 0.5em 0 1em; font-size: 0.9em; }
+.verdicts summary { display: grid; grid-template-columns: 3em 11em 12em 9em 1fr 6em 7em;
+                    gap: 0 0.6em; padding: 0.15em 0.3em; border-bottom: 1px solid #e4e4e4; }
+.verdicts summary::-webkit-details-marker { display: none; }
+.verdicts summary:hover { background: #f3f3f3; }
+.verdicts .head { display: grid; grid-template-columns: 3em 11em 12em 9em 1fr 6em 7em;
+                  gap: 0 0.6em; padding: 0.15em 0.3em; font-weight: bold;
+                  border-bottom: 2px solid #ccc; }
+.verdicts .num { text-align: right; font-variant-numeric: tabular-nums; }
+.verdicts .verdict { font-weight: bold; }
+.verdicts details > div { padding: 0.3em 0.6em 0.6em 3.6em; color: #444; }
+.verdicts details.supported .verdict { color: #1b7a5a; }
+.verdicts details.not-supported .verdict, .verdicts details.inconsistent .verdict,
+.verdicts details.reversed .verdict { color: #b34700; }
+.verdicts details.not-testable .verdict, .verdicts details.at-chance .verdict { color: #777; }
 """
 
 
@@ -120,9 +143,15 @@ def summary(groups: pl.DataFrame) -> str:
     )
 
 
-def html_table(df: pl.DataFrame, columns: Sequence[str], row_class: str | None = None) -> str:
+FIT = ' class="fit"'
+
+
+def html_table(
+    df: pl.DataFrame, columns: Sequence[str], row_class: str | None = None, fit: bool = False
+) -> str:
     """An escaped HTML table of the listed columns (those the frame has), numbers right-aligned.
-    `row_class` names a column whose value, slugified, becomes each row's CSS class."""
+    `row_class` names a column whose value, slugified, becomes each row's CSS class; `fit`
+    makes the table as wide as its container, wrapping long cells instead of scrolling."""
     columns = [c for c in columns if c in df.columns]
     numeric = {c for c in columns if df.schema[c].is_numeric()}
     head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
@@ -141,7 +170,8 @@ def html_table(df: pl.DataFrame, columns: Sequence[str], row_class: str | None =
     if not rows:
         return "<p><em>no rows</em></p>"
     return (
-        f'<div class="table-wrap"><table><thead><tr>{head}</tr></thead>'
+        f'<div class="table-wrap"><table{FIT if fit else ""}>'
+        f"<thead><tr>{head}</tr></thead>"
         f"<tbody>{''.join(rows)}</tbody></table></div>"
     )
 
@@ -152,6 +182,97 @@ def _legend() -> str:
         f"<dt>{html.escape(v)}</dt><dd>{html.escape(text)}</dd>" for v, text in VERDICTS.items()
     )
     return f'<dl class="legend">{items}</dl>'
+
+
+def _effect(row: dict) -> str:
+    """A verdict row's headline effect with its CI, e.g. "−0.60 [−0.75, −0.40]"."""
+    estimate = row.get("estimate")
+    if finite(estimate) is None:
+        return "–"
+    text = f"{estimate:+.2f}"
+    if row.get("ci_low") is not None and row.get("ci_high") is not None:
+        text += f" [{row['ci_low']:+.2f}, {row['ci_high']:+.2f}]"
+    return text.replace("-", "−")
+
+
+def _verdict_details(row: dict) -> str:
+    """The folded part of one verdict: the size control (partial with its CI, raw − partial,
+    the detectable effect, the equivalence test), the other controls, then the detail."""
+    size = (
+        f"given size: partial {fmt(row.get('size_partial'))} "
+        f"[{fmt(row.get('size_ci_low'))}, {fmt(row.get('size_ci_high'))}], raw − partial "
+        f"{fmt(row.get('raw_minus_partial'))} [{fmt(row.get('raw_minus_partial_low'))}, "
+        f"{fmt(row.get('raw_minus_partial_high'))}], detectable at these cells "
+        f"{fmt(row.get('detectable'))}, equivalence {fmt(row.get('equivalence'))}, cells needed "
+        f"{fmt(row.get('cells_needed'))}"
+        if "size_partial" in row and row.get("size_partial") is not None
+        else ""
+    )
+    flags = [
+        f"{label}: {fmt(row.get(key))}"
+        for key, label in (
+            ("beyond_size", "beyond size"),
+            ("beyond_init", "beyond initialisation"),
+            ("consistent", "consistent in direction"),
+            ("exploratory", "exploratory"),
+        )
+        if key in row and row.get(key) is not None
+    ]
+    controls = " · ".join([size, *flags] if size else flags)
+    clauses = [c.strip() for c in str(row.get("detail") or "").split("; ") if c.strip()]
+    items = "".join(f"<li>{html.escape(c)}</li>" for c in clauses)
+    return f"<div><p>{html.escape(controls)}</p>{f'<ul>{items}</ul>' if items else ''}</div>"
+
+
+VERDICT_HEAD = ("claim", "subset", "verdict", "statistic", "effect [95 % CI]", "q", "cells / runs")
+
+
+def verdict_rows(verdicts: pl.DataFrame) -> str:
+    """Verdicts as compact one-line rows, each a <details> whose summary is the line and whose
+    body holds the controls and the detail (folded: one screen holds them all)."""
+    head = "".join(f"<span>{html.escape(h)}</span>" for h in VERDICT_HEAD)
+    rows = []
+    for row in verdicts.iter_rows(named=True):
+        slug = re.sub(r"[^a-z0-9]+", "-", str(row.get("verdict")).lower()).strip("-")
+        runs = f"{fmt(row.get('n_cells'))} / {fmt(row.get('n_runs'))}"
+        cells = (
+            (str(row.get("claim")), ""),
+            (f"{row.get('dataset')} / {row.get('family')}", ""),
+            (fmt(row.get("verdict")), "verdict"),
+            (fmt(row.get("statistic")), ""),
+            (_effect(row), "num"),
+            (fmt(row.get("q_value")), "num"),
+            (runs, "num"),
+        )
+        line = "".join(
+            f'<span class="{cls}">{html.escape(text)}</span>'
+            if cls
+            else f"<span>{html.escape(text)}</span>"
+            for text, cls in cells
+        )
+        rows.append(f'<details class="{slug}"><summary>{line}</summary>'
+                    f"{_verdict_details(row)}</details>")  # fmt: skip
+    if not rows:
+        return "<p><em>no verdicts</em></p>"
+    return f'<div class="verdicts"><div class="head">{head}</div>{"".join(rows)}</div>'
+
+
+def verdict_section(verdicts: pl.DataFrame) -> str:
+    """The verdict section's body: a line on how to read it, the legend (folded), then one
+    block of compact rows per level of comparison (`within`)."""
+    from weightzoo.bottom_line import levels
+
+    blocks = [
+        '<p>One line per claim and subset (dataset / family; "all" pools them): the verdict, '
+        "its headline statistic and effect with a 95 % CI, q, and the architecture cells and "
+        "runs it rests on. Click a line for the controls and every statistic.</p>"
+        f"<details><summary>What the verdicts mean</summary>{_legend()}</details>"
+    ]
+    for title, part in levels(verdicts):
+        if title:
+            blocks.append(f"<h3>{html.escape(title)}</h3>")
+        blocks.append(verdict_rows(part))
+    return "".join(blocks)
 
 
 def _paragraphs(text: str) -> str:
@@ -193,7 +314,9 @@ def prediction_section(prediction: pl.DataFrame) -> dict:
         f"<p>{html.escape(SPLIT_TITLES.get(split, 'No split'))}: Kendall τ and R² of held-out "
         "predictions with 95 % bootstrap CIs over cells, and the paired increment over the "
         "strongest size baseline (parameter count fitted, or runs ranked by it). Every split "
-        "and the early epochs: results/prediction.md.</p>" + html_table(ladder, PREDICTION_COLUMNS)
+        "and the early epochs: results/prediction.md.</p>"
+        f"<details><summary>The ladder: {ladder.height} feature set × predictor rows</summary>"
+        f"{html_table(ladder, PREDICTION_COLUMNS, fit=True)}</details>"
     )
     return {"id": "prediction", "title": "Accuracy predicted from the weights", "html": text}
 
@@ -206,6 +329,7 @@ def build_dashboard(
     out_path: str | Path,
     title: str = "weightzoo: the learnable parameters of optimal and suboptimal networks",
     sections: Sequence[dict] = (),
+    bottom_line: str = "",
 ) -> Path:
     """Write the offline dashboard to `out_path` (atomically) and return its path.
 
@@ -213,7 +337,8 @@ def build_dashboard(
     inline, e.g. figures.chart_spec(chart)), shown in this order. `claims`: the claims table
     (analysis.CLAIMS_SCHEMA columns); `verdicts`: analysis.verdicts(claims); `summary`: a
     paragraph of plain text (blank lines separate paragraphs); `sections`: dicts with id,
-    title and html (trusted, already escaped), shown after the verdicts.
+    title and html (trusted, already escaped), shown after the figures; `bottom_line`: an
+    HTML fragment (weightzoo.bottom_line.to_html) that opens the verdicts.
     """
     names = [str(f["name"]) for f in figures]
     if len(set(map(_slug, names))) != len(names):
@@ -252,21 +377,18 @@ def build_dashboard(
 <body data-status="rendering">
 <h1>{html.escape(title)}</h1>
 <nav>{" ".join(nav)}</nav>
+{f'<section id="bottom-line"><h2>Bottom line</h2>{bottom_line}</section>' if bottom_line else ""}
 <div class="summary">{_paragraphs(summary)}</div>
 <section id="verdicts"><h2>Verdicts</h2>
-<p>One line per claim and subset (dataset × family; "all" pools them): the verdict of the
-statistic declared in the config, the direction and size of its effect with a 95 %
-confidence interval, its q-value, the architectures and runs it rests on (the unit of
-inference is the architecture), its size control (partial with CI, raw − partial, the
-effect these cells can detect, the equivalence test) and whether it keeps its direction;
-the strongest other statistic is an exploratory line.</p>
-{html_table(verdicts, VERDICT_COLUMNS, row_class="verdict")}
-{_legend()}
+{verdict_section(verdicts)}
 </section>
-{extra}
 {"".join(sections)}
+{extra}
 <section id="claims"><h2>Every test</h2>
-{html_table(claims, list(CLAIMS_SCHEMA))}
+<details><summary>Every test behind the verdicts ({claims.height} rows; also in
+tables/claims.parquet)</summary>
+{html_table(claims, list(CLAIMS_SCHEMA), fit=True)}
+</details>
 </section>
 <pre id="errors"></pre>
 <script>{_RENDER % json.dumps(EMBED_OPTIONS)}</script>

@@ -82,6 +82,20 @@ def no_data(reason: str = "", width: int = 300, height: int = 100) -> alt.Chart:
     )
 
 
+def with_note(chart: alt.TopLevelMixin, note: str) -> alt.TopLevelMixin:
+    """`chart` with a line of text under it, so that what the figure leaves out or flags is
+    said on the figure itself (also in its standalone HTML and image)."""
+    if not note:
+        return chart
+    text = (
+        alt.Chart(alt.InlineData(values=[{"note": note}]))
+        .mark_text(align="left", baseline="top", fontSize=12, color="#444", limit=900)
+        .encode(text="note:N", x=alt.value(0), y=alt.value(0))
+        .properties(width=10, height=16)
+    )
+    return alt.vconcat(chart, text, spacing=6)
+
+
 def _inline(df: pl.DataFrame) -> alt.InlineData:
     """The frame as compact inline CSV: floats rounded to SIG_DIGITS significant digits,
     NaN/inf written as empty (null) cells, numeric columns parsed as numbers."""
@@ -159,10 +173,11 @@ def accuracy_vs_params_chart(
     groups: pl.DataFrame, width: int = 220, height: int = 180
 ) -> alt.Chart:
     """Final test accuracy against the number of parameters (log scale), one panel per
-    dataset (rows) and model family (columns). Each point is one architecture: the mean
-    over its seeds, with a bar from the worst to the best seed; its colour is the
-    architecture's group (optimal: within the chosen margin of the best architecture;
-    suboptimal: far below it). Read it as the sweep's learning curve in model size: where
+    dataset (rows) and model family (columns). Each point is one architecture cell: the
+    mean over its seeds, with a bar from the worst to the best seed; its colour is the
+    cell's group (optimal: within the chosen margin of the best architecture; suboptimal:
+    far below it), its shape the training setting, so the settings of one architecture,
+    stacked at one size, tell apart. Read it as the sweep's learning curve in model size: where
     accuracy saturates, and how much seeds disagree at each size.
     """
     status = pl.col("status") if "status" in groups.columns else pl.lit("ok")
@@ -205,9 +220,14 @@ def accuracy_vs_params_chart(
     bars = base.mark_rule(opacity=0.6).encode(
         y=alt.Y("acc_min:Q", title="final test accuracy", axis=axis), y2="acc_max:Q"
     )
-    points = base.mark_circle(size=40, opacity=0.9).encode(
+    points = base.mark_point(size=45, opacity=0.9, filled=True).encode(
         y=alt.Y("acc_mean:Q", title="final test accuracy", axis=axis), tooltip=tooltip
     )
+    settings = _order(archs["setting"], first=["default"])
+    if len(settings) > 1:  # cells of one architecture share an x: their setting is the shape
+        points = points.encode(
+            shape=alt.Shape("setting:N", title="training setting", sort=settings)
+        )
     return (
         alt.layer(bars, points, data=_inline(archs))
         .properties(width=width, height=height)
@@ -530,6 +550,13 @@ def trajectories_chart(medians: pl.DataFrame, width: int = 200, height: int = 15
     )
     if long.height == 0:
         return no_data("no finite trajectory values", width, height)
+    note = ""
+    datasets = [d for d in long["dataset"].unique().to_list() if d != "all"]
+    if len(datasets) == 1 and "all" in long["dataset"].to_list():
+        long = long.filter(pl.col("dataset") != "all")
+        note = (
+            f'The pooled panel "all" is not drawn: with one dataset it is the {datasets[0]} panel.'
+        )
     families = _order(long["family"], FAMILIES)
     tooltip = [
         "family:N",
@@ -542,7 +569,7 @@ def trajectories_chart(medians: pl.DataFrame, width: int = 200, height: int = 15
         y=alt.Y("value:Q", title=None, scale=alt.Scale(zero=False)),
         color=alt.Color("family:N", title="family", sort=families),
     )
-    return (
+    chart = (
         alt.layer(
             base.mark_line(strokeWidth=2),
             base.mark_circle(size=25).encode(tooltip=tooltip),
@@ -555,25 +582,38 @@ def trajectories_chart(medians: pl.DataFrame, width: int = 200, height: int = 15
         )
         .resolve_scale(y="independent")
     )
+    return with_note(chart, note)
 
 
 def distance_heatmap_chart(
     distances: pl.DataFrame, width: int = 360, height: int = 360, max_runs: int = 80
 ) -> alt.Chart:
     """How alike the networks' weight distributions are: the 1-Wasserstein distance between
-    the final-weight histograms of every pair of runs of one dataset and family, runs
-    ordered by final test accuracy (worst at the left and top). Dark cells are similar
-    networks. A dark block in the high-accuracy corner and a light, patchy low-accuracy
-    corner mean that successful networks resemble each other while poor ones scatter
-    (claim 2). With many runs, neighbouring runs (in accuracy order) are merged into at most
-    `max_runs` groups and a cell is the mean distance between two groups' runs.
+    the final-weight histograms of every pair of runs of one dataset and family (one panel
+    each; runs are never compared across families), runs ordered by final test accuracy
+    (worst at the left and top). Dark cells are similar networks. A dark block in the
+    high-accuracy corner and a light, patchy low-accuracy corner mean that successful
+    networks resemble each other while poor ones scatter (claim 2). With many runs,
+    neighbouring runs (in accuracy order) are merged into at most `max_runs` groups and a
+    cell is the mean distance between two groups' runs.
     """
+    if max_runs < 1:
+        raise ValueError(f"distance_heatmap: max_runs must be >= 1, got {max_runs}")
     subsets = distances.select("dataset", "family").unique().sort("dataset", "family")
     if subsets.height > 1:
-        raise ValueError(
-            "distance_heatmap takes the runs of one dataset x family, got "
-            + ", ".join(f"{d}/{f}" for d, f in subsets.iter_rows())
-        )
+        families = _order(subsets["family"], FAMILIES)
+        panels = [
+            _heatmap(distances.filter(dataset=d, family=f), width, height, max_runs)
+            for d in sorted(subsets["dataset"].unique())
+            for f in families
+            if (d, f) in set(subsets.iter_rows())
+        ]
+        return alt.concat(*panels, columns=len(families)).resolve_scale(color="independent")
+    return _heatmap(distances, width, height, max_runs)
+
+
+def _heatmap(distances: pl.DataFrame, width: int, height: int, max_runs: int) -> alt.Chart:
+    """One dataset x family's run x run heatmap (see distance_heatmap_chart)."""
     if max_runs < 1:
         raise ValueError(f"distance_heatmap: max_runs must be >= 1, got {max_runs}")
     pairs = distances.select("run_a", "run_b", "acc_a", "acc_b", "w1").with_columns(_finite("w1"))
@@ -621,7 +661,9 @@ def distance_heatmap_chart(
     accs = json.dumps([None if a is None else float(f"{a:.4g}") for a in labels["acc"].to_list()])
     dataset, family = distances["dataset"][0], distances["family"][0]
     axis = {"title": "run (by final test accuracy)", "sort": "ascending"}
-    labels_axis = alt.Axis(labelExpr=f"{names}[datum.value]", labelOverlap=True, labelLimit=120)
+    labels_axis = alt.Axis(
+        labelExpr=f"{names}[datum.value]", labelOverlap="greedy", labelLimit=140, labelFontSize=9
+    )
     return (
         alt.Chart(_inline(cells))
         .transform_calculate(
@@ -758,6 +800,7 @@ def spectral_alpha_chart(final: pl.DataFrame, width: int = 220, height: int = 18
     if layers.height == 0:
         return no_data("no spectral fits of weight matrices", width, height)
     positions = ["first", "middle", "last"]
+    note = _fit_note(final)
     x = alt.X("acc:Q", title="final test accuracy", axis=_acc_axis(layers["acc"]))
     y = alt.Y("alpha:Q", title="α of the eigenvalue spectrum", scale=alt.Scale(type="log"))
     valid = alt.datum.fit == "valid"
@@ -794,12 +837,38 @@ def spectral_alpha_chart(final: pl.DataFrame, width: int = 220, height: int = 18
             tooltip=tooltip,
         )
     )
-    return (
+    chart = (
         alt.layer(band, points, data=_inline(layers))
         .properties(width=width, height=height)
         .facet(**_facets(layers))
         .resolve_scale(y="independent")
     )
+    return with_note(chart, note)
+
+
+FIT_REASONS = {  # spectral.fit_status values in words
+    "too_few_evals": "too few eigenvalues",
+    "short_tail": "a tail too short",
+    "failed": "no finite α",
+}
+
+
+def _fit_note(final: pl.DataFrame) -> str:
+    """How many weight-matrix fits (of finished runs' final weights) are valid, and why the
+    others are flagged (drawn grey)."""
+    status = (
+        _ok_runs(final)
+        .filter(scope_type="tensor", kind="weight", target="w")
+        .filter(pl.col("fit_status").is_not_null())
+        .group_by("fit_status")
+        .len()
+    )
+    counts = dict(status.rows())
+    total = sum(counts.values())
+    flagged = sorted(((n, s) for s, n in counts.items() if s != "ok"), reverse=True)
+    why = ", ".join(f"{n} {FIT_REASONS.get(s, s)} ({s})" for n, s in flagged)
+    text = f"{counts.get('ok', 0)} of {total} weight-matrix fits are valid"
+    return text + (f"; grey, flagged: {why}." if why else ".")
 
 
 SPLIT_ORDER = tuple(SPLIT_KINDS)  # the order of zoo.SPLIT_KINDS
@@ -944,7 +1013,13 @@ def _final_maps(frames: dict[str, pl.LazyFrame], settings: dict) -> list[pl.Data
 def _distances(frames: dict[str, pl.LazyFrame], settings: dict) -> list[pl.DataFrame]:
     """The run x run distances the heatmap shows, from the final statistics."""
     final = frames["final"].collect()
-    return [heatmap_distances(final, settings["hist_range"], settings["max_heatmap_runs"])]
+    subsets = final.select("dataset", "family").unique().sort("dataset", "family")
+    hist_range, max_runs = settings["hist_range"], settings["max_heatmap_runs"]
+    parts = [
+        heatmap_distances(final.filter(dataset=d, family=f), hist_range, max_runs)
+        for d, f in subsets.iter_rows()
+    ] or [heatmap_distances(final, hist_range, max_runs)]  # no runs: the empty table
+    return [pl.concat(parts)]
 
 
 @dataclass(frozen=True)

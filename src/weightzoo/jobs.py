@@ -438,7 +438,8 @@ def claims_job(
     one row per architecture cell.
     """
     from weightzoo import analysis
-    from weightzoo.tables import CELL_KEYS, check_parquet
+    from weightzoo.bottom_line import zoo_sentence
+    from weightzoo.tables import check_parquet
 
     if sorted(outputs) != sorted(CLAIMS_OUTPUTS):
         raise ValueError(f"claims_job: outputs {sorted(outputs)}, expected {CLAIMS_OUTPUTS}")
@@ -454,14 +455,12 @@ def claims_job(
         analysis.final_stats(stats_lf, groups).sink_parquet(tmp, compression="zstd")
     logger.info("phase final stats: %.2f s", time.perf_counter() - sunk)
     verdicts = analysis.verdicts(result.claims)
-    counts = dict(groups.group_by("group").len().sort("group").rows())
-    counts |= {
-        "runs": groups.height,
-        "cells": groups.select(CELL_KEYS).n_unique(),  # each once, whatever level tests it
-        "diverged": int((groups["status"] == "diverged").sum()),
-    }
     page = analysis.claims_markdown(
-        result.claims, verdicts, rule=groups["group_rule"][0], settings=settings, counts=counts
+        result.claims,
+        verdicts,
+        rule=groups["group_rule"][0],
+        settings=settings,
+        zoo=zoo_sentence(groups),  # each cell once, whatever level tests it
     )
     dumps.write_table(groups.to_arrow(), outputs["groups"])
     dumps.write_table(result.cells.to_arrow(), outputs["cells"])
@@ -489,10 +488,13 @@ def figure_job(
     html_out: str | Path,
     image_out: str | Path,
     spec_out: str | Path,
+    zoo_path: str | Path | None = None,
 ) -> None:
-    """One figure: offline HTML, an SVG or PNG image and its spec (for the dashboard);
-    `settings` is the config's figures block, `hist` analysis.hist (the statistics' ranges)."""
+    """One figure: offline HTML (with its caption and, from `zoo_path`'s groups table, the
+    zoo it came from), an SVG or PNG image and its spec (for the dashboard); `settings` is
+    the config's figures block, `hist` analysis.hist (the statistics' ranges)."""
     from weightzoo import figures, vega
+    from weightzoo.bottom_line import zoo_sentence
     from weightzoo.stats import HistConfig
     from weightzoo.tables import check_parquet
 
@@ -501,7 +503,10 @@ def figure_job(
     scans = {t: pl.scan_parquet(path) for t, path in tables.items()}
     hist_range = HistConfig.from_config(hist).range
     chart = figures.draw(name, scans, {**settings, "hist_range": hist_range})
-    vega.save_chart(chart.properties(title=fig.title), html_out, image_out)
+    zoo = zoo_sentence(pl.read_parquet(zoo_path)) if zoo_path is not None else ""
+    vega.save_chart(
+        chart.properties(title=fig.title), html_out, image_out, caption=fig.caption, zoo=zoo
+    )
     # the dashboard gives each figure a heading of its own, so its spec carries no title
     record = {"name": name, "title": fig.title, "caption": fig.caption}
     vega.save_spec({**record, "spec": vega.chart_spec(chart)}, spec_out)
@@ -517,7 +522,7 @@ def dashboard_job(
 ) -> None:
     """results/index.html: verdicts, the prediction ladder, every figure and the claims table
     on one offline page."""
-    from weightzoo import analysis, dashboard
+    from weightzoo import analysis, bottom_line, dashboard
     from weightzoo.tables import check_parquet
 
     check_parquet(claims_path, groups_path)
@@ -525,11 +530,18 @@ def dashboard_job(
     groups = pl.read_parquet(groups_path)
     specs = [json.loads(Path(f).read_text()) for f in spec_files]
     summary = dashboard.summary(groups)
-    sections = []
+    sections, extra = [], []
     if prediction_path is not None:
-        sections.append(dashboard.prediction_section(pl.read_parquet(prediction_path)))
+        from weightzoo.prediction import headline
+
+        prediction = pl.read_parquet(prediction_path)
+        sections.append(dashboard.prediction_section(prediction))
+        extra.append(headline(prediction))
+    verdicts = analysis.verdicts(claims)
+    found = bottom_line.findings(verdicts)
+    first = bottom_line.to_html(found, bottom_line.zoo_sentence(groups), extra)
     dashboard.build_dashboard(
-        specs, claims, analysis.verdicts(claims), summary, output, sections=sections
+        specs, claims, verdicts, summary, output, sections=sections, bottom_line=first
     )
 
 

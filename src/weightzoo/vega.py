@@ -43,16 +43,21 @@ def check_offline(html: str, what: str = "page") -> None:
 
 
 def save_chart(
-    chart: alt.TopLevelMixin, html_path: str | Path, image_path: str | Path
+    chart: alt.TopLevelMixin,
+    html_path: str | Path,
+    image_path: str | Path,
+    caption: str = "",
+    zoo: str = "",
 ) -> tuple[Path, Path]:
-    """Write the chart as a self-contained offline HTML (Vega libraries inlined) and as an
-    image, SVG or PNG by `image_path`'s suffix; both atomically. Returns the two paths."""
+    """Write the chart as a self-contained offline HTML (Vega libraries inlined; `caption`
+    and `zoo`, plain text, below the chart, so the page stands alone) and as an image, SVG or
+    PNG by `image_path`'s suffix; both atomically. Returns the two paths."""
     html_path, image_path = Path(html_path), Path(image_path)
     suffix = image_path.suffix.lower()
     if suffix not in (".svg", ".png"):
         raise ValueError(f"image path {image_path} must end in .svg or .png")
     spec = chart_spec(chart)
-    page = offline_html(spec, title=html_path.stem)
+    page = offline_html(spec, title=html_path.stem, caption=caption, zoo=zoo)
     check_offline(page, str(html_path))
     with atomic_path(html_path) as tmp:
         tmp.write_text(page, encoding="utf-8")
@@ -76,12 +81,20 @@ def script_json(value) -> str:
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
-def offline_html(spec: dict, title: str = "figure") -> str:
-    """One self-contained page that draws `spec`: the libraries inlined, no network."""
+def offline_html(spec: dict, title: str = "figure", caption: str = "", zoo: str = "") -> str:
+    """One self-contained page that draws `spec`: the libraries inlined, no network; the
+    caption's paragraphs (blank-line separated) and the zoo's sentence below the chart."""
+    notes = "".join(
+        f"<p>{html.escape(' '.join(p.split()))}</p>" for p in caption.split("\n\n") if p.strip()
+    )
+    if zoo:
+        notes += f'<p class="zoo">{html.escape(zoo)}</p>'
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
+<style>body {{ font-family: system-ui, sans-serif; margin: 1em; }}
+.caption {{ max-width: 60em; color: #333; line-height: 1.45; }} .zoo {{ color: #666; }}</style>
 <script>{javascript_bundle()}</script></head>
-<body><div id="vis"></div>
+<body><div id="vis"></div><div class="caption">{notes}</div>
 <script>vegaEmbed("#vis", {script_json(spec)}, {{"renderer": "svg"}}).catch(console.error);</script>
 </body></html>
 """

@@ -1,8 +1,7 @@
-"""results/claims.md: the verdict table first, the vocabulary, then every test of each claim."""
+"""results/claims.md: the generated bottom line, the legend, the verdicts of each level, then
+every test of each claim."""
 
 from __future__ import annotations
-
-import json
 
 import polars as pl
 
@@ -32,15 +31,25 @@ def claims_markdown(
     *,
     rule: str,
     settings: ClaimSettings,
-    counts: dict,
+    zoo: str,
 ) -> str:
-    """results/claims.md: the one verdict table first, the vocabulary, then every test."""
+    """results/claims.md: the generated bottom line (with the zoo in a sentence), how the
+    claims were tested, the legend, the verdicts of each level in a table of their own, then
+    every test."""
+    from weightzoo.bottom_line import findings, levels, to_markdown
+
     cells_runs = pl.format("{} / {}", "n_cells", "n_runs").alias("cells / runs")
-    vocabulary = "; ".join(f"**{k}**: {v}" for k, v in VERDICTS.items())
+    columns = [c for c in PAGE_VERDICT_COLUMNS if c != "within"]
     lines = [
         "# The paper's claims, tested",
         "",
-        f"Zoo: {json.dumps(counts)}. Groups: {rule}. Unit of inference: the architecture "
+        "## Bottom line",
+        "",
+        to_markdown(findings(verdict_table), zoo).strip(),
+        "",
+        "## How they were tested",
+        "",
+        f"Groups: {rule}. Unit of inference: the architecture "
         "cell (its seeds' mean); permutations and bootstraps move whole cells; pooled rows "
         "(`all`) weight each dataset × family by its cells and never mix cells across them. "
         f"α = {settings.alpha}, {settings.n_perm} permutations (Freedman–Lane for partials), "
@@ -55,7 +64,9 @@ def claims_markdown(
         "",
         "## Verdicts",
         "",
-        *_table(verdict_table.with_columns(cells_runs), PAGE_VERDICT_COLUMNS),
+        "What each verdict means:",
+        "",
+        *(f"- **{k}**: {v}" for k, v in VERDICTS.items()),
         "",
         f"Verdicts: {vocabulary}. Each verdict is the declared statistic's; `size_partial` "
         "(with its bootstrap CI), `raw_minus_partial` (same resamples of cells), "
@@ -68,6 +79,10 @@ def claims_markdown(
         "Claim 2 expects −: better architectures, less seed spread.",
         "",
     ]
+    for title, part in levels(verdict_table):
+        if title:
+            lines += [f"### {title}", ""]
+        lines += [*_table(part.with_columns(cells_runs), columns), ""]
     for claim, text in CLAIMS.items():
         lines += [f"## Claim {claim}: {text}", ""]
         lines += [*_table(claims.filter(claim=claim), PAGE_TEST_COLUMNS), ""]
