@@ -68,7 +68,7 @@ def claims_markdown(
         "",
         *(f"- **{k}**: {v}" for k, v in VERDICTS.items()),
         "",
-        f"Verdicts: {vocabulary}. Each verdict is the declared statistic's; `size_partial` "
+        "Each verdict is the declared statistic's; `size_partial` "
         "(with its bootstrap CI), `raw_minus_partial` (same resamples of cells), "
         "`detectable` (the smallest partial found with 80 % power at these cells) and "
         "`equivalence` (the TOST of the size partial) are its size control; `cells_needed`: "
