@@ -35,6 +35,8 @@ SECTIONS = {
     "analysis": ("bench_analysis", "section_analysis_scale"),  # (h)
     "prediction": ("bench_prediction", "section_prediction_scale"),  # (i)
     "memory": ("bench_training", "section_memory"),  # training and statistics jobs
+    "scale": ("bench_faults", "section_planning_scale"),  # (j)
+    "checksums": ("bench_faults", "section_checksums"),  # (k)
 }
 TRAINING = ["training", "seeds", "dumps", "memory"]
 

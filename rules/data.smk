@@ -15,6 +15,7 @@ rule download_dataset:
         download=config["data"]["download"],
         timeout_s=config["data"]["timeout_s"],
         retries=config["data"]["retries"],
+        code=code_of("download_dataset.py"),
     script:
         "../workflow/scripts/download_dataset.py"
 
@@ -32,5 +33,6 @@ rule prepare_dataset:
         "../envs/data.yaml"
     params:
         source=lambda w: dataset_source(config, w.dataset),
+        code=code_of("prepare_dataset.py"),
     script:
         "../workflow/scripts/prepare_dataset.py"

@@ -36,8 +36,14 @@ rule figure:
     params:
         settings=config["figures"],
         hist_range=config["analysis"]["hist"]["range"],
+        code=code_of("figure.py"),
     script:
         "../workflow/scripts/figure.py"
+
+
+def figure_files():
+    """Every file of every figure: its HTML, its image and its spec."""
+    return expand(rules.figure.output, figure=list(FIGURES))
 
 
 rule dashboard:
@@ -57,5 +63,7 @@ rule dashboard:
     localrule: True
     conda:
         "../envs/analysis.yaml"
+    params:
+        code=code_of("dashboard.py"),
     script:
         "../workflow/scripts/dashboard.py"

@@ -18,15 +18,24 @@ from pathlib import Path
 
 import polars as pl
 
-from weightzoo import data, dumps
+from weightzoo import data, dumps, io, stops
 from weightzoo.io import atomic_path
 
 logger = logging.getLogger(__name__)
 
 
+class _LogFile(logging.FileHandler):
+    """A job's log file that stays quiet when its disk is full (the job says so in one line
+    on the terminal instead of a logging traceback per record)."""
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        if not io.is_disk_full(sys.exc_info()[1] or Exception()):
+            super().handleError(record)
+
+
 def setup_logging(log_path: str | Path | None) -> None:
     """Send the library's log records (and warnings) to the job's log file."""
-    handler = logging.FileHandler(log_path) if log_path else logging.StreamHandler(sys.stderr)
+    handler = _LogFile(log_path) if log_path else logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
     logging.captureWarnings(True)
@@ -35,17 +44,26 @@ def setup_logging(log_path: str | Path | None) -> None:
 def run_logged(fn, log_path: str | Path | None, **kwargs):
     """Run one job function with logging to `log_path`; known input errors exit with one line.
 
-    Bad input (a dataset file, a config value) is the user's to fix, so it is reported as a
-    single clear message instead of a traceback; anything else keeps its traceback in the log.
+    Bad input (a dataset file, a config value), a damaged input file and a full disk are the
+    user's to fix, so each is reported as a single clear message instead of a traceback;
+    anything else keeps its traceback in the log. SIGTERM or SIGINT stops the job (not a
+    failure): one line says so and what a rerun does, and it exits with 128 + the signal.
     """
     setup_logging(log_path)
+    stops.raise_on_stop()
     try:
         return fn(**kwargs)
-    except (data.DatasetError, ValueError) as err:
+    except stops.Stopped as stop:
+        logger.warning("%s", stop)
+        print(f"weightzoo: {stop}", file=sys.stderr)
+        sys.exit(stop.exit_code)
+    except (data.DatasetError, ValueError, io.DiskFullError) as err:
         logger.exception("%s", err)  # the log keeps the traceback; the terminal gets one line
         sys.exit(f"weightzoo: {err}")
-    except Exception:
+    except Exception as err:
         logger.exception("job failed")
+        if io.is_disk_full(err):  # a library that said so in words, outside atomic_path
+            sys.exit(f"weightzoo: no space left on a disk this job writes to ({err})")
         raise
 
 
@@ -159,18 +177,32 @@ def train_block(
             vectorise,
             init_scale=train.get("init_scale", 1.0),
         )
-        results = training.fit(
-            models,
-            tensors,
-            train,
-            dump_epochs,
-            on_dump=dumps.DumpSink(progress, models.kinds, **tags),
-            on_epoch=watch.wrap(progress.add_metrics),
-            on_checkpoint=progress.checkpoint,
-            resume=progress.resume_point,
-            checkpoint_every_s=checkpoint_every_s,
-            divergence=divergence,
-        )
+        io.ensure_space(weights_out, dump_bytes(models, dump_epochs))
+        try:
+            results = training.fit(
+                models,
+                tensors,
+                train,
+                dump_epochs,
+                on_dump=dumps.DumpSink(progress, models.kinds, **tags),
+                on_epoch=watch.wrap(progress.add_metrics),
+                on_checkpoint=progress.checkpoint,
+                resume=progress.resume_point,
+                checkpoint_every_s=checkpoint_every_s,
+                divergence=divergence,
+            )
+        except stops.Stopped as stop:
+            saved = progress.resume_point
+            stop.resume = (
+                f"{dataset} {arch} {setting} seeds {seeds[0]}-{seeds[-1]} stopped after epoch "
+                f"{max(watch.done, 0)}/{train['epochs']}; "
+                + (
+                    f"progress saved after epoch {saved['epoch']}: a rerun resumes from there"
+                    if saved is not None
+                    else "nothing saved yet: a rerun starts the block again"
+                )
+            )
+            raise
         for r in results:
             logger.info(
                 "%s %s seed %d: %s after %d epochs, test acc %.4f (best %.4f)",
@@ -202,6 +234,14 @@ def train_block(
         progress.remove()
     logger.info("job done: %d seed(s) in %.1f s", len(seeds), results[0].wall_time_s)
     return runs
+
+
+def dump_bytes(models, dump_epochs: list[int]) -> int:
+    """The disk a block's dumps take at their peak, checked free before it trains: every dump
+    of every seed as float32 (the zstd files measure 0.94-1.06x that), twice — in its resume
+    folder, then assembled into the weights file."""
+    n_params = sum(p.numel() for p in models.parameters())  # every seed's parameters
+    return 2 * 4 * n_params * len(dump_epochs)
 
 
 def train_pack_job(
@@ -300,14 +340,14 @@ def stats_job(
     """Statistics (and first-layer strength maps) of one training job's dumps; `hist` is
     analysis.hist (range, bins, scaled_range), `spectral` analysis.spectral (None: no fits)."""
     from weightzoo import stats
-    from weightzoo.tables import check_parquet
+    from weightzoo.tables import reading
 
-    check_parquet(weights_path)
     started = time.perf_counter()
     ranges = tuple(hist["range"]), hist["bins"], tuple(hist["scaled_range"])
-    table = stats.file_stats(weights_path, *ranges, spectral_settings=spectral)
+    with reading(weights_path):  # the page checksums are checked as the dumps are read
+        table = stats.file_stats(weights_path, *ranges, spectral_settings=spectral)
+        maps = stats.file_strength_maps(weights_path, family, tuple(in_shape))
     dumps.write_table(table.to_arrow(), stats_out)
-    maps = stats.file_strength_maps(weights_path, family, tuple(in_shape))
     dumps.write_table(maps.to_arrow(), maps_out)
     logger.info(
         "%d statistics rows, %d map pixels in %.1f s",
@@ -318,18 +358,10 @@ def stats_job(
 
 
 def concat_tables(*, files: list[str | Path], output: str | Path) -> None:
-    """Concatenate per-job Parquet files into one table, streamed (never all in memory)."""
-    from weightzoo.tables import check_parquet
-
-    check_parquet(*files)
-    with atomic_path(Path(output)) as tmp:
-        pl.scan_parquet([str(f) for f in files]).sink_parquet(tmp, compression="zstd")
-    logger.info(
-        "%s: %d rows from %d files",
-        output,
-        pl.scan_parquet(output).select(pl.len()).collect().item(),
-        len(files),
-    )
+    """Concatenate per-job Parquet files into one table, streamed (never all in memory), each
+    input's page checksums checked on the way."""
+    rows = dumps.concat_files(files, output)
+    logger.info("%s: %d rows from %d files", output, rows, len(files))
 
 
 def claims_job(
@@ -361,8 +393,7 @@ def claims_job(
     result = analysis.run_claims(runs, stats_lf, settings)
     groups = result.groups
     sunk = time.perf_counter()
-    with atomic_path(Path(final_out)) as tmp:
-        analysis.final_stats(stats_lf, groups).sink_parquet(tmp, compression="zstd")
+    dumps.sink_table(analysis.final_stats(stats_lf, groups), final_out)
     logger.info("phase final stats: %.2f s", time.perf_counter() - sunk)
     verdicts = analysis.verdicts(result.claims)
     counts = dict(groups.group_by("group").len().sort("group").rows())
@@ -454,7 +485,9 @@ def predict_job(
     """Test accuracy predicted from the weights: the prediction table, the held-out
     predictions behind it and results/prediction.md."""
     from weightzoo import prediction
+    from weightzoo.tables import check_parquet
 
+    check_parquet(runs_path, stats_path)
     started = time.perf_counter()
     runs = pl.read_parquet(runs_path)
     table, oof = prediction.predict_accuracy(

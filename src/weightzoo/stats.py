@@ -652,7 +652,7 @@ def file_stats(
     spectral_settings: dict | None = None,
 ) -> pl.DataFrame:
     """`stats_table` of a weights file, streamed a few row groups (dumps) at a time."""
-    pf = pq.ParquetFile(path)
+    pf = pq.ParquetFile(path, page_checksum_verification=True)
     batches = _row_group_batches(pf)
     return stats_table(batches, hist_range, bins, scaled_range, spectral_settings)
 
@@ -674,7 +674,7 @@ def file_strength_maps(
     path: str | Path, family: str, in_shape: tuple[int, int, int]
 ) -> pl.DataFrame:
     """`strength_maps` of a weights file, one row group (one dump) at a time."""
-    pf = pq.ParquetFile(path)
+    pf = pq.ParquetFile(path, page_checksum_verification=True)
     if family == "cnn" or pf.num_row_groups == 0:  # a conv kernel has no per-pixel weights
         return pl.DataFrame(schema=MAP_SCHEMA)
     return pl.concat(
