@@ -33,7 +33,10 @@ def scale_config(cells: int) -> dict:
         "seeds": {"start": 0, "count": 2},
         "seeds_per_job": 2,
         "families": {
-            "mlp": {"grid": [{"depth": [1, 2, 3, 4], "width": list(range(1, cells // 4 + 1))}]},
+            "mlp": {
+                "grid": [{"depth": [1, 2, 3, 4], "width": list(range(1, cells // 4 + 1))}],
+                "resources": {"mem_mb": 1_000_000},  # the widest (5,000) pass the memory check
+            },
             "cnn": {"enabled": False},
             "vit": {"enabled": False},
         },

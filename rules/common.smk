@@ -92,6 +92,11 @@ def code_of(script):
     )
 
 
+def figure_files():
+    """Every file of every figure (rules/figures.smk): its HTML, its image and its spec."""
+    return expand(rules.figure.output, figure=list(FIGURES))
+
+
 def train_outputs(kind):
     """One file per training job (dataset x architecture x setting x seed block) of one
     output kind."""

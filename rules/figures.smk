@@ -41,11 +41,6 @@ rule figure:
         "../workflow/scripts/figure.py"
 
 
-def figure_files():
-    """Every file of every figure: its HTML, its image and its spec."""
-    return expand(rules.figure.output, figure=list(FIGURES))
-
-
 rule dashboard:
     input:
         specs=expand("results/figures/{figure}.vl.json", figure=FIGURES),
