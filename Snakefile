@@ -21,15 +21,35 @@ include: "rules/figures.smk"
 include: "rules/report.smk"
 
 
+# A run stopped by SIGTERM (a scheduler) or SIGINT (Ctrl-C) ends with one line saying so and
+# what running it again does, and exits with 128 + the signal, instead of reporting a failure.
+STOPS = RunWatch()
+
+
+onstart:
+    STOPS.install()
+
+
+onerror:
+    if (line := STOPS.summary()) is not None:
+        print(line, file=sys.stderr)
+        sys.exit(STOPS.exit_code)
+
+
+# Every file every job writes is a target, so a run after an interrupted one rebuilds any
+# that is missing (a figure's image, say, that no later job reads). The inputs are plain
+# positional lists: a named list of N files in a rule that also refers to other rules'
+# outputs costs Snakemake O(N) per file (it hashes the whole list), O(N^2) per plan.
 rule all:
     default_target: True
     input:
-        weights=weight_files(),
-        metrics=metric_files(),
-        runs=rules.aggregate_runs.output.parquet,
-        stats=rules.aggregate_stats.output[0],
-        maps=rules.aggregate_strength_maps.output[0],
-        claims=rules.claims.output.claims,
-        prediction=rules.predict_accuracy.output.md,
-        dashboard=rules.dashboard.output[0],
-        report=rules.report.output[0],
+        weight_files(),
+        metric_files(),
+        rules.aggregate_runs.output,
+        rules.aggregate_stats.output,
+        rules.aggregate_strength_maps.output,
+        rules.claims.output,
+        rules.predict_accuracy.output,
+        figure_files(),
+        rules.dashboard.output,
+        rules.report.output,

@@ -36,6 +36,8 @@ SECTIONS = {
     "prediction": ("bench_prediction", "section_prediction_scale"),  # (i)
     "memory": ("bench_training", "section_memory"),  # training and statistics jobs
     "calibration": ("bench_calibration", "section_calibration"),  # (j)
+    "scale": ("bench_faults", "section_planning_scale"),  # (k)
+    "checksums": ("bench_faults", "section_checksums"),  # (l)
 }
 TRAINING = ["training", "seeds", "dumps", "memory"]
 

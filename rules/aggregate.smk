@@ -12,5 +12,7 @@ rule aggregate_runs:
     localrule: True
     conda:
         "../envs/analysis.yaml"
+    params:
+        code=code_of("aggregate_runs.py"),
     script:
         "../workflow/scripts/aggregate_runs.py"

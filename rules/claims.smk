@@ -23,5 +23,6 @@ rule claims:
         "../envs/analysis.yaml"
     params:
         analysis=claims_params(config),
+        code=code_of("claims.py"),
     script:
         "../workflow/scripts/claims.py"

@@ -5,6 +5,10 @@ import sys
 # does the same for the jobs through _src_path.py).
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
+from weightzoo.codehash import job_code
+from weightzoo.inventory import stale_summary, unit_files, unwritable
+from weightzoo.stops import RunWatch
+from weightzoo.tables import UNIT_KINDS
 from weightzoo.config import (
     ConfigError,
     all_cells,
@@ -43,11 +47,63 @@ DATASETS = config["datasets"]
 UNIT = "dataset={dataset}/arch={arch}/setting={setting}/seeds-{seeds}"
 
 
+def output_folders():
+    """Every folder a job of this config writes into: its outputs, logs, benchmarks and
+    resume state (per cell), and the shared ones."""
+    shared = ["results", "results/tables", "results/figures", "results/data/raw"]
+    cells = [(d, a, s) for d in DATASETS for a, s in CELLS]
+    hive = [
+        f"results/{k}/dataset={d}/arch={a}/setting={s}"
+        for k in UNIT_KINDS
+        for d, a, s in cells
+    ]
+    per_rule = [
+        f"results/{kind}/{rule}/{d}/{a}/{s}"
+        for kind in ("logs", "benchmarks")
+        for rule in ("train", "weight_stats")
+        for d, a, s in cells
+    ]
+    resume = [f"results/resume/{d}/{a}/{s}" for d, a, s in cells]
+    return [*shared, *hive, *per_rule, *resume]
+
+
+# Before any job: a folder of results/ that cannot be written is named (a job would fail on
+# it halfway), and trained blocks the config no longer asks for are reported (never served).
+if workflow.is_main_process:
+    if blocked := unwritable(output_folders()):
+        sys.exit(
+            f"weightzoo: {blocked[0]} cannot be written (a read-only file system or folder, or "
+            "no permission)"
+            + (f", nor {len(blocked) - 1} other folder(s)" if len(blocked) > 1 else "")
+            + ": make it writable, then run again"
+        )
+    wanted_units = {(d, a, s, b) for d in DATASETS for a, s in CELLS for b in BLOCKS}
+    on_disk = unit_files("results", ("weights",))
+    if line := stale_summary([f for f in on_disk if f.unit not in wanted_units]):
+        print(line, file=sys.stderr)
+
+
 wildcard_constraints:
     dataset=r"[a-z][a-z0-9_]*",
     arch=r"(mlp|cnn|vit)(-[a-z]\d+)+",
     setting=r"[a-z][a-z0-9.+-]*",
     seeds=r"\d+-\d+",
+
+
+def code_of(script):
+    """A rule's `code` param: content hashes of the code its script runs (the script, and the
+    library functions and modules it can reach; weightzoo.codehash). Editing that code reruns
+    the rule; a checkout, clone or touch, which only changes modification times, does not
+    (profiles/default turns Snakemake's modification-time trigger for scripts off)."""
+    return job_code(
+        Path(workflow.basedir) / "workflow" / "scripts" / script,
+        Path(workflow.basedir) / "src",
+    )
+
+
+def figure_files():
+    """Every file of every figure (rules/figures.smk): its HTML, its image and its spec."""
+    return expand(rules.figure.output, figure=list(FIGURES))
 
 
 def train_outputs(kind):

@@ -17,6 +17,7 @@ rule download_dataset:
         timeout_s=config["data"]["timeout_s"],
         retries=config["data"]["retries"],
         mirror=config["data"]["mirror"],
+        code=code_of("download_dataset.py"),
     script:
         "../workflow/scripts/download_dataset.py"
 
@@ -34,5 +35,6 @@ rule prepare_dataset:
         "../envs/data.yaml"
     params:
         source=lambda w: dataset_source(config, w.dataset),
+        code=code_of("prepare_dataset.py"),
     script:
         "../workflow/scripts/prepare_dataset.py"

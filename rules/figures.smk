@@ -37,6 +37,7 @@ rule figure:
     params:
         settings=config["figures"],
         hist=config["analysis"]["hist"],
+        code=code_of("figure.py"),
     script:
         "../workflow/scripts/figure.py"
 
@@ -58,5 +59,7 @@ rule dashboard:
     localrule: True
     conda:
         "../envs/analysis.yaml"
+    params:
+        code=code_of("dashboard.py"),
     script:
         "../workflow/scripts/dashboard.py"

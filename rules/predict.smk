@@ -23,5 +23,6 @@ rule predict_accuracy:
     threads: 1
     params:
         prediction=config["analysis"]["prediction"],
+        code=code_of("predict_accuracy.py"),
     script:
         "../workflow/scripts/predict_accuracy.py"

@@ -20,5 +20,7 @@ rule report:
     localrule: True
     conda:
         "../envs/analysis.yaml"
+    params:
+        code=code_of("report.py"),
     script:
         "../workflow/scripts/report.py"

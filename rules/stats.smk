@@ -17,6 +17,7 @@ rule weight_stats:
         job=stats_settings,
         hist=config["analysis"]["hist"],
         spectral=config["analysis"]["spectral"],
+        code=code_of("weight_stats.py"),
     script:
         "../workflow/scripts/weight_stats.py"
 
@@ -31,6 +32,8 @@ rule aggregate_stats:
     localrule: True
     conda:
         "../envs/analysis.yaml"
+    params:
+        code=code_of("concat_tables.py"),
     script:
         "../workflow/scripts/concat_tables.py"
 
@@ -45,5 +48,7 @@ rule aggregate_strength_maps:
     localrule: True
     conda:
         "../envs/analysis.yaml"
+    params:
+        code=code_of("concat_tables.py"),
     script:
         "../workflow/scripts/concat_tables.py"

@@ -1,5 +1,9 @@
 # Training: one job per (dataset, architecture, setting, block of seeds), or, with
 # pack.jobs_per_family > 0, one job per pack of such blocks (one rule each, its files listed).
+# Weights and metrics are `update` outputs: Snakemake keeps a finished file while its job runs
+# again (the job writes the new one beside it and renames it into place when complete), so a
+# retrain that is stopped or fails leaves the previous weights in place. The runs file is
+# removed before the job as usual: while it is missing, the next run still retrains the job.
 
 
 if not PACKS:
@@ -8,8 +12,8 @@ if not PACKS:
         input:
             data="results/data/{dataset}.npz",
         output:
-            weights=f"results/weights/{UNIT}.parquet",
-            metrics=f"results/metrics/{UNIT}.parquet",
+            weights=update(f"results/weights/{UNIT}.parquet"),
+            metrics=update(f"results/metrics/{UNIT}.parquet"),
             runs=f"results/runs/{UNIT}.parquet",
         log:
             "results/logs/train/{dataset}/{arch}/{setting}/seeds-{seeds}.log",
@@ -28,6 +32,7 @@ if not PACKS:
             device=config["device"],
             vectorise=config["vectorise_seeds"],
             resume="results/resume/{dataset}/{arch}/{setting}/seeds-{seeds}",
+            code=code_of("train.py"),
         script:
             "../workflow/scripts/train.py"
 
@@ -40,8 +45,8 @@ for pack_id, units in PACKS.items():
         input:
             data=f"results/data/{units[0].dataset}.npz",
         output:
-            weights=[u.path("weights") for u in units],
-            metrics=[u.path("metrics") for u in units],
+            weights=[update(u.path("weights")) for u in units],
+            metrics=[update(u.path("metrics")) for u in units],
             runs=[u.path("runs") for u in units],
         log:
             f"results/logs/train/pack-{pack_id}.log",
@@ -59,5 +64,6 @@ for pack_id, units in PACKS.items():
             units=[unit_params(config, u) for u in units],
             device=config["device"],
             vectorise=config["vectorise_seeds"],
+            code=code_of("train_pack.py"),
         script:
             "../workflow/scripts/train_pack.py"

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import re
 import signal
 import subprocess
 import sys
@@ -121,6 +123,41 @@ def test_killed_job_resumes_bit_identical(tmp_path, digits_file, reference, capl
     assert not (tmp_path / "resume").exists()  # the state is removed once the job completes
 
 
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_stopped_job_says_so_in_one_line_and_its_log_records_the_epoch(
+    tmp_path, digits_file, reference, sig
+):
+    args = job_args(digits_file, tmp_path)
+    log = tmp_path / "train.log"
+    code = ("import json, sys; from weightzoo import jobs; "
+            "jobs.run_logged(jobs.train_job, sys.argv[2], **json.loads(sys.argv[1]))")  # fmt: skip
+    proc = subprocess.Popen([sys.executable, "-c", code, json.dumps(args), str(log)],
+                            stderr=subprocess.PIPE, text=True)  # fmt: skip
+    resume = Path(args["resume_dir"])
+    deadline = time.monotonic() + 120
+    while not (resume / "state.pt").exists() or saved_epoch(resume) < 3:
+        assert proc.poll() is None and time.monotonic() < deadline, "the job never got going"
+        time.sleep(0.02)
+    proc.send_signal(sig)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + sig  # as a shell reports a process the signal ended
+    last = stderr.strip().splitlines()[-1]
+    name = signal.Signals(sig).name
+    found = re.fullmatch(
+        rf"weightzoo: stopped by {name} \(not failed\); digits cnn-b2-c16 default seeds 0-1 "
+        r"stopped after epoch (\d+)/8; progress saved after epoch (\d+): a rerun resumes from "
+        r"there",
+        last,
+    )
+    assert found, last
+    reached, saved = int(found[1]), int(found[2])
+    assert saved == saved_epoch(resume) and 3 <= saved <= reached < 8
+    assert last.removeprefix("weightzoo: ") in log.read_text()  # the job's log has it too
+    assert "Traceback" not in stderr and not list(tmp_path.rglob("*.tmp"))
+    jobs.train_job(**args)  # the lock was released: the rerun resumes and ends as if never stopped
+    assert_same_results(tmp_path, reference)
+
+
 def test_resume_state_from_other_settings_is_discarded(tmp_path, digits_file, caplog):
     args = job_args(digits_file, tmp_path)
     kill_when(args, signal.SIGKILL, 2)
@@ -215,8 +252,11 @@ def test_a_truncated_weights_file_is_named_with_its_remedy(tmp_path, digits_file
             maps_out=tmp_path / "m.parquet",
         )
     message = str(info.value)
-    assert message.startswith(f"{weights} is not readable Parquet")
-    assert "--forcerun train" in message
+    assert message.startswith(f"{weights} is damaged")
+    # the advice redoes that job alone, not every training job
+    assert "written by train (dataset=digits, arch=a, setting=default, seeds=0-1)" in message
+    assert f"--forcerun {weights}, to redo that job alone" in message
+    assert "--forcerun train " not in message
 
 
 def test_a_killed_pack_restores_its_finished_blocks_instead_of_training_them_again(
@@ -251,3 +291,30 @@ def test_a_killed_pack_restores_its_finished_blocks_instead_of_training_them_aga
     )
     assert_same_results(tmp_path / "first", reference)  # seeds 0 and 1, as trained alone
     assert not first_done.parent.exists() and Path(units[1]["weights_out"]).exists()
+
+
+def test_a_lock_file_removed_by_its_holder_is_never_locked_by_a_late_opener(tmp_path, monkeypatch):
+    from weightzoo import resume
+
+    path = tmp_path / "seeds-0-1.lock"
+    opened = []
+    real_open = os.open
+
+    def open_then_holder_finishes(name, flags, mode=0o777):
+        fd = real_open(name, flags, mode)
+        if not opened:  # the job holding the lock finishes now and removes its file
+            Path(name).unlink()
+        opened.append(name)
+        return fd
+
+    monkeypatch.setattr(os, "open", open_then_holder_finishes)
+    lock = resume._Lock(path)
+    monkeypatch.undo()
+    # the first file it opened was gone by the time it locked it: it locked the path's new file,
+    # the one a third process would find, so the two cannot both write the block
+    assert len(opened) == 2
+    assert path.exists() and os.path.samestat(os.fstat(lock.fd), os.stat(path))
+    with pytest.raises(resume.BusyError):
+        resume._Lock(path)
+    lock.release(remove=True)
+    assert not path.exists()

@@ -218,3 +218,61 @@ def test_to_torch_counts_the_runs_its_status_filter_leaves_out(results, tmp_path
     with pytest.warns(UserWarning, match=r"left out 1 of 2 runs \(1 ok\)"):
         only = zoo.to_torch(arch="cnn-b1-c4", epoch=1, status="diverged")
     assert only.keys["seed"].to_list() == [1] and only.left_out == {"ok": 1}
+
+
+def test_blocks_of_cells_that_left_the_config_are_never_served(results, tmp_path):
+    from weightzoo import inventory
+
+    root = tmp_path / "results"
+    shutil.copytree(results, root)
+    for kind in ("weights", "metrics"):  # a width removed from the config: its files stay
+        old = root / kind / "dataset=digits/arch=mlp-d1-w16/seeds-0-1.parquet"
+        gone = root / kind / "dataset=digits/arch=mlp-d1-w99/seeds-0-1.parquet"
+        gone.parent.mkdir(parents=True)
+        shutil.copy(old, gone)
+    zoo = open_zoo(root)
+    assert set(zoo.weights.select("arch").unique().collect()["arch"]) == set(JOBS)
+    assert set(zoo.metrics.select("arch").unique().collect()["arch"]) == set(JOBS)
+    config = {"datasets": ["digits"], "seeds": {"start": 0, "count": 2}, "seeds_per_job": 2,
+              "families": {"mlp": {"enabled": True, "grid": [{"depth": 1, "width": [16, 4]}]},
+                           "cnn": {"enabled": True, "grid": [{"blocks": 1, "channels": 4}]},
+                           "vit": {"enabled": False}}}  # fmt: skip
+    stale = inventory.stale_files(root, _merged(config))
+    assert sorted(f.path.relative_to(root).parts[0] for f in stale) == ["metrics", "weights"]
+    assert {f.arch for f in stale} == {"mlp-d1-w99"}
+    removed = inventory.remove_stale(root, _merged(config))
+    assert len(removed) == 2 and not (root / "weights/dataset=digits/arch=mlp-d1-w99").exists()
+    assert inventory.stale_files(root, _merged(config)) == []
+
+
+def _merged(override: dict) -> dict:
+    from conftest import ROOT
+
+    from weightzoo.config import load_config
+
+    merged = load_config(ROOT / "config/config.yaml")
+    for key, value in override.items():
+        if key == "families":
+            for family, spec in value.items():
+                merged["families"][family].update(spec)
+        else:
+            merged[key] = value
+    return merged
+
+
+def test_a_damaged_file_of_the_zoo_is_named(results, tmp_path):
+    from test_integrity import flip_a_bit_in_the_values
+
+    from weightzoo.tables import DamagedFileError
+
+    root = tmp_path / "results"
+    shutil.copytree(results, root)
+    weights = root / "weights/dataset=digits/arch=cnn-b1-c4/seeds-0-1.parquet"
+    flip_a_bit_in_the_values(weights)
+    zoo = open_zoo(root)
+    with pytest.raises(DamagedFileError, match=f"{weights} is damaged"):
+        zoo.state_dict("digits", "cnn-b1-c4", 0, 0)
+    zoo.state_dict("digits", "mlp-d1-w16", 0, 0)  # the other files read
+    weights.write_bytes(weights.read_bytes()[:300])  # cut short, as by a full disk
+    with pytest.raises(DamagedFileError, match="it was written by train"):
+        zoo.weights  # noqa: B018

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import math
+import os
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -257,12 +258,23 @@ RESERVED_NAMES = ("all",)  # the claims' label of pooled subsets
 
 
 def user_dataset(config: dict, name: str) -> tuple[Path, int | None]:
-    """The file of a user dataset and its declared number of classes (None: from the
-    labels); `data.user.<name>` is a path or {path, n_classes}."""
+    """The file of a user dataset (`canonical_path`) and its declared number of classes
+    (None: from the labels); `data.user.<name>` is a path or {path, n_classes}."""
     entry = config["data"]["user"][name]
     if isinstance(entry, dict):
-        return Path(entry["path"]), entry.get("n_classes")
-    return Path(entry), None
+        return canonical_path(entry["path"]), entry.get("n_classes")
+    return canonical_path(entry), None
+
+
+def canonical_path(path: str | Path) -> Path:
+    """One spelling of a file's path, whichever way the config wrote it: relative to the
+    working directory when the file is inside it, else absolute (`.` and `..` resolved,
+    symbolic links kept). A job's inputs and params carry this, so naming the same file
+    another way reruns nothing."""
+    absolute = os.path.abspath(path)
+    relative = os.path.relpath(absolute)
+    outside = relative == os.pardir or relative.startswith(os.pardir + os.sep)
+    return Path(absolute if outside else relative)
 
 
 @functools.lru_cache(maxsize=64)

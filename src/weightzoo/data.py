@@ -756,21 +756,26 @@ def npz_image_shape(path: Path) -> tuple[int, int, int]:
 
 
 def save_prepared(p: Prepared, path: Path) -> None:
-    """Write `p` as one uncompressed .npz (meta as a JSON string), atomically."""
-    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
-        np.savez(
-            fh,
-            x_train=p.x_train,
-            y_train=p.y_train,
-            x_test=p.x_test,
-            y_test=p.y_test,
-            mean=p.mean,
-            std=p.std,
-            n_classes=np.int64(p.n_classes),
-            meta=np.array(json.dumps(p.meta)),
-        )
-        fh.flush()
-        os.fsync(fh.fileno())
+    """Write `p` as one uncompressed .npz (meta as a JSON string), atomically.
+
+    The same dataset gives the same bytes (every zip entry carries one fixed date, where
+    np.savez stamps the time of writing), so preparing it again changes no checksum and
+    retrains nothing that read it."""
+    arrays = {
+        "x_train": p.x_train,
+        "y_train": p.y_train,
+        "x_test": p.x_test,
+        "y_test": p.y_test,
+        "mean": p.mean,
+        "std": p.std,
+        "n_classes": np.int64(p.n_classes),
+        "meta": np.array(json.dumps(p.meta, sort_keys=True)),
+    }
+    with atomic_path(path) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as zf:
+        for key, value in arrays.items():
+            entry = zipfile.ZipInfo(f"{key}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            with zf.open(entry, "w", force_zip64=True) as fh:
+                np.lib.format.write_array(fh, np.asanyarray(value), allow_pickle=False)
 
 
 def load_prepared(path: Path) -> Prepared:

@@ -8,15 +8,17 @@ Arrow list arrays from one flat buffer per dump: no Python loop over weights.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from weightzoo import io
 from weightzoo.io import atomic_path
 
 if TYPE_CHECKING:  # torch is imported where tensors are made: jobs without them skip it
+    import polars as pl
     import torch
 
 WEIGHTS_SCHEMA = pa.schema(
@@ -35,7 +37,9 @@ WEIGHTS_SCHEMA = pa.schema(
         ("values", pa.list_(pa.float32())),
     ]
 )
-PARQUET_OPTIONS = {"compression": "zstd", "compression_level": 3}
+# Every page carries a CRC32 of its bytes, checked when it is read (tables.verify_parquet):
+# a flipped bit is a named error, never a number.
+PARQUET_OPTIONS = {"compression": "zstd", "compression_level": 3, "write_page_checksum": True}
 # Weight dumps: dictionary encoding only for the label columns (on float values it fails and
 # falls back after writing a useless dictionary: files 1.4x the raw floats), byte-stream-split
 # floats (zstd then finds the repeated exponent bytes), min/max statistics only where a
@@ -128,18 +132,17 @@ def state_dict_table(  # noqa: PLR0913 (the six key columns of a dump's rows, an
 class DumpWriter:
     """Streams dumps into one Parquet file (a row group per dump), renamed into place on close.
 
-    Use as a context manager: on an exception the temporary file is removed and nothing
-    appears at `path`.
+    Use as a context manager: on an exception — a full disk while the footer is written
+    included — the temporary file is removed and nothing appears at `path`.
     """
 
     def __init__(self, path: str | Path):
-        self._atomic = atomic_path(Path(path))
-        tmp = self._atomic.__enter__()
+        self.path = Path(path)
+        self.tmp = io.reserve(self.path)
         try:
-            self._writer = pq.ParquetWriter(tmp, WEIGHTS_SCHEMA, **WEIGHTS_PARQUET_OPTIONS)
+            self._writer = pq.ParquetWriter(self.tmp, WEIGHTS_SCHEMA, **WEIGHTS_PARQUET_OPTIONS)
         except BaseException as err:
-            self._atomic.__exit__(type(err), err, err.__traceback__)
-            raise
+            self._fail(err)
 
     def write(self, table: pa.Table) -> None:
         self._writer.write_table(table)
@@ -148,8 +151,22 @@ class DumpWriter:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        self._writer.close()
-        self._atomic.__exit__(exc_type, exc, tb)
+        try:
+            self._writer.close()  # writes the footer
+            if exc is None:
+                io.commit(self.tmp, self.path)
+                return
+        except BaseException as err:
+            self._fail(exc if exc is not None else err)  # the first error is the one to tell
+        self._fail(exc)
+
+    def _fail(self, err: BaseException) -> NoReturn:
+        """Remove the temporary file; raise `err`, as DiskFullError if the disk is full."""
+        full = io.explain(err, self.tmp)
+        io.discard(self.tmp)
+        if full is not err:
+            raise full from err
+        raise err
 
 
 class DumpSink:
@@ -236,6 +253,40 @@ def rows_to_state_dict(rows: pa.Table, dtype: str = "float32") -> dict[str, torc
 
 
 def write_table(table: pa.Table, path: str | Path) -> None:
-    """Write a small table atomically as zstd Parquet."""
+    """Write a small table atomically as zstd Parquet (with page checksums)."""
     with atomic_path(Path(path)) as tmp:
         pq.write_table(table, tmp, **PARQUET_OPTIONS)
+
+
+def sink_table(frame: pl.LazyFrame, path: str | Path) -> None:
+    """Stream a lazy polars frame into zstd Parquet with page checksums, atomically, a batch
+    at a time (polars' own sink_parquet writes no checksums)."""
+    import polars as pl
+
+    schema = pl.DataFrame(schema=frame.collect_schema()).to_arrow().schema
+    with atomic_path(Path(path)) as tmp, pq.ParquetWriter(tmp, schema, **PARQUET_OPTIONS) as w:
+        for batch in frame.collect_batches():
+            w.write_table(batch.to_arrow().cast(schema))
+
+
+def concat_files(files: list[str | Path], path: str | Path) -> int:
+    """Concatenate Parquet files of one schema into one, streamed a row group at a time, each
+    page's checksum checked as it is read (a damaged input is a DamagedFileError naming it)
+    and written into the output; the number of rows."""
+    from weightzoo.tables import reading
+
+    if not files:
+        raise ValueError(f"{path}: no files to concatenate")
+    with reading(files[0]):
+        schema = pq.read_schema(files[0])
+    rows = 0
+    with atomic_path(Path(path)) as tmp, pq.ParquetWriter(tmp, schema, **PARQUET_OPTIONS) as w:
+        for f in files:
+            with reading(f):
+                source = pq.ParquetFile(f, page_checksum_verification=True)
+            for i in range(source.num_row_groups):
+                with reading(f):
+                    group = source.read_row_group(i)
+                w.write_table(group.cast(schema))  # a full disk here is not the input's fault
+                rows += group.num_rows
+    return rows

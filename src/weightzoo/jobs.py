@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
-from weightzoo import data, dumps
+from weightzoo import data, dumps, io, stops
 from weightzoo.io import atomic_path
 
 if TYPE_CHECKING:  # torch and the training loop are imported by the jobs that train
@@ -33,9 +33,18 @@ if TYPE_CHECKING:  # torch and the training loop are imported by the jobs that t
 logger = logging.getLogger(__name__)
 
 
+class _LogFile(logging.FileHandler):
+    """A job's log file that stays quiet when its disk is full (the job says so in one line
+    on the terminal instead of a logging traceback per record)."""
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        if not io.is_disk_full(sys.exc_info()[1] or Exception()):
+            super().handleError(record)
+
+
 def setup_logging(log_path: str | Path | None) -> None:
     """Send the library's log records (and warnings) to the job's log file."""
-    handler = logging.FileHandler(log_path) if log_path else logging.StreamHandler(sys.stderr)
+    handler = _LogFile(log_path) if log_path else logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
     logging.captureWarnings(True)
@@ -44,17 +53,26 @@ def setup_logging(log_path: str | Path | None) -> None:
 def run_logged(fn, log_path: str | Path | None, **kwargs):
     """Run one job function with logging to `log_path`; known input errors exit with one line.
 
-    Bad input (a dataset file, a config value) is the user's to fix, so it is reported as a
-    single clear message instead of a traceback; anything else keeps its traceback in the log.
+    Bad input (a dataset file, a config value), a damaged input file and a full disk are the
+    user's to fix, so each is reported as a single clear message instead of a traceback;
+    anything else keeps its traceback in the log. SIGTERM or SIGINT stops the job (not a
+    failure): one line says so and what a rerun does, and it exits with 128 + the signal.
     """
     setup_logging(log_path)
+    stops.raise_on_stop()
     try:
         return fn(**kwargs)
-    except (data.DatasetError, ValueError) as err:
+    except stops.Stopped as stop:
+        logger.warning("%s", stop)
+        print(f"weightzoo: {stop}", file=sys.stderr)
+        sys.exit(stop.exit_code)
+    except (data.DatasetError, ValueError, io.DiskFullError) as err:
         logger.exception("%s", err)  # the log keeps the traceback; the terminal gets one line
         sys.exit(f"weightzoo: {err}")
-    except Exception:
+    except Exception as err:
         logger.exception("job failed")
+        if io.is_disk_full(err):  # a library that said so in words, outside atomic_path
+            sys.exit(f"weightzoo: no space left on a disk this job writes to ({err})")
         raise
 
 
@@ -250,13 +268,28 @@ def train_block(
         models = training.seed_models(
             block, tensors.in_shape, tensors.n_classes, dev, options.vectorise
         )
+        io.ensure_space(outputs.weights_out, dump_bytes(models, list(block.dump_epochs)))
         callbacks = training.Callbacks(
             on_dump=dumps.DumpSink(progress, models.kinds, dtype=unit.dump_dtype, **tags),
             on_epoch=watch.wrap(progress.add_metrics),
             on_checkpoint=progress.checkpoint,
             checkpoint_every_s=options.checkpoint_every_s,
         )
-        results = training.fit(models, tensors, block, callbacks, resume=progress.resume_point)
+        try:
+            results = training.fit(models, tensors, block, callbacks, resume=progress.resume_point)
+        except stops.Stopped as stop:
+            saved = progress.resume_point
+            seeds = list(block.seeds)
+            stop.resume = (
+                f"{unit.dataset} {unit.arch} {unit.setting} seeds {seeds[0]}-{seeds[-1]} stopped "
+                f"after epoch {max(watch.done, 0)}/{block.recipe.epochs}; "
+                + (
+                    f"progress saved after epoch {saved['epoch']}: a rerun resumes from there"
+                    if saved is not None
+                    else "nothing saved yet: a rerun starts the block again"
+                )
+            )
+            raise
         for r in results:
             logger.info(
                 "%s %s seed %d: %s after %d epochs, test acc %.4f (best %.4f)",
@@ -288,6 +321,14 @@ def train_block(
         progress.remove()
     logger.info("job done: %d seed(s) in %.1f s", len(block.seeds), results[0].wall_time_s)
     return runs
+
+
+def dump_bytes(models, dump_epochs: list[int]) -> int:
+    """The disk a block's dumps take at their peak, checked free before it trains: every dump
+    of every seed as float32 (the zstd files measure 0.94-1.06x that), twice — in its resume
+    folder, then assembled into the weights file."""
+    n_params = sum(p.numel() for p in models.parameters())  # every seed's parameters
+    return 2 * 4 * n_params * len(dump_epochs)
 
 
 def train_pack_job(
@@ -388,14 +429,14 @@ def stats_job(
     analysis.hist (range, bins, scaled_range), `spectral` analysis.spectral (None: no fits)."""
     from weightzoo import stats
     from weightzoo.spectral import SpectralConfig
-    from weightzoo.tables import check_parquet
+    from weightzoo.tables import reading
 
-    check_parquet(weights_path)
     started = time.perf_counter()
     fits = None if spectral is None else SpectralConfig.from_config(spectral)
-    table = stats.file_stats(weights_path, stats.HistConfig.from_config(hist), fits)
+    with reading(weights_path):  # the page checksums are checked as the dumps are read
+        table = stats.file_stats(weights_path, stats.HistConfig.from_config(hist), fits)
+        maps = stats.file_strength_maps(weights_path, family, tuple(in_shape))
     dumps.write_table(table.to_arrow(), stats_out)
-    maps = stats.file_strength_maps(weights_path, family, tuple(in_shape))
     dumps.write_table(maps.to_arrow(), maps_out)
     logger.info(
         "%d statistics rows, %d map pixels in %.1f s",
@@ -406,18 +447,10 @@ def stats_job(
 
 
 def concat_tables(*, files: list[str | Path], output: str | Path) -> None:
-    """Concatenate per-job Parquet files into one table, streamed (never all in memory)."""
-    from weightzoo.tables import check_parquet
-
-    check_parquet(*files)
-    with atomic_path(Path(output)) as tmp:
-        pl.scan_parquet([str(f) for f in files]).sink_parquet(tmp, compression="zstd")
-    logger.info(
-        "%s: %d rows from %d files",
-        output,
-        pl.scan_parquet(output).select(pl.len()).collect().item(),
-        len(files),
-    )
+    """Concatenate per-job Parquet files into one table, streamed (never all in memory), each
+    input's page checksums checked on the way."""
+    rows = dumps.concat_files(files, output)
+    logger.info("%s: %d rows from %d files", output, rows, len(files))
 
 
 CLAIMS_OUTPUTS = ("groups", "final", "trajectories", "cells", "claims", "claims_md")
@@ -451,8 +484,7 @@ def claims_job(
     result = analysis.run_claims(runs, stats_lf, settings)
     groups = result.groups
     sunk = time.perf_counter()
-    with atomic_path(Path(outputs["final"])) as tmp:
-        analysis.final_stats(stats_lf, groups).sink_parquet(tmp, compression="zstd")
+    dumps.sink_table(analysis.final_stats(stats_lf, groups), outputs["final"])
     logger.info("phase final stats: %.2f s", time.perf_counter() - sunk)
     verdicts = analysis.verdicts(result.claims)
     page = analysis.claims_markdown(
@@ -559,7 +591,9 @@ def predict_job(
     predictions behind it and results/prediction.md; `prediction_cfg` is
     analysis.prediction."""
     from weightzoo import prediction
+    from weightzoo.tables import check_parquet
 
+    check_parquet(runs_path, stats_path)
     started = time.perf_counter()
     runs = pl.read_parquet(runs_path)
     cfg = prediction.PredictionConfig.from_config(prediction_cfg)

@@ -34,22 +34,41 @@ class BusyError(ValueError):
 
 class _Lock:
     """An exclusive lock (flock) on a file beside a resume folder, held while a job runs, so
-    one training unit has one writer; the kernel releases it when the process dies."""
+    one training unit has one writer; the kernel releases it when the process dies.
+
+    The file is removed when its job is done, while the lock is still held. A process that
+    opened it just before, and gets the lock once it is released, holds a lock on a file no
+    longer at that path: it checks that the path still names the file it locked, and opens
+    the path again if not. (Removing the file after releasing the lock would let a third
+    process lock a new file while the second holds the old one: two writers.)
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
-        self.fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
-        try:
-            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(self.fd)
-            raise BusyError(
-                f"{path.parent / path.stem}: another process is training this block of seeds "
-                "(its lock is held); wait for it to finish, or stop it, then run again"
-            ) from None
+        self.fd: int | None = None
+        for _ in range(100):
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                raise BusyError(
+                    f"{path.parent / path.stem}: another process is training this block of seeds "
+                    "(its lock is held); wait for it to finish, or stop it, then run again"
+                ) from None
+            try:
+                same = os.path.samestat(os.fstat(fd), os.stat(path))
+            except FileNotFoundError:
+                same = False
+            if same:
+                self.fd = fd
+                return
+            os.close(fd)  # removed by the job that held it: lock the path's new file
+        raise BusyError(f"{path}: its lock file keeps being replaced; run again")
 
     def release(self, remove: bool = False) -> None:
+        """Release the lock; with `remove`, first remove its file (see the class)."""
         if self.fd is None:
             return
         if remove:
@@ -186,7 +205,8 @@ class ResumeState:
                     writer.write(found)
 
     def remove(self) -> None:
-        """The job is done: its folder, its lock and the resume folders left empty go."""
+        """The job is done: its folder, its lock file (removed while held, see _Lock) and the
+        resume folders left empty go."""
         shutil.rmtree(self.folder, ignore_errors=True)
         self.lock.release(remove=True)
         prune(self.folder.parent)

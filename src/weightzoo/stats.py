@@ -653,7 +653,8 @@ def file_stats(
     path: str | Path, hist: HistConfig, fits: spectral.SpectralConfig | None = None
 ) -> pl.DataFrame:
     """`stats_table` of a weights file, streamed a few row groups (dumps) at a time."""
-    return stats_table(_row_group_batches(pq.ParquetFile(path)), hist, fits)
+    pf = pq.ParquetFile(path, page_checksum_verification=True)
+    return stats_table(_row_group_batches(pf), hist, fits)
 
 
 def _row_group_batches(pf: pq.ParquetFile) -> Iterator[pa.Table]:
@@ -673,7 +674,7 @@ def file_strength_maps(
     path: str | Path, family: str, in_shape: tuple[int, int, int]
 ) -> pl.DataFrame:
     """`strength_maps` of a weights file, one row group (one dump) at a time."""
-    pf = pq.ParquetFile(path)
+    pf = pq.ParquetFile(path, page_checksum_verification=True)
     if family == "cnn" or pf.num_row_groups == 0:  # a conv kernel has no per-pixel weights
         return pl.DataFrame(schema=MAP_SCHEMA)
     return pl.concat(

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import polars as pl
 
-from weightzoo import resampling, tables
+from weightzoo import inventory, resampling, tables
 from weightzoo.data import IMAGE_SHAPES
 from weightzoo.tables import CELL_KEYS, DEFAULT_SETTING, RUN_KEYS
 
@@ -141,20 +141,40 @@ class Zoo:
             )
         return path
 
+    def unit_files(self, kind: str) -> list[inventory.UnitFile]:
+        """The per-job files of `kind` (weights, metrics, ...) that hold runs of the runs
+        table: files of cells or seeds that left the config (and so the table) are left out.
+        A file that is cut short (no Parquet footer) is a DamagedFileError naming it."""
+        runs = self.runs.select("dataset", "arch", SETTING, "seed").collect()
+        seeds: dict[tuple[str, str, str], set[int]] = {}
+        for dataset, arch, setting, seed in runs.iter_rows():
+            seeds.setdefault((dataset, arch, setting), set()).add(seed)
+        kept = []
+        for f in inventory.unit_files(self.root, (kind,)):
+            first, last = f.seeds
+            if any(first <= s <= last for s in seeds.get((f.dataset, f.arch, f.setting), ())):
+                tables.check_footer(f.path)
+                kept.append(f)
+        return kept
+
     def _scan(self, folder: str, what: str) -> pl.LazyFrame:
         path = self._file(folder, what)
-        if not any(path.rglob("*.parquet")):
+        files = [str(f.path) for f in self.unit_files(folder)]
+        if not files:
             raise FileNotFoundError(f"{path}: no Parquet files of {what} in the zoo")
-        return with_keys(pl.scan_parquet(path / "**" / "*.parquet", hive_partitioning=True))
+        return with_keys(pl.scan_parquet(files, hive_partitioning=True))
 
     @property
     def runs(self) -> pl.LazyFrame:
         """One row per run: results/tables/runs.parquet."""
-        return with_keys(pl.scan_parquet(self._file("tables/runs.parquet", "runs table")))
+        path = self._file("tables/runs.parquet", "runs table")
+        tables.check_footer(path)
+        return with_keys(pl.scan_parquet(path))
 
     @property
     def weights(self) -> pl.LazyFrame:
-        """One row per (run, epoch, tensor), read from the hive-partitioned dumps."""
+        """One row per (run, epoch, tensor), read from the hive-partitioned dumps of the
+        runs in the runs table (`unit_files`)."""
         return self._scan("weights", "weight dumps")
 
     @property
@@ -167,7 +187,9 @@ class Zoo:
     @property
     def stats(self) -> pl.LazyFrame:
         """One row per (run, epoch, scope, target), with the run's size, status and accuracy."""
-        stats = with_keys(pl.scan_parquet(self._file("tables/stats.parquet", "statistics")))
+        path = self._file("tables/stats.parquet", "statistics")
+        tables.check_footer(path)
+        stats = with_keys(pl.scan_parquet(path))
         return stats.join(self.runs.select(*RUN_KEYS, *RUN_COLUMNS), on=RUN_KEYS, how="left")
 
     def _key(self, dataset: str, arch: str, seed: int, setting: str) -> pl.Expr:
@@ -191,20 +213,44 @@ class Zoo:
     def state_dict(
         self, dataset: str, arch: str, seed: int, epoch: int, setting: str = DEFAULT_SETTING
     ) -> dict[str, torch.Tensor]:
-        """The exact state_dict of one run at one dumped epoch."""
+        """The exact state_dict of one run at one dumped epoch, read from its weights file
+        with every page checksum checked (a damaged file is a DamagedFileError naming it)."""
+        import pyarrow.compute as pc
+        import pyarrow.parquet as pq
+
         from weightzoo.dumps import rows_to_state_dict
 
-        key = self._key(dataset, arch, seed, setting)
-        rows = self.weights.filter(key, pl.col("epoch") == epoch).collect()
-        if rows.height == 0:
-            self.run(dataset, arch, seed, setting)  # names a run that is not there
-            dumped = self.weights.filter(key).select(pl.col("epoch").unique().sort()).collect()
+        self.run(dataset, arch, seed, setting)  # names a run that is not there
+        path = self._unit_file("weights", dataset, arch, setting, seed)
+        with tables.reading(path):
+            f = pq.ParquetFile(path, page_checksum_verification=True)
+            dumped, rows = [], None
+            for i in range(f.num_row_groups):  # a row group per (seed, epoch) dump
+                ids = f.read_row_group(i, columns=["seed", "epoch"])
+                mine = pc.equal(ids["seed"], seed)
+                dumped += pc.filter(ids["epoch"], mine).to_pylist()
+                if epoch in pc.filter(ids["epoch"], mine).to_pylist():
+                    group = f.read_row_group(i)
+                    keep = pc.and_(pc.equal(group["seed"], seed), pc.equal(group["epoch"], epoch))
+                    rows = group.filter(keep)
+        if rows is None:
             raise ZooError(
                 f"run dataset={dataset} arch={arch} setting={setting} seed={seed} has no dump "
-                f"at epoch {epoch}; dumped epochs: {dumped['epoch'].to_list()}"
+                f"at epoch {epoch}; dumped epochs: {sorted(set(dumped))}"
             )
         stored = json.loads(self.run(dataset, arch, seed, setting).get("config") or "{}")
-        return rows_to_state_dict(rows.to_arrow(), stored.get("dump_dtype", "float32"))
+        return rows_to_state_dict(rows, stored.get("dump_dtype", "float32"))
+
+    def _unit_file(self, kind: str, dataset: str, arch: str, setting: str, seed: int) -> Path:
+        """The file of `kind` that holds one run (its block's file)."""
+        for f in self.unit_files(kind):
+            first, last = f.seeds
+            if (f.dataset, f.arch, f.setting) == (dataset, arch, setting) and first <= seed <= last:
+                return f.path
+        raise ZooError(
+            f"run dataset={dataset} arch={arch} setting={setting} seed={seed} has no {kind} "
+            f"file in the zoo at {self.root}"
+        )
 
     def in_shape(self, dataset: str) -> tuple[int, int, int]:
         """(C, H, W) of a dataset's images: from its prepared file, else the built-in's."""
@@ -267,7 +313,9 @@ class Zoo:
         of the metrics table (at that epoch) or of the runs table. Runs of different sizes
         need `pad=True` (zeros after each run's values). `status` keeps the runs of one
         status (`ok`, the default, or `diverged`; None keeps all): the runs it leaves out are
-        counted by status in the dataset's `left_out` and named in a warning."""
+        counted by status in the dataset's `left_out` and named in a warning. The weights
+        files it reads are checked page by page first (a damaged one is a DamagedFileError
+        naming it)."""
         if family is None and arch is None:
             raise ValueError("to_torch: give family= or arch= (one kind of network)")
         chosen = {"family": family, "arch": arch, "dataset": dataset, SETTING: setting}
@@ -289,6 +337,9 @@ class Zoo:
             raise ZooError(f"no {what} with {named} in the zoo at {self.root}")
         at = pl.col("epochs_run") if epoch is None else pl.lit(epoch)
         wanted = runs.select(*RUN_KEYS, epoch=at.cast(pl.Int32))
+        cells = set(runs.select("dataset", "arch", SETTING).iter_rows())
+        chosen_files = [f.path for f in self.unit_files("weights") if f.unit[:3] in cells]
+        tables.check_parquet(*chosen_files)  # every page checked: a flipped bit is named
         rows = (
             self.weights.filter(
                 pl.col("dataset").is_in(runs["dataset"].unique().to_list()),
