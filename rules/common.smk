@@ -20,11 +20,16 @@ from weightzoo.config import (
     unit_params,
     validate_config,
 )
+from weightzoo.imports import ZooFileError, plan_imports
 
 try:
     validate_config(config, Path(workflow.basedir) / "config" / "schema.yaml")
 except ConfigError as err:
     sys.exit(f"weightzoo: config error: {err}")
+try:  # zoos trained elsewhere: their runs, from their small files (rules/imports.smk)
+    IMPORTS = plan_imports(config)
+except ZooFileError as err:
+    sys.exit(f"weightzoo: import error: {err}")
 
 CELLS = all_cells(config)  # (architecture id, setting id) -> Cell
 BLOCKS = seed_blocks(config)
@@ -43,13 +48,14 @@ wildcard_constraints:
 
 def train_outputs(kind):
     """One file per training job (dataset x architecture x setting x seed block) of one
-    output kind."""
-    return [
+    output kind, then one per imported run."""
+    trained = [
         f"results/{kind}/dataset={d}/arch={a}/setting={t}/seeds-{s}.parquet"
         for d in DATASETS
         for a, t in CELLS
         for s in BLOCKS
     ]
+    return trained + [f for plan in IMPORTS.values() for f in plan.files(kind)]
 
 
 def weight_files():
