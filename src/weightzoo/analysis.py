@@ -67,6 +67,8 @@ EXPECTED_SIGN = {1: 0, 2: -1}  # claim 2: better cells, less seed spread; claim 
 VERDICTS = {  # the vocabulary of `verdicts`, strongest first
     "supported": "significant (q < α) at the architecture level, beyond size and beyond "
     "initialisation (claim 3: same shape and same size)",
+    "beyond size": "significant beyond size; the initialisation control is not testable (an "
+    "imported zoo without initial weights)",
     "initialisation": "significant beyond size, but not once initialisation is factored out "
     "(statistic relative to epoch 0; w − w0 or w / std(w0)): raw weights only",
     "explained by size": "significant, but not given log(parameter count)",
@@ -74,7 +76,8 @@ VERDICTS = {  # the vocabulary of `verdicts`, strongest first
     "(or cannot be measured: a family's change indistinguishable from 0)",
     "inconsistent": "pooled: strata significant in opposite directions",
     "not supported": "no significant effect in the claimed direction",
-    "not testable": "too few architectures (or seeds, or dumped epochs) for a test",
+    "not testable": "too few architectures (or seeds, or dumped epochs) for a test; an "
+    "imported zoo may lack initial weights or have one seed per cell",
     "at chance": "the family's best architecture is at chance accuracy: no groups, no tests",
 }
 MINUS = "−"
@@ -147,7 +150,9 @@ def label_groups(
     "at chance". The rule is kept in the table.
     """
     runs = with_setting(runs)
-    classes = pl.col("n_classes") if "n_classes" in runs.columns else pl.lit(DEFAULT_CLASSES)
+    # an imported zoo's runs say their classes; trained ones (and older tables) are 10-class
+    classes = pl.col("n_classes") if "n_classes" in runs.columns else pl.lit(None)
+    classes = classes.fill_null(DEFAULT_CLASSES)
     cells = (
         runs.group_by(CELL_KEYS)
         .agg(arch_mean_acc=pl.col("final_test_acc").mean(), chance_acc=1.0 / classes.first())
@@ -754,6 +759,8 @@ def _stratum_correlation(
     """One correlation test on one stratum's cells (those with a finite value)."""
     part = cells.filter(pl.col(spec.column).is_finite(), pl.col("acc").is_finite())
     n, n_runs = part.height, int(part["n_seeds"].sum())
+    if n == 0 and (reason := missing_data(cells, spec)):
+        return Part(None, n_cells=cells.height, n_runs=int(cells["n_seeds"].sum()), note=reason)
     if n < settings.min_cells:
         note = f"fewer than {settings.min_cells} architectures: no test"
         return Part(None, n_cells=n, n_runs=n_runs, note=note)
@@ -763,6 +770,26 @@ def _stratum_correlation(
     return correlation_part(
         x, y, covariate, n_perm=settings.n_perm, n_boot=settings.n_boot, rng=rng, n_runs=n_runs
     )
+
+
+NO_INIT = "not testable: no initial weights"
+ONE_SEED = "not testable: one seed per cell"
+
+
+def missing_data(cells: pl.DataFrame, spec: CorrelationTest) -> str:
+    """Why a stratum has no value of a test's column, when its data lack what it needs: the
+    epoch-0 weights (relative values, w − w0, w / std(w0)) or a second seed per cell (seed
+    dispersion and seed std). Empty when neither is the reason."""
+    epoch0 = [c for c in cells.columns if c.endswith("_epoch0")]
+    no_init = bool(epoch0) and all(cells[c].is_null().all() for c in epoch0)
+    needs_init = spec.column.endswith(("_rel", "_epoch0")) or spec.target in ("delta", "scaled")
+    needs_seeds = spec.column.startswith("seed_w1_") or spec.column.endswith("_seed_std")
+    reasons = []
+    if needs_seeds and cells["n_seeds"].max() < 2:
+        reasons.append(ONE_SEED)
+    if needs_init and no_init:
+        reasons.append(NO_INIT)
+    return "; ".join(reasons)
 
 
 def _run_spearman(x: pl.Series, y: pl.Series) -> tuple[float | None, float | None]:
@@ -1273,6 +1300,8 @@ def _ladder(
         return "not supported"
     if size is None or not size["supported"]:
         return "explained by size"
+    if init is not None and init["significant"] is None and NO_INIT in (init["note"] or ""):
+        return "beyond size"
     if init is None or not init["supported"]:
         return "initialisation"
     return "supported"
@@ -1439,7 +1468,7 @@ def _effect_verdict(
         head.verdict,
         head.primary or part[0],
         beyond_size=max(ranks) >= _RANK["initialisation"] if ranks else None,
-        beyond_init=max(ranks) >= _RANK["supported"] if ranks else None,
+        beyond_init=None if head.verdict == "beyond size" else max(ranks) >= _RANK["supported"],
         consistent=head.consistent,
         detail=detail,
     )

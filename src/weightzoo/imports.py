@@ -243,28 +243,25 @@ def to_arrays(state: Mapping[str, Any], path: str | Path) -> dict[str, np.ndarra
     return out
 
 
-def safetensors_order(path: str | Path) -> list[str]:
-    """The tensor names of a .safetensors file in the order its header lists them."""
-    with open(path, "rb") as f:
-        size = int.from_bytes(f.read(8), "little")
-        if not 0 < size < 1 << 30:
-            raise ZooFileError(f"{path}: not a safetensors file (header size {size})")
-        header = json.loads(f.read(size))
-    return [k for k in header if k != "__metadata__"]
+def natural_order(names) -> list[str]:
+    """Names sorted with their numbers compared as numbers (layers.2 before layers.10)."""
+    return sorted(names, key=lambda n: [(0, int(t), "") if t.isdigit() else (1, 0, t)
+                                        for t in re.split(r"(\d+)", n)])  # fmt: skip
 
 
 def load_safetensors(path: str | Path) -> dict[str, np.ndarray]:
-    """The tensors of a .safetensors file, in header order, as float32 numpy."""
+    """The tensors of a .safetensors file as float32 numpy. The format keeps no order of its
+    own (its header sorts tensors by dtype and name), so they come in `natural_order`: the
+    forward order of numbered layers (layers.0, layers.1, ..., layers.10)."""
     from safetensors import SafetensorError, safe_open
 
     path = Path(path)
     if not path.is_file():
         raise ZooFileError(f"{path}: no such file")
     try:
-        order = safetensors_order(path)
         with safe_open(str(path), framework="pt") as f:
-            state = {name: f.get_tensor(name) for name in order}
-    except (SafetensorError, json.JSONDecodeError, UnicodeDecodeError, OSError) as err:
+            state = {name: f.get_tensor(name) for name in natural_order(f.keys())}
+    except (SafetensorError, OSError) as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise ZooFileError(f"{path}: not a readable safetensors file ({first})") from None
     return to_arrays(state, path)
