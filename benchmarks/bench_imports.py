@@ -2,8 +2,8 @@
 
 A synthetic zoo in the Small CNN Zoo's files (weights.npy of float32 rows of 4,970 weights,
 metrics.csv.gz, layout.csv; weightzoo.zoo_writers) is written at each size of
-`--import-rows` (27,000 and 270,000 rows by default: the real zoo has 270,000 per dataset,
-30,000 runs x 9 checkpoints). Its runs are planned as the workflow plans them and spread
+`--import-rows` (27,000 rows by default; the real zoo has 270,000 per dataset, 30,000 runs
+x 9 checkpoints: `--import-rows 27000,270000`). Its runs are planned as the workflow plans them and spread
 over jobs of RUNS_PER_JOB runs (`imports.<name>.jobs`), so a job's memory does not grow with
 the zoo. Each import job and each statistics job runs as the workflow runs it, in its own
 process, two at a time (2 cores); then the runs and stats tables are aggregated and the

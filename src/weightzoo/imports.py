@@ -686,7 +686,7 @@ def _plan_small_cnn_zoo(name: str, entry: dict) -> tuple[list[Run], tuple[str, .
     metrics_path = _small_cnn_metrics(folder)
     rows = NpyRows(npy)
     read_layout(layout, rows.shape[1])
-    table = pl.read_csv(metrics_path, infer_schema_length=10000)
+    table = pl.read_csv(metrics_path, infer_schema_length=None)
     _require(table, ("modeldir", "step", "test_accuracy"), metrics_path)
     if table.height != rows.shape[0]:
         raise ZooFileError(
