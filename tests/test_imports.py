@@ -514,3 +514,23 @@ def test_controls_the_data_cannot_give_say_not_testable_not_a_number(imported_ru
     assert spread["note"].str.contains("not testable: one seed per cell").all()
     page = (work / "results/claims.md").read_text()
     assert "not testable: one seed per cell" in page and "no initial weights" in page
+
+
+def test_chance_is_one_over_the_classes_a_run_states_else_ten():
+    from weightzoo.analysis import label_groups
+
+    runs = pl.DataFrame(
+        {
+            "dataset": ["digits", "digits", "three", "three"],
+            "family": ["mlp"] * 4,
+            "arch": ["a", "b", "a", "b"],
+            "setting": ["default"] * 4,
+            "seed": [0, 0, 0, 0],
+            "final_test_acc": [0.9, 0.5, 0.36, 0.2],
+            "n_classes": [None, None, 3, 3],  # a trained run's row says nothing: 10 classes
+        }
+    )
+    groups = label_groups(runs, 0.01, 0.1).sort("dataset", "arch")
+    assert groups["chance_acc"].to_list() == pytest.approx([0.1, 0.1, 1 / 3, 1 / 3])
+    # 0.36 is within the margin (0.05) of chance for 3 classes, far above it for 10
+    assert groups["group"].to_list() == ["optimal", "suboptimal", "at chance", "at chance"]
