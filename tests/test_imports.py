@@ -534,3 +534,20 @@ def test_chance_is_one_over_the_classes_a_run_states_else_ten():
     assert groups["chance_acc"].to_list() == pytest.approx([0.1, 0.1, 1 / 3, 1 / 3])
     # 0.36 is within the margin (0.05) of chance for 3 classes, far above it for 10
     assert groups["group"].to_list() == ["optimal", "suboptimal", "at chance", "at chance"]
+
+
+def test_an_architecture_with_two_layouts_across_jobs_stops_the_runs_table():
+    runs = pl.DataFrame(
+        {
+            "dataset": ["z", "z", "z", "digits"],
+            "arch": ["a", "a", "b", "a"],
+            "layout": ["0000aaaa", "0000bbbb", "0000cccc", None],  # trained runs: none
+            "source": ["r1.pt", "r2.pt", "r3.pt", None],
+        }
+    )
+    with pytest.raises(ZooFileError) as err:
+        imports.check_layouts(runs)
+    assert one_line(err).startswith(
+        "r2.pt: its tensors differ from those of r1.pt, a run of the same architecture a of z"
+    )
+    imports.check_layouts(runs.filter(pl.col("source") != "r2.pt"))  # one layout each: fine
