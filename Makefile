@@ -2,9 +2,9 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-CORES ?= 8
+CORES ?= $(shell nproc 2>/dev/null || echo 2)
 
-.PHONY: run test bench bench-training gpu-check lint clean browser slurm
+.PHONY: run test test-fast bench bench-training gpu-check lint format clean browser slurm
 .DEFAULT_GOAL := run
 
 $(BIN)/snakemake: pyproject.toml
@@ -13,11 +13,14 @@ $(BIN)/snakemake: pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $@
 
-run: $(BIN)/snakemake  ## set up, then build the whole zoo and its tables in results/
+run: $(BIN)/snakemake  ## set up, then build the whole zoo and its tables in results/ (all cores)
 	$(BIN)/snakemake --cores $(CORES)
 
 test: $(BIN)/snakemake browser slurm  ## set up, then run the test suite
 	$(BIN)/python -m pytest
+
+test-fast: $(BIN)/snakemake  ## the inner loop: every test but the end-to-end (e2e) runs
+	$(BIN)/python -m pytest -m "not e2e"
 
 # Headless Chromium for the dashboard test (Debian's package; needs root to install).
 browser:
@@ -51,11 +54,16 @@ GPU_CHECK_PYTHON ?= $(if $(wildcard $(BIN)/python),$(BIN)/python,python3)
 gpu-check:  ## CUDA tests, throughput, projection on one GPU (a small CPU version without one)
 	PYTHONPATH=src $(GPU_CHECK_PYTHON) benchmarks/gpu_check.py --output benchmarks/results-gpu.md
 
-lint: $(BIN)/snakemake
+lint: $(BIN)/snakemake  ## what CI checks before the tests
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/snakefmt --check Snakefile rules/
 	$(BIN)/snakemake --lint
+
+format: $(BIN)/snakemake  ## format and fix what lint would flag (then review the diff)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+	$(BIN)/snakefmt Snakefile rules/
 
 clean:
 	rm -rf results .snakemake

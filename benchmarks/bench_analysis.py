@@ -92,10 +92,10 @@ def job_code(step: str, work: Path, cfg: dict) -> str:
     if step == "claims":
         call = (
             "jobs.claims_job(runs_path=T/'runs.parquet', stats_path=T/'stats.parquet', "
-            "analysis_cfg=CFG['analysis'], groups_out=T/'groups.parquet', "
-            "final_out=T/'final_stats.parquet', trajectories_out=T/'trajectories.parquet', "
-            "claims_out=T/'claims.parquet', claims_md_out=W/'claims.md', "
-            "cells_out=T/'cells.parquet')"
+            "analysis_cfg=CFG['analysis'], outputs={'groups': T/'groups.parquet', "
+            "'final': T/'final_stats.parquet', 'trajectories': T/'trajectories.parquet', "
+            "'cells': T/'cells.parquet', 'claims': T/'claims.parquet', "
+            "'claims_md': W/'claims.md'})"
         )
     elif step == "dashboard":
         call = (
@@ -107,7 +107,7 @@ def job_code(step: str, work: Path, cfg: dict) -> str:
         call = (
             f"jobs.figure_job(name={step!r}, tables={{k: T/v for k, v in PATHS.items() "
             f"if k in FIGURES[{step!r}].tables}}, settings=CFG['figures'], "
-            "hist_range=CFG['analysis']['hist']['range'], "
+            "hist=CFG['analysis']['hist'], "
             f"html_out=F/'{step}.html', image_out=F/'{step}.svg', spec_out=F/'{step}.vl.json')"
         )
     paths = {
@@ -178,9 +178,19 @@ def exponent(runs: list[int], values: list[float]) -> float | None:
     return float(np.polyfit(np.log(runs), np.log(values), 1)[0])
 
 
-SUMMARY_HEADERS = ["size", "runs", "cells", "stats rows", "stats MiB", "claims s",
-                   "claims peak MiB", "figures s (sum)", "figures peak MiB", "dashboard s",
-                   "dashboard peak MiB"]  # fmt: skip
+SUMMARY_HEADERS = [
+    "size",
+    "runs",
+    "cells",
+    "stats rows",
+    "stats MiB",
+    "claims s",
+    "claims peak MiB",
+    "figures s (sum)",
+    "figures peak MiB",
+    "dashboard s",
+    "dashboard peak MiB",
+]
 
 
 def _summary_row(size: int, r: dict) -> list[str]:

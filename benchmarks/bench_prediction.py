@@ -77,7 +77,7 @@ def measure(name: str, case: tuple, workdir: Path, quick: bool, src: Path) -> di
     if seed_copies is None:
         base = pl.scan_parquet(src / "tables" / "runs.parquet").select(pl.len()).collect()
         seed_copies = max(1, round(TARGET_RUNS / (dataset_copies * base.item())))
-    work = workdir / name.split(",")[0].replace(" ", "_")
+    work = workdir / name.split(",", 1)[0].replace(" ", "_")
     shutil.rmtree(work, ignore_errors=True)
     info = replicate(src, work, seed_copies, dataset_copies)
     try:

@@ -457,7 +457,7 @@ def _method(opts: common.Options, version: str, min_s: float, repeats: int) -> s
         "smallest KS distance D wins), conv kernels as its kh·kw position matrices × √½, "
         "pooled. weightzoo: `spectral.spectral_table(matrices, pool_kernel_positions=True)` "
         "on the same matrices from `model.state_dict()`. The default zoo's largest MLP and "
-        "CNN are trained briefly on digits (`training.train_seeds`, seed 0); the others are "
+        "CNN are trained briefly on digits (`training.fit`, seed 0); the others are "
         "initialised, and `planted` has a Pareto tail of α = "
         f"{PLANTED_ALPHA} in its first matrix. Both sides in one process with "
         f"`torch.set_num_threads({opts.threads})` and BLAS/LAPACK limited to {opts.threads} "

@@ -33,7 +33,7 @@ import torch
 import yaml
 from threadpoolctl import threadpool_limits
 
-from weightzoo import config, data, dumps, stats, training
+from weightzoo import config, data, dumps, families, stats, training
 from weightzoo.models import build_model, count_params, tensor_kinds
 
 WW_VERSION = "0.7.7"
@@ -50,14 +50,35 @@ MEASURES = {
     "dump": ("(ii) everything, one dump", "`state_dict_table` + `dump_stats(rows, w0_rows)`"),
     "file": ("(iii) everything, statistics job", "`file_stats` of the weights file, per dump"),
 }
-TIMING_HEADERS = ["model", "params", "WeightWatcher analyze()",
-                  "(i) same outputs as WW", "speed-up (i)",
-                  "(ii) everything, one dump", "speed-up (ii)",
-                  "(iii) everything as the statistics job, per dump", "speed-up (iii)"]  # fmt: skip
-COVERAGE_HEADERS = ["model", "weights", "tensors", "(i)", "(ii)", "(iii)", "WeightWatcher",
-                    "weight matrices WW skipped"]  # fmt: skip
-AGREEMENT_HEADERS = ["model", "dense layers", "of which Lanczos", "σ_max vs √(WW spectral_norm)",
-                     "stable rank vs WW", "conv layers"]  # fmt: skip
+TIMING_HEADERS = [
+    "model",
+    "params",
+    "WeightWatcher analyze()",
+    "(i) same outputs as WW",
+    "speed-up (i)",
+    "(ii) everything, one dump",
+    "speed-up (ii)",
+    "(iii) everything as the statistics job, per dump",
+    "speed-up (iii)",
+]
+COVERAGE_HEADERS = [
+    "model",
+    "weights",
+    "tensors",
+    "(i)",
+    "(ii)",
+    "(iii)",
+    "WeightWatcher",
+    "weight matrices WW skipped",
+]
+AGREEMENT_HEADERS = [
+    "model",
+    "dense layers",
+    "of which Lanczos",
+    "σ_max vs √(WW spectral_norm)",
+    "stable rank vs WW",
+    "conv layers",
+]
 AGREEMENT_TEXT = (
     "Agreement on the layers both cover (largest relative difference; ours from (ii)'s "
     "w rows). WW's `spectral_norm` is the largest eigenvalue of WᵀW, i.e. σ_max², so ours "
@@ -94,18 +115,28 @@ class Case:
 
     def rows(self, state: dict[str, torch.Tensor], epoch: int, seed: int = 0) -> pa.Table:
         """The weight rows of one dump of this model, as the training job writes them."""
-        return dumps.state_dict_table(state, self.kinds, dataset="bench", family=self.family,
-                                      arch=self.label, seed=seed, epoch=epoch)  # fmt: skip
+        return dumps.state_dict_table(
+            state,
+            self.kinds,
+            dataset="bench",
+            family=self.family,
+            arch=self.label,
+            seed=seed,
+            epoch=epoch,
+        )
 
     def lanczos(self) -> list[str]:
         """The weight matrices whose spectral norm `stats.matrix_stats` takes from ARPACK."""
         state = self.model.state_dict()
-        return [k for k in self.weights if state[k].ndim >= 2
-                and min(state[k].shape[0], state[k][0].numel()) >= stats.LANCZOS_MIN_DIM]  # fmt: skip
+        return [
+            k
+            for k in self.weights
+            if state[k].ndim >= 2
+            and min(state[k].shape[0], state[k][0].numel()) >= stats.LANCZOS_MIN_DIM
+        ]
 
 
-def _trained_case(arch: config.Arch, cfg: dict, tensors: training.TensorData,
-                  epochs: int) -> Case:  # fmt: skip
+def _trained_case(arch: config.Arch, cfg: dict, tensors: training.TensorData, epochs: int) -> Case:
     """Train seed 0 of `arch` on digits for `epochs` epochs with the family's settings."""
     train = {**cfg["families"][arch.family]["train"], "epochs": epochs}
     states: dict[int, dict[str, torch.Tensor]] = {}
@@ -113,8 +144,15 @@ def _trained_case(arch: config.Arch, cfg: dict, tensors: training.TensorData,
     def on_dump(epoch: int, by_seed: dict[int, dict[str, torch.Tensor]]) -> None:
         states[epoch] = {k: v.detach().clone() for k, v in by_seed[0].items()}  # views: copy
 
-    (result,) = training.train_seeds(arch.family, arch.params, tensors, train, [0], [epochs],
-                                     on_dump, lambda row: None, vectorise=False)  # fmt: skip
+    block = training.Block(
+        families.parse(arch.family, arch.params),
+        training.Recipe.from_config(train),
+        seeds=(0,),
+        dump_epochs=(epochs,),
+        divergence=training.DivergenceRule.from_config(cfg["divergence"]),
+    )
+    models = training.seed_models(block, tensors.in_shape, tensors.n_classes, tensors.device, False)
+    (result,) = training.fit(models, tensors, block, training.Callbacks(on_dump=on_dump))
     model = build_model(arch.family, arch.params, tensors.in_shape, tensors.n_classes)
     model.load_state_dict(states[epochs])
     how = f"trained {epochs} epoch{'s' * (epochs > 1)} on digits"
@@ -134,8 +172,15 @@ def _paper_mlp_case() -> Case:
     with torch.no_grad():
         for p in model.parameters():
             p.add_(PERTURB * p.std() * torch.randn_like(p))
-    return Case("mlp-784-1000-1000-10", "mlp", model, MNIST_SHAPE, init, 1,
-                f"initialised, + {PERTURB:g}·std noise as the dump")  # fmt: skip
+    return Case(
+        "mlp-784-1000-1000-10",
+        "mlp",
+        model,
+        MNIST_SHAPE,
+        init,
+        1,
+        f"initialised, + {PERTURB:g}·std noise as the dump",
+    )
 
 
 def _same_outputs(case: Case) -> list[dict]:
@@ -145,11 +190,11 @@ def _same_outputs(case: Case) -> list[dict]:
     return [stats.matrix_stats(state[k].detach().numpy()) for k in case.weights]
 
 
-def _one_dump(case: Case, hist_range: tuple[float, float], bins: int) -> list[dict]:
+def _one_dump(case: Case, hist: stats.HistConfig) -> list[dict]:
     """(ii): everything the statistics job computes for one dump of `case`, from the model:
     its rows, then `stats.dump_stats` with the epoch-0 rows (built once, untimed) as w0."""
     rows = case.rows(case.model.state_dict(), case.epoch)
-    return stats.dump_stats(rows, case.init, hist_range, bins)
+    return stats.dump_stats(rows, case.init, hist)
 
 
 def _write_weights_file(case: Case, path: Path, seeds: list[int], epochs: list[int]) -> None:
@@ -164,9 +209,13 @@ def _write_weights_file(case: Case, path: Path, seeds: list[int], epochs: list[i
         for seed in seeds:
             for epoch in epochs:
                 base = case.init_state if epoch == 0 else trained
-                state = {k: v + DUMP_NOISE * v.std(correction=0)
-                         * torch.randn(v.shape, generator=gen, dtype=v.dtype)
-                         for k, v in base.items()}  # fmt: skip
+                state = {
+                    k: v
+                    + DUMP_NOISE
+                    * v.std(correction=0)
+                    * torch.randn(v.shape, generator=gen, dtype=v.dtype)
+                    for k, v in base.items()
+                }
                 writer.write(case.rows(state, epoch, seed))
 
 
@@ -197,8 +246,9 @@ def _profiled(fn: Callable[[], object], calls: int) -> tuple[pstats.Stats, float
     return pstats.Stats(prof), (time.perf_counter() - t0) / calls, out
 
 
-def _measure(fns: dict[str, Callable[[], object]], repeats: int, min_s: float,
-             warm: bool) -> dict[str, Measured]:  # fmt: skip
+def _measure(
+    fns: dict[str, Callable[[], object]], repeats: int, min_s: float, warm: bool
+) -> dict[str, Measured]:
     """Seconds per call of each fn, `repeats` values each, the fns taking turns so that the
     paired values of `common.ratio` were taken under the same load; and a profile of each.
 
@@ -227,8 +277,10 @@ def _measure(fns: dict[str, Callable[[], object]], repeats: int, min_s: float,
             for _ in range(loops[name]):
                 fn()
             values[name].append((time.perf_counter() - t0) / loops[name])
-    return {name: Measured(common.Timing(values[name]), profiles[name], loops[name],
-                           outputs[name]) for name in fns}  # fmt: skip
+    return {
+        name: Measured(common.Timing(values[name]), profiles[name], loops[name], outputs[name])
+        for name in fns
+    }
 
 
 def _cumtime(st: pstats.Stats, path_end: str, name: str) -> float:
@@ -247,8 +299,10 @@ def _top(st: pstats.Stats, runs: int, n: int = 8) -> list[str]:
     out = []
     for (file, line, name), (_, calls, own, cum, _) in entries:
         where = "/".join(file.split("/")[-2:]) if file != "~" else "builtin"
-        out.append(f"{own / runs * 1e3:8.1f} ms own, {cum / runs * 1e3:8.1f} ms cum, "
-                   f"{calls / runs:7.1f} calls  {name} ({where}:{line})")  # fmt: skip
+        out.append(
+            f"{own / runs * 1e3:8.1f} ms own, {cum / runs * 1e3:8.1f} ms cum, "
+            f"{calls / runs:7.1f} calls  {name} ({where}:{line})"
+        )
     return out
 
 
@@ -259,23 +313,40 @@ LAPACK_SVD = ("numpy/linalg/_linalg.py", "svd")
 # The parts of a weightzoo profile, exclusive of each other, in table order: column header
 # and what it holds (see `Profile.of`).
 PARTS = {
-    "spectral": ("σ_max, stable rank", "`matrix_stats` (a LAPACK SVD, or ARPACK `svds` "
-                 "from a smaller side of LANCZOS_MIN_DIM; with the part in `svds`)"),
+    "spectral": (
+        "σ_max, stable rank",
+        "`matrix_stats` (a LAPACK SVD, or ARPACK `svds` "
+        "from a smaller side of LANCZOS_MIN_DIM; with the part in `svds`)",
+    ),
     "quantiles": ("quantiles", "`np.percentile` in `segment_stats`, a partition per segment"),
     "hist": ("histograms", "`_segment_hist`: bin indices and one bincount"),
-    "moments": ("rest of segment_stats", "`segment_stats` less the two before: moments, "
-                "extremes and norms by `ufunc.reduceat`"),
+    "moments": (
+        "rest of segment_stats",
+        "`segment_stats` less the two before: moments, extremes and norms by `ufunc.reduceat`",
+    ),
     "strengths": ("node strengths", "`node_strength` + `strength_summary`"),
     "scopes": ("scopes", "`_dump_segments`: flattening the rows, w − w0, the two pools"),
-    "frame": ("rest of _dumps_frame", "`_dumps_frame` less the parts nested in it: "
-              "concatenation into float64 chunks, the polars frame"),
-    "input": ("input", "(ii) `dumps.state_dict_table` from the model; (iii) reading the row "
-              "groups (`_row_group_batches`) and splitting them into dumps (`_dumps`)"),
-    "wrapper": ("wrapper", "(ii) `dump_stats` less `_dumps_frame`: the frame to row dicts; "
-                "(iii) `stats_table` less the above: batching, `pl.concat`"),
-    "other": ("other", "the profiled total less all the above: e.g. `state_dict()`, opening "
-              "the file, cProfile's own overhead"),
-}  # fmt: skip
+    "frame": (
+        "rest of _dumps_frame",
+        "`_dumps_frame` less the parts nested in it: "
+        "concatenation into float64 chunks, the polars frame",
+    ),
+    "input": (
+        "input",
+        "(ii) `dumps.state_dict_table` from the model; (iii) reading the row "
+        "groups (`_row_group_batches`) and splitting them into dumps (`_dumps`)",
+    ),
+    "wrapper": (
+        "wrapper",
+        "(ii) `dump_stats` less `_dumps_frame`: the frame to row dicts; "
+        "(iii) `stats_table` less the above: batching, `pl.concat`",
+    ),
+    "other": (
+        "other",
+        "the profiled total less all the above: e.g. `state_dict()`, opening "
+        "the file, cProfile's own overhead",
+    ),
+}
 
 
 @dataclass
@@ -299,8 +370,11 @@ class Profile:
         total = st.total_tt / (runs * per)
         seg, frame = cum(STATS_PY, "segment_stats"), cum(STATS_PY, "_dumps_frame")
         reading = cum(STATS_PY, "_row_group_batches") + cum(STATS_PY, "_dumps")
-        p = {"spectral": cum(STATS_PY, "matrix_stats"), "quantiles": cum(*PERCENTILE),
-             "hist": cum(STATS_PY, "_segment_hist")}  # fmt: skip
+        p = {
+            "spectral": cum(STATS_PY, "matrix_stats"),
+            "quantiles": cum(*PERCENTILE),
+            "hist": cum(STATS_PY, "_segment_hist"),
+        }
         p["moments"] = seg - p["quantiles"] - p["hist"]
         p["strengths"] = cum(STATS_PY, "node_strength") + cum(STATS_PY, "strength_summary")
         p["scopes"] = cum(STATS_PY, "_dump_segments")
@@ -308,8 +382,14 @@ class Profile:
         p["input"] = cum(DUMPS_PY, "state_dict_table") + reading
         p["wrapper"] = cum(STATS_PY, "dump_stats") + cum(STATS_PY, "stats_table") - frame - reading
         p["other"] = total - sum(p.values())
-        return cls(total, p, cum(*SVDS), cum(*LAPACK_SVD), _ncalls(st, *LAPACK_SVD) / runs,
-                   _ncalls(st, STATS_PY, "_dumps_frame") / runs)  # fmt: skip
+        return cls(
+            total,
+            p,
+            cum(*SVDS),
+            cum(*LAPACK_SVD),
+            _ncalls(st, *LAPACK_SVD) / runs,
+            _ncalls(st, STATS_PY, "_dumps_frame") / runs,
+        )
 
     def share(self, key: str) -> float:
         return self.parts[key] / self.total
@@ -326,8 +406,9 @@ class Profile:
     def top(self, n: int = 3) -> str:
         """The n largest parts, with their time and share."""
         keys = sorted((k for k in self.parts if k != "other"), key=self.parts.get, reverse=True)
-        return ", ".join(f"{PARTS[k][0]} {_ms(self.parts[k])} ({100 * self.share(k):.0f}%)"
-                         for k in keys[:n])  # fmt: skip
+        return ", ".join(
+            f"{PARTS[k][0]} {_ms(self.parts[k])} ({100 * self.share(k):.0f}%)" for k in keys[:n]
+        )
 
 
 @dataclass
@@ -340,16 +421,22 @@ class WWProfile:
 
     @classmethod
     def of(cls, st: pstats.Stats, runs: int) -> WWProfile:
-        return cls(st.total_tt / runs,
-                   _cumtime(st, "scipy/linalg/_decomp_svd.py", "svd") / runs,
-                   _cumtime(st, "weightwatcher/weightwatcher.py", "apply_powerlaw") / runs)  # fmt: skip
+        return cls(
+            st.total_tt / runs,
+            _cumtime(st, "scipy/linalg/_decomp_svd.py", "svd") / runs,
+            _cumtime(st, "weightwatcher/weightwatcher.py", "apply_powerlaw") / runs,
+        )
 
     def row(self) -> list[str]:
         def part(v: float) -> str:
             return f"{_ms(v)} ({100 * v / self.total:.0f}%)"
 
-        return [_ms(self.total), part(self.svd), part(self.fit),
-                part(self.total - self.svd - self.fit)]  # fmt: skip
+        return [
+            _ms(self.total),
+            part(self.svd),
+            part(self.fit),
+            part(self.total - self.svd - self.fit),
+        ]
 
 
 def _ms(seconds: float) -> str:
@@ -418,8 +505,9 @@ def _agreement(case: Case, records: list[dict], df) -> list[object]:
     state = {k: v.detach().double().numpy() for k, v in case.model.state_dict().items()}
     lanczos = set(case.lanczos())
     sigma_diff, rank_diff, conv_diff, conv_ratio, dense_lanczos = [], [], [], [], 0
-    for longname, spectral, stable in zip(df["longname"], df["spectral_norm"],
-                                          df["stable_rank"], strict=True):  # fmt: skip
+    for longname, spectral, stable in zip(
+        df["longname"], df["spectral_norm"], df["stable_rank"], strict=True
+    ):
         name = f"{longname}.weight"
         mine, w = ours[name], state[name]
         if w.ndim == 2:
@@ -432,11 +520,18 @@ def _agreement(case: Case, records: list[dict], df) -> list[object]:
             conv_ratio.append(mine["stable_rank"] / stable)
     conv = "none"
     if conv_ratio:
-        conv = (f"{len(conv_ratio)}: vs WW's definition {max(conv_diff):.1e}; ours ÷ WW "
-                f"stable rank {min(conv_ratio):.2f}–{max(conv_ratio):.2f}")  # fmt: skip
-    return [f"`{case.label}`", len(sigma_diff), dense_lanczos,
-            f"{max(sigma_diff, default=math.nan):.1e}",
-            f"{max(rank_diff, default=math.nan):.1e}", conv]  # fmt: skip
+        conv = (
+            f"{len(conv_ratio)}: vs WW's definition {max(conv_diff):.1e}; ours ÷ WW "
+            f"stable rank {min(conv_ratio):.2f}–{max(conv_ratio):.2f}"
+        )
+    return [
+        f"`{case.label}`",
+        len(sigma_diff),
+        dense_lanczos,
+        f"{max(sigma_diff, default=math.nan):.1e}",
+        f"{max(rank_diff, default=math.nan):.1e}",
+        conv,
+    ]
 
 
 def _cases(opts: common.Options, cfg: dict) -> list[Case]:
@@ -451,8 +546,9 @@ def _cases(opts: common.Options, cfg: dict) -> list[Case]:
     return cases
 
 
-def _method(opts: common.Options, hist_range: tuple[float, float], bins: int, version: str,
-            min_s: float, results: list[Result]) -> str:  # fmt: skip
+def _method(
+    opts: common.Options, hist: stats.HistConfig, version: str, min_s: float, results: list[Result]
+) -> str:
     """The paragraph saying what was measured and how."""
     plans = sorted({f"{len(r.seeds)} seeds × {len(r.epochs)} epochs {r.epochs}" for r in results})
     return (
@@ -472,7 +568,8 @@ def _method(opts: common.Options, hist_range: tuple[float, float], bins: int, ve
         f"{stats.LANCZOS_MIN_DIM}, ARPACK's largest singular value from it), the like-for-like "
         "figure for the issue's target. **(ii) everything, one dump**: "
         "`dumps.state_dict_table(model.state_dict())` then `stats.dump_stats(rows, w0_rows, "
-        f"hist_range={hist_range}, bins={bins})` with the epoch-0 rows (built once, untimed) "
+        f"hist=HistConfig(range={hist.range}, bins={hist.bins}, ...))` with the epoch-0 rows "
+        "(built once, untimed) "
         "as w0: every tensor and the pools `all_weights` / `all_params`, for w and for w − w0, "
         "get moments, quantiles, norms and a histogram, every weight matrix its spectral norm, "
         "stable rank and node strengths. **(iii) everything, as the statistics job runs it**: "
@@ -483,7 +580,7 @@ def _method(opts: common.Options, hist_range: tuple[float, float], bins: int, ve
         f"dump + {DUMP_NOISE:g}·std Gaussian noise of its own), including reading it, time ÷ "
         "dumps = per model state. Not timed: the job's first-layer strength maps "
         "(`file_strength_maps`) and writing its outputs. The small models are "
-        "config/config.yaml architectures trained briefly with `training.train_seeds` "
+        "config/config.yaml architectures trained briefly with `training.fit` "
         "(seed 0, the family's optimiser settings)"
         + ("" if opts.quick else "; the last model has the paper's MNIST MLP shape")
         + ". Times are per model (per call; (iii) per dump), each value the mean of "
@@ -495,8 +592,10 @@ def _method(opts: common.Options, hist_range: tuple[float, float], bins: int, ve
 
 def _verdict(results: list[Result]) -> str:
     """Whether the target is met, per figure, and what bounds each model's figures."""
-    lines = [f"**Target** (the issue: weightzoo ≥ {TARGET:g}× faster per model than "
-             "WeightWatcher while also computing the spectral norm and stable rank):"]  # fmt: skip
+    lines = [
+        f"**Target** (the issue: weightzoo ≥ {TARGET:g}× faster per model than "
+        "WeightWatcher while also computing the spectral norm and stable rank):"
+    ]
     for key, (label, what) in MEASURES.items():
         met = sum(r.speedup(key) >= TARGET for r in results)
         verdict = "met" if met == len(results) else "missed" if met == 0 else "partly met"
@@ -515,8 +614,11 @@ def _verdict(results: list[Result]) -> str:
         params = count_params(r.case.model)
         per_param = sum(rec["count"] for rec in r.records) / params
         svd_only = r.times["dump"].median * dump.share("spectral")
-        lanczos = (f"{lan} of them by Lanczos, {100 * same.lanczos / same.total:.0f}% of the "
-                   "profile; " if lan else "")  # fmt: skip
+        lanczos = (
+            f"{lan} of them by Lanczos, {100 * same.lanczos / same.total:.0f}% of the profile; "
+            if lan
+            else ""
+        )
         lines += [
             f"- `{r.label}` ({params:,} parameters). WeightWatcher: {_ms(r.ww.median)}, "
             f"{len(r.df)} layers analysed, {_ms(r.ww.median / len(r.df))} per layer; its SVDs "
@@ -577,11 +679,12 @@ def section_stats(opts: common.Options) -> str:
     try:
         import weightwatcher as ww
     except ImportError:
-        return (f"{head}\n\nSkipped: WeightWatcher is not installed "
-                f"(`pip install weightwatcher=={WW_VERSION}`).")  # fmt: skip
+        return (
+            f"{head}\n\nSkipped: WeightWatcher is not installed "
+            f"(`pip install weightwatcher=={WW_VERSION}`)."
+        )
     cfg = yaml.safe_load((common.ROOT / "config" / "config.yaml").read_text())
-    hist_range = tuple(float(v) for v in cfg["analysis"]["hist"]["range"])
-    bins = int(cfg["analysis"]["hist"]["bins"])
+    hist = stats.HistConfig.from_config(cfg["analysis"]["hist"])
     repeats = min(opts.repeats, 3) if opts.quick else opts.repeats
     min_s = 0.02 if opts.quick else 0.2
     seeds = next(iter(config.seed_blocks(cfg).values()))  # one training job's seeds
@@ -594,48 +697,81 @@ def section_stats(opts: common.Options) -> str:
             path = opts.workdir / "stats" / f"{case.label}.parquet"
             _write_weights_file(case, path, seeds, epochs)
             try:
-                m = _measure({
-                    "ww": lambda c=case: _weightwatcher(ww, c.model),
-                    "same": lambda c=case: _same_outputs(c),
-                    "dump": lambda c=case: _one_dump(c, hist_range, bins),
-                    "file": lambda p=path: stats.file_stats(p, hist_range, bins),
-                }, repeats, min_s, warm=i > 0)  # fmt: skip
+                m = _measure(
+                    {
+                        "ww": lambda c=case: _weightwatcher(ww, c.model),
+                        "same": lambda c=case: _same_outputs(c),
+                        "dump": lambda c=case: _one_dump(c, hist),
+                        "file": lambda p=path: stats.file_stats(p, hist),
+                    },
+                    repeats,
+                    min_s,
+                    warm=i > 0,
+                )
             finally:
                 path.unlink(missing_ok=True)  # the paper MLP's is ~250 MB
             df = m["ww"].output
             if len(df) == 0:
                 raise RuntimeError(f"WeightWatcher analyzed no layer of {case.label}")
             n = len(seeds) * len(epochs)
-            profiles = {k: Profile.of(m[k].profile, m[k].runs, n if k == "file" else 1)
-                        for k in MEASURES}  # fmt: skip
+            profiles = {
+                k: Profile.of(m[k].profile, m[k].runs, n if k == "file" else 1) for k in MEASURES
+            }
             for k in ("dump", "file"):
                 if min(profiles[k].parts[p] for p in ("spectral", "quantiles", "hist")) <= 0:
                     raise RuntimeError(f"profile of {k} misses a part: renamed in stats.py?")
-            results.append(Result(
-                case, seeds, epochs, m["ww"].timing,
-                {"same": m["same"].timing, "dump": m["dump"].timing,
-                 "file": common.Timing([v / n for v in m["file"].timing.values])},
-                profiles, WWProfile.of(m["ww"].profile, m["ww"].runs),
-                {k: _top(m[k].profile, m[k].runs) for k in MEASURES},
-                m["dump"].output, m["file"].output.height, df,
-            ))  # fmt: skip
+            results.append(
+                Result(
+                    case,
+                    seeds,
+                    epochs,
+                    m["ww"].timing,
+                    {
+                        "same": m["same"].timing,
+                        "dump": m["dump"].timing,
+                        "file": common.Timing([v / n for v in m["file"].timing.values]),
+                    },
+                    profiles,
+                    WWProfile.of(m["ww"].profile, m["ww"].runs),
+                    {k: _top(m[k].profile, m[k].runs) for k in MEASURES},
+                    m["dump"].output,
+                    m["file"].output.height,
+                    df,
+                )
+            )
 
     timings, covered, agree, profiles, ww_profiles = [], [], [], [], []
     for r in results:
         label = f"`{r.label}`"
-        timings.append([label, f"{count_params(r.case.model):,}", _fmt(r.ww),
-                        _fmt(r.times["same"]), r.ratio("same"), _fmt(r.times["dump"]),
-                        r.ratio("dump"), _fmt(r.times["file"]), r.ratio("file")])  # fmt: skip
-        skipped = [f"`{k}`" for k in r.case.weights
-                   if r.case.kinds[k][1] not in set(r.df["longname"])]  # fmt: skip
-        covered.append([label, r.case.how, len(r.case.kinds),
-                        f"σ_max, stable rank of {len(r.case.weights)} matrices "
-                        f"({len(r.case.lanczos())} by Lanczos)",
-                        f"{len(r.records)} rows × {len(stats.STAT_COLUMNS)} stats + "
-                        f"{bins}-bin hist",
-                        f"{r.file_rows} rows: {r.dumps} dumps × {r.file_rows // r.dumps}",
-                        f"{len(r.df)} of {len(r.case.weights)} matrices × {len(r.df.columns)} "
-                        "columns", ", ".join(skipped) or "none"])  # fmt: skip
+        timings.append(
+            [
+                label,
+                f"{count_params(r.case.model):,}",
+                _fmt(r.ww),
+                _fmt(r.times["same"]),
+                r.ratio("same"),
+                _fmt(r.times["dump"]),
+                r.ratio("dump"),
+                _fmt(r.times["file"]),
+                r.ratio("file"),
+            ]
+        )
+        skipped = [
+            f"`{k}`" for k in r.case.weights if r.case.kinds[k][1] not in set(r.df["longname"])
+        ]
+        covered.append(
+            [
+                label,
+                r.case.how,
+                len(r.case.kinds),
+                f"σ_max, stable rank of {len(r.case.weights)} matrices "
+                f"({len(r.case.lanczos())} by Lanczos)",
+                f"{len(r.records)} rows × {len(stats.STAT_COLUMNS)} stats + {hist.bins}-bin hist",
+                f"{r.file_rows} rows: {r.dumps} dumps × {r.file_rows // r.dumps}",
+                f"{len(r.df)} of {len(r.case.weights)} matrices × {len(r.df.columns)} columns",
+                ", ".join(skipped) or "none",
+            ]
+        )
         agree.append(_agreement(r.case, r.records, r.df))
         for key, (measure, _) in MEASURES.items():
             p = r.profiles[key]
@@ -646,7 +782,7 @@ def section_stats(opts: common.Options) -> str:
     legend = "; ".join(f"*{name}*: {what}" for name, what in PARTS.values())
     sections = [
         head,
-        _method(opts, hist_range, bins, ww.__version__, min_s, results),
+        _method(opts, hist, ww.__version__, min_s, results),
         common.table(TIMING_HEADERS, timings),
         _verdict(results),
         "What each side computed per model (weightzoo (ii), (iii): one row per scope and target):",
@@ -658,9 +794,7 @@ def section_stats(opts: common.Options) -> str:
         "nested in it, and its share of the profiled total. cProfile's overhead is included "
         "and inflates code made of many small calls (polars, Arrow, per-segment numpy calls), "
         f"so totals exceed the timings above. Parts: {legend}.",
-        common.table(
-            ["model", "figure", "total", *(name for name, _ in PARTS.values())], profiles
-        ),  # fmt: skip
+        common.table(["model", "figure", "total", *(name for name, _ in PARTS.values())], profiles),
         "WeightWatcher's analyze(), profiled the same way: its SVDs (`scipy.linalg.svd`) and "
         "power-law fits (`apply_powerlaw`):",
         common.table(["model", "total", "its SVDs", "its power-law fits", "rest"], ww_profiles),

@@ -19,26 +19,47 @@ import numpy as np
 import pyarrow.parquet as pq
 import torch
 import torch.nn.functional as F
+import yaml
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms
 
-from weightzoo import data, dumps, jobs, training
+from weightzoo import data, dumps, families, jobs, training
 from weightzoo.models import build_model, count_params
 from weightzoo.resume import ResumeState
 
-ADAM = {"optimizer": "adam", "lr": 0.003, "batch_size": 64, "epochs": 2, "weight_decay": 0.0,
-        "momentum": 0.9, "schedule": "cosine"}  # fmt: skip
+ADAM = {
+    "optimizer": "adam",
+    "lr": 0.003,
+    "batch_size": 64,
+    "epochs": 2,
+    "weight_decay": 0.0,
+    "momentum": 0.9,
+    "schedule": "cosine",
+    "init_scale": 1.0,
+    "train_fraction": 1.0,
+}
 ADAMW = {**ADAM, "optimizer": "adamw", "lr": 0.001, "weight_decay": 0.05}
+NEVER = {"max_loss_ratio": 0.0, "patience": 1}  # only a NaN or infinite loss stops a seed
+CONFIG = yaml.safe_load((common.ROOT / "config" / "config.yaml").read_text())
 # architectures of the default config (digits) and of config/paper.yaml's kind (28x28)
 ARCHS = {
-    "digits": [("mlp", {"depth": 2, "width": 64}), ("cnn", {"blocks": 2, "channels": 16}),
-               ("vit", {"patch": 2, "depth": 1, "heads": 4, "embed": 32})],
-    "mnist-shaped": [("mlp", {"depth": 2, "width": 256}), ("cnn", {"blocks": 3, "channels": 16}),
-                     ("vit", {"patch": 4, "depth": 2, "heads": 4, "embed": 32})],
-}  # fmt: skip
-SEED_ARCHS = [("mlp", {"depth": 2, "width": 32}), ("cnn", {"blocks": 2, "channels": 8}),
-              ("vit", {"patch": 2, "depth": 1, "heads": 2, "embed": 16})]  # fmt: skip
+    "digits": [
+        ("mlp", {"depth": 2, "width": 64}),
+        ("cnn", {"blocks": 2, "channels": 16}),
+        ("vit", {"patch": 2, "depth": 1, "heads": 4, "embed": 32}),
+    ],
+    "mnist-shaped": [
+        ("mlp", {"depth": 2, "width": 256}),
+        ("cnn", {"blocks": 3, "channels": 16}),
+        ("vit", {"patch": 4, "depth": 2, "heads": 4, "embed": 32}),
+    ],
+}
+SEED_ARCHS = [
+    ("mlp", {"depth": 2, "width": 32}),
+    ("cnn", {"blocks": 2, "channels": 8}),
+    ("vit", {"patch": 2, "depth": 1, "heads": 2, "embed": 16}),
+]
 DEFAULT_DUMP_EPOCHS = [0, 1, 2, 5, 10, 20, 30]
 
 
@@ -46,8 +67,39 @@ def recipe(family: str, epochs: int) -> dict:
     return {**(ADAMW if family == "vit" else ADAM), "epochs": epochs}
 
 
-def nop(*_args) -> None:
-    return None
+def block(family: str, arch: dict, train: dict, seeds: list[int], dump_epochs=()):
+    """What `training.seed_models` builds and `training.fit` trains."""
+    return training.Block(
+        families.parse(family, arch),
+        training.Recipe.from_config(train),
+        tuple(seeds),
+        tuple(dump_epochs),
+        training.DivergenceRule.from_config(NEVER),
+    )
+
+
+def job_params(family: str, arch: dict, train: dict, seeds: list[int], dump_epochs) -> dict:
+    """A training job's unit (`jobs.UNIT_KEYS`), as the workflow passes it."""
+    return {
+        "dataset": "bench",
+        "family": family,
+        "arch": families.parse(family, arch).id,
+        "arch_params": arch,
+        "setting": "default",
+        "setting_values": {},
+        "train": train,
+        "seeds": list(seeds),
+        "dump_epochs": list(dump_epochs),
+        "divergence": NEVER,
+    }
+
+
+def job_outputs(folder: Path, name: str) -> dict:
+    """A training job's files (`jobs.TrainOutputs`), in `folder`."""
+    files = {
+        f"{k}_out": str(folder / f"{name}-{k}.parquet") for k in ("weights", "metrics", "runs")
+    }
+    return {**files, "resume_dir": str(folder / f"{name}-resume")}
 
 
 # -- datasets ----------------------------------------------------------------------------------
@@ -62,16 +114,22 @@ def mnist_shaped(n_train: int, n_test: int) -> data.Prepared:
     p = digits()
 
     def grow(x: np.ndarray, n: int) -> np.ndarray:
-        big = np.stack([np.asarray(Image.fromarray(im[0]).resize((28, 28), Image.BILINEAR))
-                        for im in x])  # fmt: skip
+        big = np.stack(
+            [np.asarray(Image.fromarray(im[0]).resize((28, 28), Image.BILINEAR)) for im in x]
+        )
         return np.resize(big, (n, 28, 28))[:, None]
 
     def labels(y: np.ndarray, n: int) -> np.ndarray:
         return np.resize(y, n)
 
-    return data._finish(grow(p.x_train, n_train), labels(p.y_train, n_train),
-                        grow(p.x_test, n_test), labels(p.y_test, n_test), 10,
-                        {"name": "mnist-shaped"})  # fmt: skip
+    return data._finish(
+        grow(p.x_train, n_train),
+        labels(p.y_train, n_train),
+        grow(p.x_test, n_test),
+        labels(p.y_test, n_test),
+        10,
+        {"name": "mnist-shaped"},
+    )
 
 
 def datasets(opts: common.Options) -> dict[str, data.Prepared]:
@@ -85,18 +143,6 @@ def devices() -> list[torch.device]:
     if torch.cuda.is_available():
         found.append(torch.device("cuda"))
     return found
-
-
-def device_label(dev: torch.device) -> str:
-    return f"GPU ({torch.cuda.get_device_name(dev)})" if dev.type == "cuda" else "CPU"
-
-
-def sync(dev: torch.device) -> None:
-    if dev.type == "cuda":
-        torch.cuda.synchronize(dev)
-
-
-NO_GPU = "no GPU on this machine: not measured"
 
 
 # -- (a) the reference: a tutorial loop --------------------------------------------------------
@@ -117,34 +163,35 @@ class TutorialImages(Dataset):
         return self.transform(img), int(self.y[i])
 
 
-def tutorial_train(family: str, arch: dict, p: data.Prepared, train: dict, seed: int,
-                   dev: torch.device) -> float:  # fmt: skip
+def tutorial_train(
+    family: str, arch: dict, p: data.Prepared, train: dict, seed: int, dev: torch.device
+) -> float:
     """The PyTorch-tutorial loop: ToTensor/Normalize transforms and DataLoaders.
 
     It computes what weightzoo's loop records: loss and accuracy on both splits before
     training, on the test split after every epoch, on the training split at the end.
     """
-    tf = transforms.Compose([transforms.ToTensor(),
-                             transforms.Normalize(p.mean.tolist(), p.std.tolist())])  # fmt: skip
+    tf = transforms.Compose(
+        [transforms.ToTensor(), transforms.Normalize(p.mean.tolist(), p.std.tolist())]
+    )
     g = torch.Generator().manual_seed(seed)
     train_set = TutorialImages(p.x_train, p.y_train, tf)
-    train_loader = DataLoader(train_set, batch_size=train["batch_size"], shuffle=True,
-                              generator=g)  # fmt: skip
+    train_loader = DataLoader(train_set, batch_size=train["batch_size"], shuffle=True, generator=g)
     eval_loaders = {
         "train": DataLoader(train_set, batch_size=512),
         "test": DataLoader(TutorialImages(p.x_test, p.y_test, tf), batch_size=512),
     }
     torch.manual_seed(seed)
     model = build_model(family, arch, tuple(p.x_train.shape[1:]), p.n_classes).to(dev)
-    opt = training.make_optimizer(list(model.parameters()), train)
+    opt = training.make_optimizer(list(model.parameters()), training.Recipe.from_config(train))
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, train["epochs"])
 
     @torch.no_grad()
     def evaluate(split: str) -> tuple[float, float]:
         model.eval()
         loss, correct, n = 0.0, 0, 0
-        for x, y in eval_loaders[split]:
-            x, y = x.to(dev), y.to(dev)
+        for xb, yb in eval_loaders[split]:
+            x, y = xb.to(dev), yb.to(dev)
             logits = model(x)
             loss += F.cross_entropy(logits, y, reduction="sum").item()
             correct += (logits.argmax(1) == y).sum().item()
@@ -154,8 +201,8 @@ def tutorial_train(family: str, arch: dict, p: data.Prepared, train: dict, seed:
     evaluate("train"), evaluate("test")
     for _ in range(train["epochs"]):
         model.train()
-        for x, y in train_loader:
-            x, y = x.to(dev), y.to(dev)
+        for xb, yb in train_loader:
+            x, y = xb.to(dev), yb.to(dev)
             loss = F.cross_entropy(model(x), y)
             opt.zero_grad()
             loss.backward()
@@ -163,18 +210,19 @@ def tutorial_train(family: str, arch: dict, p: data.Prepared, train: dict, seed:
         sched.step()
         acc = evaluate("test")[1]
     evaluate("train")
-    sync(dev)
+    common.sync(dev)
     return acc
 
 
-def compute_alone(family: str, arch: dict, td: training.TensorData, train: dict, seed: int,
-                  batches: list) -> None:  # fmt: skip
+def compute_alone(
+    family: str, arch: dict, td: training.TensorData, train: dict, seed: int, batches: list
+) -> None:
     """The model's own work and nothing else: the same steps and evaluations as both loops,
     on batches made before the clock starts; no loop can be faster than this."""
     dev = td.x_train.device
     torch.manual_seed(seed)
     model = build_model(family, arch, td.in_shape, td.n_classes).to(dev)
-    opt = training.make_optimizer(list(model.parameters()), train)
+    opt = training.make_optimizer(list(model.parameters()), training.Recipe.from_config(train))
 
     @torch.no_grad()
     def evaluate(x: torch.Tensor) -> None:
@@ -190,7 +238,7 @@ def compute_alone(family: str, arch: dict, td: training.TensorData, train: dict,
             opt.step()
         evaluate(td.x_test)
     evaluate(td.x_train)
-    sync(dev)
+    common.sync(dev)
 
 
 def premade_batches(td: training.TensorData, train: dict, seed: int) -> list:
@@ -198,16 +246,21 @@ def premade_batches(td: training.TensorData, train: dict, seed: int) -> list:
     out = []
     for _ in range(train["epochs"]):
         perm = torch.randperm(len(td.y_train), generator=g).to(td.x_train.device)
-        out.append([(td.x_train[idx].clone(), td.y_train[idx].clone())
-                    for idx in perm.split(train["batch_size"])])  # fmt: skip
+        out.append(
+            [
+                (td.x_train[idx].clone(), td.y_train[idx].clone())
+                for idx in perm.split(train["batch_size"])
+            ]
+        )
     return out
 
 
-def weightzoo_train(family: str, arch: dict, td: training.TensorData, train: dict,
-                    seeds: list[int], vectorise: bool, on_dump=nop) -> list:  # fmt: skip
-    results = training.train_seeds(family, arch, td, train, seeds, [], on_dump, nop,
-                                   vectorise=vectorise)  # fmt: skip
-    sync(td.x_train.device)
+def weightzoo_train(family, arch, td: training.TensorData, train, seeds, vectorise) -> list:
+    """What a training job runs on its block: the seeds' models, then `training.fit`."""
+    planned = block(family, arch, train, seeds)
+    models = training.seed_models(planned, td.in_shape, td.n_classes, td.device, vectorise)
+    results = training.fit(models, td, planned)
+    common.sync(td.device)
     return results
 
 
@@ -221,18 +274,32 @@ def section_throughput(opts: common.Options) -> str:
             for family, arch in ARCHS[name]:
                 train = recipe(family, epochs)
                 work = epochs * len(p.y_train)
-                ref = common.timed(partial(tutorial_train, family, arch, p, train, 0, dev),
-                                   opts.repeats)  # fmt: skip
-                ours = common.timed(partial(weightzoo_train, family, arch, td, train, [0], False),
-                                    opts.repeats)  # fmt: skip
-                floor = common.timed(partial(compute_alone, family, arch, td, train, 0,
-                                             premade_batches(td, train, 0)), opts.repeats)  # fmt: skip
-                rows.append([name, device_label(dev), f"{family} {arch}",
-                             common.rate(ref, work), common.rate(ours, work),
-                             common.ratio(ref, ours), common.rate(floor, work),
-                             f"{ref.median / floor.median:.2f}×"])  # fmt: skip
+                ref = common.timed(
+                    partial(tutorial_train, family, arch, p, train, 0, dev), opts.repeats
+                )
+                ours = common.timed(
+                    partial(weightzoo_train, family, arch, td, train, [0], False), opts.repeats
+                )
+                floor = common.timed(
+                    partial(
+                        compute_alone, family, arch, td, train, 0, premade_batches(td, train, 0)
+                    ),
+                    opts.repeats,
+                )
+                rows.append(
+                    [
+                        name,
+                        common.device_label(dev),
+                        f"{family} {arch}",
+                        common.rate(ref, work),
+                        common.rate(ours, work),
+                        common.ratio(ref, ours),
+                        common.rate(floor, work),
+                        f"{ref.median / floor.median:.2f}×",
+                    ]
+                )
         if not torch.cuda.is_available():
-            rows.append([name, "GPU", "–", NO_GPU, "", "", "", ""])
+            rows.append([name, "GPU", "–", common.NO_GPU, "", "", "", ""])
     return "\n".join(
         [
             "## (a) Training throughput: data path and loop",
@@ -240,7 +307,7 @@ def section_throughput(opts: common.Options) -> str:
             f"One seed, {epochs} epochs, batch 64, test-set evaluation after every epoch on both "
             f"sides, {opts.threads} thread(s). Reference: the PyTorch-tutorial loop (a "
             "torchvision-style `Dataset` of PIL images with `ToTensor` + `Normalize`, a shuffling "
-            "`DataLoader`, `num_workers=0`). weightzoo: `training.train_seeds` with one seed (the "
+            "`DataLoader`, `num_workers=0`). weightzoo: `training.seed_models` + `training.fit` with one seed (the "
             "whole split normalised once into a tensor, batches by index tensors). "
             "MNIST-shaped = the digits resized to 28×28 and repeated to "
             f"{len(datasets(opts)['mnist-shaped'].y_train):,} training images. Targets on the CPU: "
@@ -261,7 +328,7 @@ def section_throughput(opts: common.Options) -> str:
                     "ceiling: tutorial vs compute alone",
                 ],
                 rows,
-            ),  # fmt: skip
+            ),
         ]
     )
 
@@ -272,12 +339,14 @@ SEPARATE = """
 import sys, time, json
 t0 = time.perf_counter()
 import torch
-from weightzoo import data, training
+from weightzoo import data, families, training
 family, arch, train, seed, threads = json.loads(sys.argv[1])
 torch.set_num_threads(threads)
 td = training.to_tensors(data.prepare_digits(), torch.device("cpu"))
-training.train_seeds(family, arch, td, train, [seed], [], lambda *a: None, lambda r: None,
-                     vectorise=False)
+rule = training.DivergenceRule(max_loss_ratio=0.0, patience=1)
+block = training.Block(families.parse(family, arch), training.Recipe(**train), (seed,), (), rule)
+models = training.seed_models(block, td.in_shape, td.n_classes, td.device, vectorise=False)
+training.fit(models, td, block)
 """
 
 
@@ -285,8 +354,11 @@ def separate_processes(family: str, arch: dict, train: dict, seeds: list[int], t
     """Each seed in a fresh interpreter, one after another, as one job per seed would run."""
     env = {**os.environ, "PYTHONPATH": str(common.ROOT / "src")}
     for seed in seeds:
-        subprocess.run([sys.executable, "-c", SEPARATE, json.dumps([family, arch, train, seed,
-                        threads])], check=True, env=env)  # fmt: skip
+        subprocess.run(
+            [sys.executable, "-c", SEPARATE, json.dumps([family, arch, train, seed, threads])],
+            check=True,
+            env=env,
+        )
 
 
 def seed_rows(opts: common.Options, dev: torch.device, seeds: list[int], epochs: int) -> list:
@@ -309,15 +381,29 @@ def seed_rows(opts: common.Options, dev: torch.device, seeds: list[int], epochs:
         if family == "vit" or dev.type == "cuda" or (opts.quick and family != "mlp"):
             sep_cells = ["not run", "–"]
         else:
-            sep = common.timed(lambda f=family, a=arch, t=train: separate_processes(
-                f, a, t, seeds, opts.threads), opts.repeats, warmup=0)  # fmt: skip
+            sep = common.timed(
+                lambda f=family, a=arch, t=train: separate_processes(f, a, t, seeds, opts.threads),
+                opts.repeats,
+                warmup=0,
+            )
             sep_cells = [sep.fmt(), common.ratio(sep, vec)]
-        d_acc = max(abs(a.final_test_acc - b.final_test_acc)
-                    for a, b in zip(got["vec"], got["seq"], strict=True))  # fmt: skip
+        d_acc = max(
+            abs(a.final_test_acc - b.final_test_acc)
+            for a, b in zip(got["vec"], got["seq"], strict=True)
+        )
         mean_acc = statistics.mean(r.final_test_acc for r in got["vec"])
-        rows.append([device_label(dev), f"{family} {arch}", vec.fmt(), seq.fmt(), sep_cells[0],
-                     common.ratio(seq, vec), sep_cells[1],
-                     f"{mean_acc:.3f} / {d_acc:.3f}"])  # fmt: skip
+        rows.append(
+            [
+                common.device_label(dev),
+                f"{family} {arch}",
+                vec.fmt(),
+                seq.fmt(),
+                sep_cells[0],
+                common.ratio(seq, vec),
+                sep_cells[1],
+                f"{mean_acc:.3f} / {d_acc:.3f}",
+            ]
+        )
     return rows
 
 
@@ -329,14 +415,14 @@ def section_seed_batching(opts: common.Options) -> str:
     for dev in devices():
         rows += seed_rows(opts, dev, seeds, epochs)
     if not torch.cuda.is_available():
-        rows.append(["GPU", "–", NO_GPU, "", "", "", "", ""])
+        rows.append(["GPU", "–", common.NO_GPU, "", "", "", "", ""])
     return "\n".join(
         [
             "## (b) Seed-batched training",
             "",
             f"K = {k} seeds of one architecture on digits, {epochs} epochs, with "
             f"{opts.threads} thread(s). *Stacked*: one process trains the K seeds as one stacked "
-            "model (`train_seeds(..., vectorise=True)`, what a training job does). *One after "
+            "model (`seed_models(..., vectorise=True)`, then `fit`: what a training job does). *One after "
             "another*: the same K seeds, each trained alone, in one process. *Separate "
             "processes*: K fresh interpreters one after another (import, data, one seed each), as "
             "jobs of one seed each would run. Each seed keeps its own initialisation and batch "
@@ -358,7 +444,7 @@ def section_seed_batching(opts: common.Options) -> str:
                     "test acc / max |Δ|",
                 ],
                 rows,
-            ),  # fmt: skip
+            ),
         ]
     )
 
@@ -380,12 +466,12 @@ def section_dump_overhead(opts: common.Options) -> str:
         train = recipe(family, epochs)
         tags = {"dataset": "digits", "family": family, "arch": "a"}
         raw = {"bytes": 0}
+        planned = block(family, arch, train, seeds, dump_epochs)
 
-        def with_dumps(family=family, arch=arch, train=train, tags=tags, raw=raw):
+        def with_dumps(planned=planned, tags=tags, raw=raw):
             # the job's own dump path: tables kept until a checkpoint, then one weights file
-            progress = ResumeState(out, {"benchmark": family})
-            models = training.seed_models(family, arch, td.in_shape, td.n_classes, seeds,
-                                          td.x_train.device)  # fmt: skip
+            progress = ResumeState(out, {"benchmark": planned.arch.family})
+            models = training.seed_models(planned, td.in_shape, td.n_classes, td.device)
             sink = dumps.DumpSink(progress, models.kinds, **tags)
             raw["bytes"] = 0
 
@@ -393,38 +479,49 @@ def section_dump_overhead(opts: common.Options) -> str:
                 sink(epoch, states)
                 raw["bytes"] += sum(v.numel() for w in states.values() for v in w.values()) * 4
 
-            training.fit(models, td, train, dump_epochs, on_dump=on_dump, on_epoch=nop)
+            training.fit(models, td, planned, training.Callbacks(on_dump=on_dump))
             expected = {s: dump_epochs for s in seeds}
             progress.assemble(opts.workdir / "dumped.parquet", expected)
             progress.remove()
 
-        def without(family=family, arch=arch, train=train):
-            training.train_seeds(family, arch, td, train, seeds, dump_epochs, nop, nop)
+        def without(planned=planned):
+            models = training.seed_models(planned, td.in_shape, td.n_classes, td.device)
+            training.fit(models, td, planned)
 
         def whole_job(family=family, arch=arch, train=train):
-            jobs.train_job(data_path=opts.workdir / "digits.npz", dataset="digits",
-                           family=family, arch="a", arch_params=arch, train=train, seeds=seeds,
-                           dump_epochs=dump_epochs, device="cpu", threads=opts.threads,
-                           weights_out=opts.workdir / "w.parquet",
-                           metrics_out=opts.workdir / "m.parquet",
-                           runs_out=opts.workdir / "r.parquet",
-                           resume_dir=opts.workdir / "resume")  # fmt: skip
+            jobs.train_job(
+                data_path=opts.workdir / "digits.npz",
+                unit=job_params(family, arch, train, seeds, dump_epochs),
+                outputs=job_outputs(opts.workdir, "dumps"),
+                device="cpu",
+                threads=opts.threads,
+                vectorise=True,
+            )
 
         bare = common.timed(without, opts.repeats)
         dumped = common.timed(with_dumps, opts.repeats)
         job = common.timed(whole_job, opts.repeats)
-        on_disk = (opts.workdir / "w.parquet").stat().st_size
+        on_disk = (opts.workdir / "dumps-weights.parquet").stat().st_size
         cost = (dumped.median - bare.median) / bare.median
         job_cost = (job.median - bare.median) / bare.median
-        rows.append([f"{family} {arch}", bare.fmt(), dumped.fmt(), f"{cost:+.1%}", job.fmt(),
-                     f"{job_cost:+.1%}", f"{on_disk / 1e6:.2f} MB / {raw['bytes'] / 1e6:.2f} MB "
-                     f"({on_disk / raw['bytes']:.2f})"])  # fmt: skip
+        rows.append(
+            [
+                f"{family} {arch}",
+                bare.fmt(),
+                dumped.fmt(),
+                f"{cost:+.1%}",
+                job.fmt(),
+                f"{job_cost:+.1%}",
+                f"{on_disk / 1e6:.2f} MB / {raw['bytes'] / 1e6:.2f} MB "
+                f"({on_disk / raw['bytes']:.2f})",
+            ]
+        )
     return "\n".join(
         [
             "## (c) Weight-dump overhead",
             "",
             f"{len(seeds)} seeds trained together on digits for {epochs} epochs, dumps at epochs "
-            f"{dump_epochs} (the default). *Training*: `train_seeds` without dumps. *+ dumps*: the "
+            f"{dump_epochs} (the default). *Training*: `training.fit` without dumps. *+ dumps*: the "
             "same, with every dump made and written as a training job does it (`state_dict_table`; "
             "kept until a resume checkpoint — every 10 s — or the end, then written to Parquet: "
             "zstd, byte-stream-split floats). *Whole job*: `jobs.train_job` as Snakemake runs it "
@@ -443,7 +540,7 @@ def section_dump_overhead(opts: common.Options) -> str:
                     "weights on disk / raw float32",
                 ],
                 rows,
-            ),  # fmt: skip
+            ),
         ]
     )
 
@@ -473,21 +570,28 @@ print(json.dumps({"base": base, "peak": rss_mib("VmHWM")}))
 
 def measure_job(mode: str, kwargs: dict) -> dict:
     env = {**os.environ, "PYTHONPATH": str(common.ROOT / "src")}
-    out = subprocess.run([sys.executable, "-c", MEMORY_WORKER, mode, json.dumps(kwargs)],
-                         check=True, capture_output=True, text=True, env=env)  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, "-c", MEMORY_WORKER, mode, json.dumps(kwargs)],
+        check=True,
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def train_kwargs(path: Path, name: str, family: str, arch: dict, train: dict, k: int,
-                 opts: common.Options) -> dict:  # fmt: skip
-    out = {x: str(opts.workdir / f"mem-{name}-{x}.parquet") for x in ("w", "m", "r")}
+def train_kwargs(
+    path: Path, name: str, family: str, arch: dict, train: dict, k: int, opts: common.Options
+) -> dict:
+    dump_epochs = sorted({0, 1, train["epochs"]})
     return {
-        "data_path": str(path), "dataset": name, "family": family, "arch": "a",
-        "arch_params": arch, "train": train, "seeds": list(range(k)),
-        "dump_epochs": sorted({0, 1, train["epochs"]}), "device": "cpu",
-        "threads": opts.threads, "weights_out": out["w"], "metrics_out": out["m"],
-        "runs_out": out["r"], "resume_dir": str(opts.workdir / f"mem-{name}-resume"),
-    }  # fmt: skip
+        "data_path": str(path),
+        "unit": job_params(family, arch, train, list(range(k)), dump_epochs),
+        "outputs": job_outputs(opts.workdir, f"mem-{name}"),
+        "device": "cpu",
+        "threads": opts.threads,
+        "vectorise": True,
+    }
 
 
 def section_memory(opts: common.Options) -> str:
@@ -500,14 +604,16 @@ def section_memory(opts: common.Options) -> str:
     for name, p, family, arch, k, epochs in cases:
         path, tiny_path = opts.workdir / f"{name}.npz", opts.workdir / f"{name}-tiny.npz"
         data.save_prepared(p, path)
-        tiny = data._finish(p.x_train[:64], p.y_train[:64], p.x_test[:64], p.y_test[:64], 10,
-                            {"name": "tiny"})  # fmt: skip
+        tiny = data._finish(
+            p.x_train[:64], p.y_train[:64], p.x_test[:64], p.y_test[:64], 10, {"name": "tiny"}
+        )
         data.save_prepared(tiny, tiny_path)
         train = recipe(family, epochs)
         # the fixed cost: the same job on 64 images with one seed (interpreter, libraries,
         # kernels touched once); what the real job adds beyond it is its data and models
-        fixed = measure_job("train", train_kwargs(tiny_path, name, family, arch, {**train,
-                            "epochs": 1}, 1, opts))["peak"]  # fmt: skip
+        fixed = measure_job(
+            "train", train_kwargs(tiny_path, name, family, arch, {**train, "epochs": 1}, 1, opts)
+        )["peak"]
         kwargs = train_kwargs(path, name, family, arch, train, k, opts)
         peak = measure_job("train", kwargs)["peak"]
         model = build_model(family, arch, tuple(p.x_train.shape[1:]), p.n_classes)
@@ -517,27 +623,41 @@ def section_memory(opts: common.Options) -> str:
         models_b = k * n_params * 4 * 4  # weights, gradients, Adam's two moments
         batch_b = k * train["batch_size"] * pixels * 4
         estimate = (dataset_b + models_b + batch_b) / 2**20
-        rows.append([f"{name} ({len(p.y_train):,} + {len(p.y_test):,} images)",
-                     f"{family} {arch} × {k} seeds, {epochs} epoch(s)",
-                     f"{dataset_b / 2**20:.1f} + {models_b / 2**20:.1f} + "
-                     f"{batch_b / 2**20:.1f} = {estimate:.1f} MiB", f"{peak:.0f} MiB",
-                     f"{fixed:.0f} MiB", f"{peak - fixed:.1f} MiB",
-                     f"{(peak - fixed) / estimate:.2f}"])  # fmt: skip
-        weights = Path(kwargs["weights_out"])
+        rows.append(
+            [
+                f"{name} ({len(p.y_train):,} + {len(p.y_test):,} images)",
+                f"{family} {arch} × {k} seeds, {epochs} epoch(s)",
+                f"{dataset_b / 2**20:.1f} + {models_b / 2**20:.1f} + "
+                f"{batch_b / 2**20:.1f} = {estimate:.1f} MiB",
+                f"{peak:.0f} MiB",
+                f"{fixed:.0f} MiB",
+                f"{peak - fixed:.1f} MiB",
+                f"{(peak - fixed) / estimate:.2f}",
+            ]
+        )
+        weights = Path(kwargs["outputs"]["weights_out"])
         meta = pq.ParquetFile(weights).metadata
         sizes = [meta.row_group(i).total_byte_size for i in range(meta.num_row_groups)]
-        smem = measure_job("stats", {
-            "weights_path": str(weights), "family": family, "in_shape": list(p.x_train.shape[1:]),
-            "hist": {"range": [-1.0, 1.0], "bins": 200, "scaled_range": [-8.0, 8.0]},
-            "spectral": {"min_evals": 50, "min_tail": 10, "null_draws": 3, "null_min_evals": 0,
-                         "pool_kernel_positions": False},
+        stats_job = {
+            "weights_path": str(weights),
+            "family": family,
+            "in_shape": list(p.x_train.shape[1:]),
+            "hist": CONFIG["analysis"]["hist"],
+            "spectral": CONFIG["analysis"]["spectral"],
             "stats_out": str(opts.workdir / f"mem-{name}-stats.parquet"),
             "maps_out": str(opts.workdir / f"mem-{name}-maps.parquet"),
-        })  # fmt: skip
-        stat_rows.append([f"{family} {arch} × {k} seeds, {len(sizes)} dumps",
-                          f"{weights.stat().st_size / 2**20:.1f} MiB",
-                          f"{sum(sizes) / 2**20:.1f} MiB", f"{max(sizes) / 2**20:.2f} MiB",
-                          f"{smem['base']:.0f} MiB", f"{smem['peak'] - smem['base']:.1f} MiB"])  # fmt: skip
+        }
+        smem = measure_job("stats", stats_job)
+        stat_rows.append(
+            [
+                f"{family} {arch} × {k} seeds, {len(sizes)} dumps",
+                f"{weights.stat().st_size / 2**20:.1f} MiB",
+                f"{sum(sizes) / 2**20:.1f} MiB",
+                f"{max(sizes) / 2**20:.2f} MiB",
+                f"{smem['base']:.0f} MiB",
+                f"{smem['peak'] - smem['base']:.1f} MiB",
+            ]
+        )
     return "\n".join(
         [
             "## Memory",
@@ -560,7 +680,7 @@ def section_memory(opts: common.Options) -> str:
                     "ratio to estimate",
                 ],
                 rows,
-            ),  # fmt: skip
+            ),
             "",
             "Statistics jobs (`jobs.stats_job`) read the weights file a few row groups (dumps) at "
             "a time, up to `stats.BATCH_VALUES` weights; *grown* is what a job adds beyond the "
@@ -569,6 +689,6 @@ def section_memory(opts: common.Options) -> str:
             common.table(
                 ["weights file", "on disk", "uncompressed", "largest dump", "base", "grown"],
                 stat_rows,
-            ),  # fmt: skip
+            ),
         ]
     )

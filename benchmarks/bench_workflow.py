@@ -46,8 +46,10 @@ def _tail(text: str, n: int = TAIL_LINES) -> str:
 
 def _failure(what: str, result: subprocess.CompletedProcess) -> str:
     out = (result.stdout or "") + (result.stderr or "")
-    return (f"**{what} failed (exit {result.returncode}).** Last {TAIL_LINES} lines of its "
-            f"output:\n\n```text\n{_tail(out)}\n```")  # fmt: skip
+    return (
+        f"**{what} failed (exit {result.returncode}).** Last {TAIL_LINES} lines of its "
+        f"output:\n\n```text\n{_tail(out)}\n```"
+    )
 
 
 # ---------------------------------------------------------------------------------------
@@ -101,8 +103,9 @@ def _trivial_snakefile(total: int) -> str:
     return "\n".join(rules)
 
 
-def _timed_pair(a: list[str], a_cwd: Path, b: list[str], b_cwd: Path,
-                repeats: int) -> tuple[Timing, Timing, list[subprocess.CompletedProcess]]:  # fmt: skip
+def _timed_pair(
+    a: list[str], a_cwd: Path, b: list[str], b_cwd: Path, repeats: int
+) -> tuple[Timing, Timing, list[subprocess.CompletedProcess]]:
     """Time two commands as whole processes, interleaved (one warm-up each, then a, b, a, b...).
 
     Interleaving keeps the paired ratios fair when the machine's load drifts. Returns the
@@ -113,7 +116,7 @@ def _timed_pair(a: list[str], a_cwd: Path, b: list[str], b_cwd: Path,
 
     def run(cmd: list[str], cwd: Path) -> float:
         t0 = time.perf_counter()
-        res = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
+        res = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, check=False)
         wall = time.perf_counter() - t0
         results.append(res)
         return wall
@@ -132,8 +135,14 @@ def _import_attribution(cmd: list[str], cwd: Path) -> tuple[list[tuple[str, floa
     sorted by cost, and the top-level import that pulled in torch (None: torch not imported).
     """
     python = _bin_dir() / "python"
-    res = subprocess.run([str(python), "-X", "importtime", "-m", "snakemake", *cmd[1:]],
-                         cwd=cwd, env=_env(), capture_output=True, text=True)  # fmt: skip
+    res = subprocess.run(
+        [str(python), "-X", "importtime", "-m", "snakemake", *cmd[1:]],
+        cwd=cwd,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     top: list[tuple[str, float]] = []
     torch_via = None
     torch_pending = False
@@ -163,19 +172,30 @@ def section_planning(opts: Options) -> str:
         d.mkdir(parents=True)
     snakemake = str(_bin_dir() / "snakemake")
     flags = ["-n", "--quiet", "rules"]  # dry run; no per-job blocks, only the summaries
-    real = [snakemake, *flags, "--snakefile", str(ROOT / "Snakefile"),
-            "--directory", str(real_dir), "--configfile", str(ROOT / cfg)]  # fmt: skip
+    real = [
+        snakemake,
+        *flags,
+        "--snakefile",
+        str(ROOT / "Snakefile"),
+        "--directory",
+        str(real_dir),
+        "--configfile",
+        str(ROOT / cfg),
+    ]
     heading = "## (e) Planning overhead\n\n"
 
-    probe = subprocess.run(real, cwd=real_dir, env=_env(), capture_output=True, text=True)
+    probe = subprocess.run(
+        real, cwd=real_dir, env=_env(), capture_output=True, text=True, check=False
+    )
     total = _job_total(probe.stdout + probe.stderr)
     if probe.returncode != 0 or total is None:
         return heading + _failure(f"The dry run of `{cfg}`", probe)
     (trivial_dir / "Snakefile").write_text(_trivial_snakefile(total))
     trivial = [snakemake, *flags]
     t_real, t_triv, results = _timed_pair(real, real_dir, trivial, trivial_dir, opts.repeats)
-    for res, what in zip(results, [f"dry run of `{cfg}`", "trivial dry run"] * (len(results) // 2),
-                         strict=True):  # fmt: skip
+    for res, what in zip(
+        results, [f"dry run of `{cfg}`", "trivial dry run"] * (len(results) // 2), strict=True
+    ):
         if res.returncode != 0:
             return heading + _failure(f"A {what}", res)
     total_triv = _job_total(results[1].stdout + results[1].stderr)
@@ -189,27 +209,32 @@ def section_planning(opts: Options) -> str:
     verdict = "within" if med_ratio <= TARGET_RATIO else "**over**"
     heavy = [(n, s) for n, s in top if s >= 0.05][:6]
     heavy_txt = ", ".join(f"`{n}` {s:.2f} s" for n, s in heavy) or "none over 0.05 s"
-    torch_txt = (f"**torch is imported at planning time**, pulled in by `{torch_via}`"
-                 if torch_via else "torch is not imported at planning time")  # fmt: skip
-    return heading + "\n".join([
-        f"Wall time of `snakemake -n --quiet rules` as a whole process (interpreter start, "
-        f"parsing, config validation, sweep expansion, DAG of every job, the dry-run "
-        f"summary), in an empty `--directory` so every job is planned and the repository's "
-        f"results/ and .snakemake/ are untouched; no dataset is needed. The reference is a "
-        f"generated Snakefile with the same number of jobs and a similar DAG (independent "
-        f"two-step chains with one wildcard each, {max(1, min(8, total // 10))} aggregation "
-        f"jobs over all of them, a target rule) and no Python logic. Median of "
-        f"{opts.repeats} runs each, interleaved, after one warm-up each.",
-        "",
-        table(["workflow", "jobs", "dry run"], rows),
-        "",
-        f"Ratio weightzoo / trivial: {ratio(t_real, t_triv)}, {verdict} the "
-        f"{TARGET_RATIO}× target.",
-        "",
-        f"What the real dry run imports, from one extra run under `python -X importtime` "
-        f"(cumulative, top-level imports; the flag itself adds some time): {heavy_txt}. "
-        f"{torch_txt}.",
-    ])  # fmt: skip
+    torch_txt = (
+        f"**torch is imported at planning time**, pulled in by `{torch_via}`"
+        if torch_via
+        else "torch is not imported at planning time"
+    )
+    return heading + "\n".join(
+        [
+            f"Wall time of `snakemake -n --quiet rules` as a whole process (interpreter start, "
+            f"parsing, config validation, sweep expansion, DAG of every job, the dry-run "
+            f"summary), in an empty `--directory` so every job is planned and the repository's "
+            f"results/ and .snakemake/ are untouched; no dataset is needed. The reference is a "
+            f"generated Snakefile with the same number of jobs and a similar DAG (independent "
+            f"two-step chains with one wildcard each, {max(1, min(8, total // 10))} aggregation "
+            f"jobs over all of them, a target rule) and no Python logic. Median of "
+            f"{opts.repeats} runs each, interleaved, after one warm-up each.",
+            "",
+            table(["workflow", "jobs", "dry run"], rows),
+            "",
+            f"Ratio weightzoo / trivial: {ratio(t_real, t_triv)}, {verdict} the "
+            f"{TARGET_RATIO}× target.",
+            "",
+            f"What the real dry run imports, from one extra run under `python -X importtime` "
+            f"(cumulative, top-level imports; the flag itself adds some time): {heavy_txt}. "
+            f"{torch_txt}.",
+        ]
+    )
 
 
 # ---------------------------------------------------------------------------------------
@@ -219,8 +244,9 @@ def section_planning(opts: Options) -> str:
 
 def _scratch_copy(dest: Path) -> int:
     """Copy the repository's tracked files (working-tree versions) into dest; file count."""
-    listed = subprocess.run(["git", "-C", str(ROOT), "ls-files", "-z"], capture_output=True,
-                            check=True).stdout  # fmt: skip
+    listed = subprocess.run(
+        ["git", "-C", str(ROOT), "ls-files", "-z"], capture_output=True, check=True
+    ).stdout
     shutil.rmtree(dest, ignore_errors=True)
     n = 0
     for raw in listed.split(b"\0"):
@@ -325,8 +351,15 @@ def section_end_to_end(opts: Options) -> str:
     per_rule = []
     for rule, jobs in sorted(bench.items()):
         job, rss = max(jobs, key=lambda t: t[1])
-        per_rule.append([rule, len(jobs), f"{statistics.median(r for _, r in jobs):.0f}",
-                         f"{rss:.0f}", f"`{job}`"])  # fmt: skip
+        per_rule.append(
+            [
+                rule,
+                len(jobs),
+                f"{statistics.median(r for _, r in jobs):.0f}",
+                f"{rss:.0f}",
+                f"`{job}`",
+            ]
+        )
     parts = [
         intro,
         "",

@@ -22,10 +22,10 @@ import collections
 import contextlib
 import datetime
 import importlib.util
+import itertools
 import json
 import math
 import os
-import platform
 import signal
 import statistics
 import subprocess
@@ -37,21 +37,19 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
+import common  # puts src/ on sys.path
+import numpy as np
+import torch
+from common import NO_GPU, ROOT
+from torch.overrides import TorchFunctionMode
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from torch.overrides import TorchFunctionMode  # noqa: E402
-
-from weightzoo import config as wz_config  # noqa: E402
-from weightzoo import data, dumps, families, flops, training  # noqa: E402
-from weightzoo.progress import Progress  # noqa: E402
-from weightzoo.resume import ResumeState  # noqa: E402
+from weightzoo import config as wz_config
+from weightzoo import data, dumps, families, flops, training
+from weightzoo.progress import Progress
+from weightzoo.resume import ResumeState
 
 REQUIRED = ("torch", "numpy", "scipy", "pyarrow")
 EXTRA = {"polars": "polars", "yaml": "pyyaml"}  # module -> the package whose wheel to carry
-NO_GPU = "no GPU on this machine: not measured"
 GOAL_S = 20 * 60  # the whole paper-scale study on one card, dumps and statistics included
 # NVIDIA's H100/H200 SXM datasheet rates, dense: leads, not measurements
 DATASHEET = {"TF32 tensor cores": 495e12, "plain FP32": 67e12}
@@ -60,10 +58,16 @@ BATCH = 128  # config/paper.yaml's batch size (every family)
 PAPER = (ROOT / "config" / "config.yaml", ROOT / "config" / "paper.yaml")
 ENV = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
 # the CPU version's stand-ins for the paper's largest architectures, and the short test jobs
-TINY_ARCHS = {"mlp": {"depth": 1, "width": 16}, "cnn": {"blocks": 1, "channels": 4},
-              "vit": {"patch": 4, "depth": 1, "heads": 2, "embed": 8}}  # fmt: skip
-TEST_ARCHS = {"mlp": {"depth": 2, "width": 128}, "cnn": {"blocks": 2, "channels": 8},
-              "vit": {"patch": 4, "depth": 1, "heads": 2, "embed": 16}}  # fmt: skip
+TINY_ARCHS = {
+    "mlp": {"depth": 1, "width": 16},
+    "cnn": {"blocks": 1, "channels": 4},
+    "vit": {"patch": 4, "depth": 1, "heads": 2, "embed": 8},
+}
+TEST_ARCHS = {
+    "mlp": {"depth": 2, "width": 128},
+    "cnn": {"blocks": 2, "channels": 8},
+    "vit": {"patch": 4, "depth": 1, "heads": 2, "embed": 16},
+}
 # noise of the bf16 accuracy runs, per family: about 80-90 % after 3 epochs (measured on CPU)
 ACCURACY_NOISE = {"mlp": 0.9, "cnn": 0.9, "vit": 0.7}
 PROJECTION_POINTS = {"mlp": 6, "cnn": 5, "vit": 8}  # architectures measured per family
@@ -133,7 +137,7 @@ class Check:
 
     @property
     def label(self) -> str:
-        return f"GPU ({torch.cuda.get_device_name(self.dev)})" if self.gpu else "CPU"
+        return common.device_label(self.dev)
 
     def time_left(self) -> float:
         return self.sizes.budget_s - (time.perf_counter() - self.started)
@@ -145,19 +149,16 @@ class Check:
         """config/paper.yaml's training settings of `family` (batch 128, Adam or AdamW)."""
         return {**self.paper["families"][family]["train"], "epochs": epochs}
 
-
-class Table:
-    """A Markdown table, filled row by row."""
-
-    def __init__(self, header: str, *more: str) -> None:
-        self.headers, self.rows = [*header.split(" | "), *more], []
-
-    def add(self, *cells: object) -> None:
-        self.rows.append([*cells, *[""] * (len(self.headers) - len(cells))])
-
-    def __str__(self) -> str:
-        lines = ["| " + " | ".join(self.headers) + " |", "|" + "---|" * len(self.headers)]
-        return "\n".join(lines + ["| " + " | ".join(map(str, row)) + " |" for row in self.rows])
+    def block(self, family: str, arch: dict, k: int, epochs: int = 1, **change) -> training.Block:
+        """k seeds of `arch` under the paper's recipe (with `change`), no dumps: what
+        `training.fit` trains here."""
+        return training.Block(
+            families.parse(family, arch),
+            training.Recipe.from_config({**self.recipe(family, epochs), **change}),
+            tuple(range(k)),
+            (),
+            training.DivergenceRule.from_config(self.paper["divergence"]),
+        )
 
 
 def has_gpu() -> bool:
@@ -166,11 +167,6 @@ def has_gpu() -> bool:
 
 def missing_extras() -> list[str]:
     return [pkg for mod, pkg in EXTRA.items() if importlib.util.find_spec(mod) is None]
-
-
-def sync(dev: torch.device) -> None:
-    if dev.type == "cuda":
-        torch.cuda.synchronize(dev)
 
 
 def duration(seconds: float) -> str:
@@ -230,20 +226,17 @@ def precision(mode: str, dev: torch.device) -> Iterator[None]:
         torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
 
 
-def timed(fn: Callable[[], object], dev: torch.device, repeats: int) -> float:
-    """Median wall seconds of `repeats` calls, the device synchronised around each."""
-    values = []
-    for _ in range(repeats):
-        sync(dev)
-        t0 = time.perf_counter()
-        fn()
-        sync(dev)
-        values.append(time.perf_counter() - t0)
-    return statistics.median(values)
-
-
-HOST_READS = {"item", "tolist", "numpy", "cpu", "nonzero", "__bool__", "__int__", "__float__",
-              "__index__"}  # fmt: skip
+HOST_READS = {
+    "item",
+    "tolist",
+    "numpy",
+    "cpu",
+    "nonzero",
+    "__bool__",
+    "__int__",
+    "__float__",
+    "__index__",
+}
 
 
 class HostReads(TorchFunctionMode):
@@ -320,18 +313,24 @@ def measure(check: Check, family: str, arch: str, params: dict, shape: str, k: i
             images = random_prepared(SHAPES[shape], sz.steps * BATCH, sz.n_test)
             check.data[shape] = training.to_tensors(images, dev)
         td = check.data[shape]
-        models = training.seed_models(family, params, SHAPES[shape], 10, list(range(k)), dev)
-        opt = training.make_optimizer(models.parameters(), check.recipe(family, 1))
+        block = check.block(family, params, k)
+        models = training.seed_models(block, SHAPES[shape], 10, dev)
+        opt = training.make_optimizer(models.parameters(), block.recipe)
         orders = [torch.Generator().manual_seed(s) for s in models.seeds]
-        with precision(mode, dev):
+
+        def step() -> None:
+            training.train_epoch(models, td, opt, orders, BATCH)
+
+        def evaluate() -> None:
+            training.evaluate(models, td.x_test, td.y_test)
+
+        with precision(mode, dev):  # warm-up: the steps of `subset`, a batch evaluated
             training.train_epoch(models, subset(td, sz.warmup * BATCH), opt, orders, BATCH)
-            step = timed(
-                lambda: training.train_epoch(models, td, opt, orders, BATCH), dev, sz.repeats
-            )
+            step_s = common.timed(step, sz.repeats, warmup=0, device=dev).median
             training.evaluate(models, td.x_test[:BATCH], td.y_test[:BATCH])
-            ev = timed(lambda: training.evaluate(models, td.x_test, td.y_test), dev, sz.repeats)
+            eval_s = common.timed(evaluate, sz.repeats, warmup=0, device=dev).median
         forward = flops.forward_flops(families.parse(family, params), SHAPES[shape], 10)
-        check.rates[key] = Rate(k, forward, step / sz.steps, ev / sz.n_test)
+        check.rates[key] = Rate(k, forward, step_s / sz.steps, eval_s / sz.n_test)
     return check.rates[key]
 
 
@@ -342,34 +341,42 @@ KILL_WORKER = (
 )
 
 
-def job_args(check: Check, name: str, family: str, device: str, **change) -> dict:
-    """A short training job on the synthetic MNIST-shaped file, as Snakemake would run it."""
-    epochs = change.pop("epochs", check.sizes.job[2])
+def job_args(
+    check: Check, name: str, family: str, device: str, epochs: int = 0, seeds=(0, 1, 2)
+) -> dict:
+    """A short training job on the synthetic MNIST-shaped file, as Snakemake would run it
+    (`epochs` 0: the sizes' own)."""
+    epochs = epochs or check.sizes.job[2]
     out = check.work / name
-    return {
-        "data_path": str(check.work / "job-data.npz"),
+    files = {f"{k}_out": str(out / f"{k}.parquet") for k in ("weights", "metrics", "runs")}
+    unit = {
         "dataset": "synthetic",
         "family": family,
         "arch": families.parse(family, TEST_ARCHS[family]).id,
         "arch_params": TEST_ARCHS[family],
+        "setting": "default",
+        "setting_values": {},
         "train": {**check.recipe(family, epochs), "batch_size": 32, "lr": 0.003},
-        "seeds": [0, 1, 2],
+        "seeds": list(seeds),
         "dump_epochs": sorted({0, 1, epochs}),
+        "divergence": check.paper["divergence"],
+    }
+    return {
+        "data_path": str(check.work / "job-data.npz"),
+        "unit": unit,
+        "outputs": {**files, "resume_dir": str(out / "resume")},
         "device": device,
         "threads": check.sizes.threads,
-        "weights_out": str(out / "weights.parquet"),
-        "metrics_out": str(out / "metrics.parquet"),
-        "runs_out": str(out / "runs.parquet"),
-        "resume_dir": str(out / "resume"),
+        "vectorise": True,
         "checkpoint_every_s": 0.0,
-        **change,
     }
 
 
 def outputs(args: dict) -> dict:
     import pyarrow.parquet as pq
 
-    return {k: pq.read_table(args[f"{k}_out"]) for k in ("weights", "metrics", "runs")}
+    files = args["outputs"]
+    return {k: pq.read_table(files[f"{k}_out"]) for k in ("weights", "metrics", "runs")}
 
 
 def same_bits(a: dict, b: dict) -> bool:
@@ -398,9 +405,10 @@ def check_job(args: dict) -> tuple[bool, str]:
 
     out = outputs(args)
     runs, w = out["runs"].to_pydict(), out["weights"]
-    seeds, epochs = args["seeds"], args["dump_epochs"]
+    unit = args["unit"]
+    seeds, epochs = unit["seeds"], unit["dump_epochs"]
     td = training.to_tensors(data.load_prepared(Path(args["data_path"])), torch.device("cpu"))
-    model = build_model(args["family"], args["arch_params"], td.in_shape, 10)
+    model = build_model(unit["family"], unit["arch_params"], td.in_shape, 10)
     rebuilt = []
     for seed in seeds:
         rows = w.filter((w["seed"].to_numpy() == seed) & (w["epoch"].to_numpy() == epochs[-1]))
@@ -411,7 +419,7 @@ def check_job(args: dict) -> tuple[bool, str]:
     acc = statistics.fmean(runs["final_test_acc"])
     n_rows = len(seeds) * len(epochs) * len(model.state_dict())
     ok = w.num_rows == n_rows and runs["device"] == [args["device"]] * len(seeds)
-    ok = ok and not Path(args["resume_dir"]).exists() and acc > 0.5 and d_acc <= 0.01
+    ok = ok and not Path(args["outputs"]["resume_dir"]).exists() and acc > 0.5 and d_acc <= 0.01
     return ok, (
         f"{w.num_rows} weight rows ({len(seeds)} seeds × {len(epochs)} dumps × "
         f"{len(model.state_dict())} tensors), {out['metrics'].num_rows} metrics rows; test acc "
@@ -427,9 +435,10 @@ def kill_after(args: dict, epoch: int) -> int | None:
     """Run the job in a fresh process and SIGKILL it once it has saved `epoch`: the epoch it
     had saved, or None if it finished first."""
     command = [sys.executable, "-c", KILL_WORKER, json.dumps(args)]
-    with open(Path(args["weights_out"]).parent.with_suffix(".log"), "w") as log:
+    files = args["outputs"]
+    with open(Path(files["weights_out"]).parent.with_suffix(".log"), "w") as log:
         proc = subprocess.Popen(command, env=ENV, stdout=log, stderr=log)
-    resume, deadline = Path(args["resume_dir"]), time.monotonic() + 180
+    resume, deadline = Path(files["resume_dir"]), time.monotonic() + 180
     try:
         while proc.poll() is None and time.monotonic() < deadline:
             if (resume / "state.pt").exists() and saved_epoch(resume) >= epoch:
@@ -446,11 +455,11 @@ def section_cuda_tests(check: Check) -> str:
     n_train, n_test, epochs = check.sizes.job
     synth = synthetic((1, 28, 28), n_train, n_test, noise=0.5)
     data.save_prepared(synth, check.work / "job-data.npz")
-    table = Table("test | device | result | detail")
+    rows: list[list] = []
     dev = check.dev.type
     if "polars" in missing_extras():
         for test in tests:
-            table.add(test, check.label, "not run: polars is missing (carry its wheel)")
+            rows.append([test, check.label, "not run: polars is missing (carry its wheel)"])
     else:
         for family in TEST_ARCHS:  # a short job per family: every file, every dump
             args = job_args(check, f"job-{family}", family, dev)
@@ -459,9 +468,8 @@ def section_cuda_tests(check: Check) -> str:
             ok, detail = check_job(args)
             seconds = time.perf_counter() - t0
             result = "pass" if ok else "**FAIL**"
-            table.add(
-                f"training job, {args['arch']}", check.label, result, f"{detail}; {seconds:.1f} s"
-            )
+            name = f"training job, {args['unit']['arch']}"
+            rows.append([name, check.label, result, f"{detail}; {seconds:.1f} s"])
         # killed and resumed, and run twice, against one uninterrupted run
         resume = {"family": "cnn", "device": dev, "epochs": 6, "seeds": [0, 1]}
         reference, notes = run_job(job_args(check, "reference", **resume))
@@ -469,7 +477,7 @@ def section_cuda_tests(check: Check) -> str:
         args = job_args(check, "killed", **resume)
         done = kill_after(args, 2)
         if done is None:
-            table.add("resume after a kill", check.label, "not run", "the job finished first")
+            rows.append(["resume after a kill", check.label, "not run", "the job finished first"])
         else:
             ok = same_bits(run_job(args)[0], reference)
             result, same = ("pass", "bit-identical to") if ok else ("**FAIL**", "DIFFER from")
@@ -477,11 +485,11 @@ def section_cuda_tests(check: Check) -> str:
                 f"SIGKILL once epoch {done} of 6 was saved, then rerun: every dump, metric and "
                 f"run row {same} an uninterrupted run"
             )
-            table.add("resume after a kill", check.label, result, detail)
+            rows.append(["resume after a kill", check.label, result, detail])
         result = "bits match" if same_bits(again, reference) else "**bits differ**"
         warned = "; ".join(notes) or "no op warned that it has no deterministic implementation"
         detail = f"two runs of one job (deterministic algorithms on, as every job runs); {warned}"
-        table.add("same seed → same bits", check.label, result, detail)
+        rows.append(["same seed → same bits", check.label, result, detail])
         if check.gpu:  # the same short job on the CPU and on the card
             run_job(job_args(check, "job-mlp-cpu", "mlp", "cpu"))
             acc = [
@@ -491,15 +499,17 @@ def section_cuda_tests(check: Check) -> str:
             diff = max(abs(a - b) for a, b in zip(*acc, strict=True)) * 100
             result = "agree" if diff <= 2 else "**differ**"
             means = f"CUDA {statistics.fmean(acc[0]):.4f}, CPU {statistics.fmean(acc[1]):.4f}"
-            table.add(
-                "CPU vs CUDA final test accuracy",
-                check.label,
-                result,
-                f"largest |Δ| over 3 seeds {diff:.2f} points ({means})",
+            rows.append(
+                [
+                    "CPU vs CUDA final test accuracy",
+                    check.label,
+                    result,
+                    f"largest |Δ| over 3 seeds {diff:.2f} points ({means})",
+                ]
             )
     if not check.gpu:
         for test in tests:
-            table.add(test, "GPU", NO_GPU)
+            rows.append([test, "GPU", NO_GPU])
     return "\n\n".join(
         [
             "## (a) CUDA tests",
@@ -509,7 +519,7 @@ def section_cuda_tests(check: Check) -> str:
             f"images, {epochs} epochs, 3 seeds stacked). The resume test kills a job (CNN, 2 "
             "seeds, 6 epochs) in a fresh process with SIGKILL after a checkpoint, reruns it and "
             "compares every bit with an uninterrupted run.",
-            str(table),
+            common.table(["test", "device", "result", "detail"], rows),
         ]
     )
 
@@ -517,10 +527,12 @@ def section_cuda_tests(check: Check) -> str:
 # -- (b) throughput ---------------------------------------------------------------------------
 
 
+THROUGHPUT_HEADERS = ["device", "data", "model", "K", "precision", "train samples/s"]
+THROUGHPUT_HEADERS += ["model TFLOP/s", "eval samples/s"]
+
+
 def section_throughput(check: Check) -> str:
-    table = Table(
-        "device | data | model | K | precision | train samples/s | model TFLOP/s | eval samples/s"
-    )
+    rows: list[list] = []
     skipped = 0
     for family, (arch, params) in largest(check).items():
         for shape in SHAPES:
@@ -532,21 +544,23 @@ def section_throughput(check: Check) -> str:
                     r = measure(check, family, arch, params, shape, k, mode)
                     tflops = f"{r.train_flop_per_s / 1e12:.3f}"
                     eval_rate = f"{k / r.eval_s:,.0f}"
-                    table.add(
-                        check.label,
-                        shape,
-                        arch,
-                        k,
-                        mode,
-                        f"{r.samples_per_s:,.0f}",
-                        tflops,
-                        eval_rate,
+                    rows.append(
+                        [
+                            check.label,
+                            shape,
+                            arch,
+                            k,
+                            mode,
+                            f"{r.samples_per_s:,.0f}",
+                            tflops,
+                            eval_rate,
+                        ]
                     )
     if skipped:
-        table.add("", "", "", "", "", f"{skipped} configuration(s) skipped: time budget")
+        rows.append(["", "", "", "", "", f"{skipped} configuration(s) skipped: time budget"])
     if not check.gpu:
-        table.add(
-            "GPU", "both", "largest of config/paper.yaml", "10, 30", "fp32, tf32, bf16", NO_GPU
+        rows.append(
+            ["GPU", "both", "largest of config/paper.yaml", "10, 30", "fp32, tf32, bf16", NO_GPU]
         )
     which = (
         "the largest architecture per family of config/paper.yaml (most FLOPs per image)"
@@ -565,9 +579,9 @@ def section_throughput(check: Check) -> str:
             "is samples/s × 3 × the forward FLOPs of `weightzoo.flops`. fp32: TF32 off; tf32: "
             "TF32 matmuls and convolutions (torch's defaults, which the training loop keeps, are "
             "TF32 convolutions and fp32 matmuls); bf16: `torch.autocast(bfloat16)` over tf32.",
-            str(table),
+            common.table(THROUGHPUT_HEADERS, rows),
             "Large matrix products (the realistic ceiling for the FLOP floor):",
-            str(matmul_peaks(check)),
+            matmul_peaks(check),
             section_bf16(check),
             section_syncs(check),
             section_startup(check),
@@ -576,72 +590,68 @@ def section_throughput(check: Check) -> str:
     )
 
 
-def matmul_peaks(check: Check) -> Table:
+def matmul_peaks(check: Check) -> str:
     n = check.sizes.matmul
-    table = Table("device | product | precision | TFLOP/s")
+    rows: list[list] = []
     for mode in check.precisions():
         dtype = torch.bfloat16 if mode == "bf16" else torch.float32
         a, b = (torch.randn(n, n, device=check.dev, dtype=dtype) for _ in range(2))
         with precision("fp32" if mode == "fp32" else "tf32", check.dev):
             a @ b
-            rate = 2 * n**3 / timed(lambda a=a, b=b: a @ b, check.dev, 10)
+            product = common.timed(lambda a=a, b=b: a @ b, 10, warmup=0, device=check.dev)
+            rate = 2 * n**3 / product.median
         check.inputs[f"matmul_{mode}"] = rate
-        table.add(check.label, f"{n}³", mode, f"{rate / 1e12:.1f}")
+        rows.append([check.label, f"{n}³", mode, f"{rate / 1e12:.1f}"])
     if not check.gpu:
-        table.add("GPU", "8192³", "fp32, tf32, bf16", NO_GPU)
-    return table
+        rows.append(["GPU", "8192³", "fp32, tf32, bf16", NO_GPU])
+    return common.table(["device", "product", "precision", "TFLOP/s"], rows)
 
 
 def section_bf16(check: Check) -> str:
     """bf16 autocast against the reference precision: accuracy after a short run."""
     n_train, n_test, epochs = check.sizes.accuracy
     k, reference = check.sizes.ks[0], "tf32" if check.gpu else "fp32"
-    header = f"device | model | noise | {reference} acc | bf16 acc | Δ (points) | within 0.5 points"
-    table = Table(header)
+    headers = ["device", "model", "noise", f"{reference} acc", "bf16 acc", "Δ (points)"]
+    headers.append("within 0.5 points")
+    rows: list[list] = []
     kept = []
     for family, (arch, params) in largest(check).items():
         if check.time_left() < 90:
-            table.add(check.label, arch, "", "skipped: time budget")
+            rows.append([check.label, arch, "", "skipped: time budget"])
             continue
         noise = ACCURACY_NOISE[family]
         td = training.to_tensors(synthetic((1, 28, 28), n_train, n_test, noise, seed=1), check.dev)
         acc = {}
+        block = check.block(family, params, k, epochs)
         for mode in (reference, "bf16"):
-            models = training.seed_models(
-                family, params, td.in_shape, 10, list(range(k)), check.dev
-            )
+            models = training.seed_models(block, td.in_shape, 10, check.dev)
             with precision(mode, check.dev):
-                results = training.fit(
-                    models,
-                    td,
-                    check.recipe(family, epochs),
-                    [],
-                    on_dump=lambda *a: None,
-                    on_epoch=lambda row: None,
-                )
+                results = training.fit(models, td, block)
             acc[mode] = statistics.fmean(r.final_test_acc for r in results)
         diff = (acc["bf16"] - acc[reference]) * 100
         kept.append(abs(diff) <= 0.5)
         within = "yes" if kept[-1] else "no"
-        table.add(
-            check.label,
-            arch,
-            noise,
-            f"{acc[reference]:.4f}",
-            f"{acc['bf16']:.4f}",
-            f"{diff:+.2f}",
-            within,
+        rows.append(
+            [
+                check.label,
+                arch,
+                noise,
+                f"{acc[reference]:.4f}",
+                f"{acc['bf16']:.4f}",
+                f"{diff:+.2f}",
+                within,
+            ]
         )
     check.inputs["bf16_kept"] = check.gpu and bool(kept) and all(kept)
     if not check.gpu:
-        table.add("GPU", "largest of config/paper.yaml", "", NO_GPU)
+        rows.append(["GPU", "largest of config/paper.yaml", "", NO_GPU])
     return "\n\n".join(
         [
             f"bf16 autocast against {reference}: the mean final test accuracy of {k} stacked seeds "
             f"after {epochs} epochs on synthetic MNIST-shaped data ({n_train:,} / {n_test:,} "
             "images; the noise, per family, keeps the accuracy off its ceiling). The projection "
             "uses bf16 only if every family stays within 0.5 points.",
-            str(table),
+            common.table(headers, rows),
         ]
     )
 
@@ -651,12 +661,13 @@ def section_syncs(check: Check) -> str:
     two epochs of different lengths (per step: the difference over the extra steps)."""
     s1 = max(2, check.sizes.steps // 2)
     s2, k = 2 * s1, check.sizes.ks[0]
-    table = Table("device | model | per step | per epoch | measured with")
+    rows: list[list] = []
     for family, (arch, params) in largest(check).items():
         shape = SHAPES["MNIST-shaped"]
         td = training.to_tensors(random_prepared(shape, s2 * BATCH, check.sizes.n_test), check.dev)
-        models = training.seed_models(family, params, shape, 10, list(range(k)), check.dev)
-        opt = training.make_optimizer(models.parameters(), check.recipe(family, 1))
+        block = check.block(family, params, k)
+        models = training.seed_models(block, shape, 10, check.dev)
+        opt = training.make_optimizer(models.parameters(), block.recipe)
         orders = [torch.Generator().manual_seed(s) for s in models.seeds]
 
         def epoch(n: int, td=td, models=models, opt=opt, orders=orders) -> None:
@@ -675,22 +686,24 @@ def section_syncs(check: Check) -> str:
                 counts.append(reads.count)
             method = "values read back to the host (each a sync on a GPU)"
         per_step = (counts[1] - counts[0]) / (s2 - s1)
-        table.add(
-            check.label,
-            f"{arch}, K = {k}",
-            f"{per_step:g}",
-            f"{counts[0] - per_step * s1:g}",
-            method,
+        rows.append(
+            [
+                check.label,
+                f"{arch}, K = {k}",
+                f"{per_step:g}",
+                f"{counts[0] - per_step * s1:g}",
+                method,
+            ]
         )
     if not check.gpu:
-        table.add("GPU", "", NO_GPU, "", "`torch.cuda.set_sync_debug_mode`")
+        rows.append(["GPU", "", NO_GPU, "", "`torch.cuda.set_sync_debug_mode`"])
     return "\n\n".join(
         [
             f"Host–device synchronisations in `training.train_epoch`, from epochs of {s1} and {s2} "
             "steps (per step: the difference over the extra steps). The loop reads values back "
             "once per epoch, the epoch's losses and accuracies (which divergence detection "
             "needs); Adam's step counters live on the host on a GPU too and are not counted.",
-            str(table),
+            common.table(["device", "model", "per step", "per epoch", "measured with"], rows),
         ]
     )
 
@@ -722,10 +735,14 @@ print(json.dumps(t))
 
 def section_startup(check: Check) -> str:
     """A training job's fixed cost, in a fresh process: interpreter, imports, device, data."""
-    stages = (
-        "interpreter | import torch | import weightzoo (+ polars) | device init | data to device"
-    )
-    table = Table(f"device | data | {stages} | total")
+    stages = [
+        "interpreter",
+        "import torch",
+        "import weightzoo (+ polars)",
+        "device init",
+        "data to device",
+    ]
+    rows: list[list] = []
     n_train, n_test = check.sizes.startup
     for shape, dims in SHAPES.items():
         path = check.work / f"startup-{shape}.npz"
@@ -736,20 +753,22 @@ def section_startup(check: Check) -> str:
         t = json.loads(out.stdout.strip().splitlines()[-1])
         marks = [t0, t["python"], t["torch"], t["weightzoo"], t["device"], t["data"]]
         check.inputs.setdefault("startup_s", {})[shape] = marks[-1] - t0
-        seconds = [f"{b - a:.2f}" for a, b in zip(marks, marks[1:], strict=False)]
-        table.add(
-            check.label,
-            f"{shape}, {n_train:,} + {n_test:,} images",
-            *seconds,
-            f"**{marks[-1] - t0:.2f}**",
+        seconds = [f"{b - a:.2f}" for a, b in itertools.pairwise(marks)]
+        rows.append(
+            [
+                check.label,
+                f"{shape}, {n_train:,} + {n_test:,} images",
+                *seconds,
+                f"**{marks[-1] - t0:.2f}**",
+            ]
         )
     if not check.gpu:
-        table.add("GPU", "both, 60,000 + 10,000 images", NO_GPU)
+        rows.append(["GPU", "both, 60,000 + 10,000 images", NO_GPU])
     return "\n\n".join(
         [
             "Start-up of a training job in a fresh process, in seconds: what every job pays before "
             "its first step (a packed job pays it once for all its cells).",
-            str(table),
+            common.table(["device", "data", *stages, "total"], rows),
         ]
     )
 
@@ -758,7 +777,7 @@ def section_progress_cost(check: Check) -> str:
     """The time spent in the progress log's callback against the training it reports on."""
     n_train, n_test, _ = check.sizes.job
     td = training.to_tensors(synthetic((1, 28, 28), n_train, n_test, 0.5), check.dev)
-    table = Table("device | job | training | in the progress log | share")
+    rows: list[list] = []
     for family in ("mlp", "cnn"):
         arch = families.parse(family, TEST_ARCHS[family]).id
         logged = Progress(arch, [0, 1, 2], 5).wrap(lambda row: None)
@@ -769,21 +788,21 @@ def section_progress_cost(check: Check) -> str:
             logged(row)
             spent[0] += time.perf_counter() - t0
 
-        models = training.seed_models(
-            family, TEST_ARCHS[family], td.in_shape, 10, [0, 1, 2], check.dev
-        )
-        train = {**check.recipe(family, 5), "batch_size": 64}
+        block = check.block(family, TEST_ARCHS[family], 3, epochs=5, batch_size=64)
+        models = training.seed_models(block, td.in_shape, 10, check.dev)
         t0 = time.perf_counter()
-        training.fit(models, td, train, [], on_dump=lambda *a: None, on_epoch=on_epoch)
-        sync(check.dev)
+        training.fit(models, td, block, training.Callbacks(on_epoch=on_epoch))
+        common.sync(check.dev)
         total = time.perf_counter() - t0
         check.inputs.setdefault("progress_share", {})[family] = spent[0] / total
-        table.add(
-            check.label,
-            f"{arch}, 3 seeds, 5 epochs",
-            f"{total:.2f} s",
-            f"{spent[0] * 1e3:.2f} ms",
-            f"{spent[0] / total:.3%}",
+        rows.append(
+            [
+                check.label,
+                f"{arch}, 3 seeds, 5 epochs",
+                f"{total:.2f} s",
+                f"{spent[0] * 1e3:.2f} ms",
+                f"{spent[0] / total:.3%}",
+            ]
         )
     return "\n\n".join(
         [
@@ -791,7 +810,7 @@ def section_progress_cost(check: Check) -> str:
             "within long epochs): the time spent in its callback against the training it reports "
             f"on ({n_train:,} images, batch 64: short epochs, the worst case for a cost per "
             "epoch). Target ≤ 1 %.",
-            str(table),
+            common.table(["device", "job", "training", "in the progress log", "share"], rows),
         ]
     )
 
@@ -886,33 +905,35 @@ import json, sys, time
 t0 = time.time()
 from weightzoo import jobs, stats  # what a statistics job imports
 t = {"imports": time.time() - t0}
-for i, path in enumerate(sys.argv[2:]):
+analysis = json.loads(sys.argv[2])  # the config's analysis.hist and analysis.spectral
+for i, path in enumerate(sys.argv[3:]):
     s = time.perf_counter()
-    jobs.stats_job(weights_path=path, family="mlp", in_shape=[1, 28, 28],
-                   hist={"range": [-1, 1], "bins": 200, "scaled_range": [-8, 8]},
-                   spectral=dict(stats.SPECTRAL_DEFAULTS), stats_out=f"{sys.argv[1]}/s{i}.parquet",
-                   maps_out=f"{sys.argv[1]}/m{i}.parquet")
+    out = {"stats_out": f"{sys.argv[1]}/s{i}.parquet", "maps_out": f"{sys.argv[1]}/m{i}.parquet"}
+    jobs.stats_job(weights_path=path, family="mlp", in_shape=[1, 28, 28], **analysis, **out)
     t[path] = time.perf_counter() - s
 print(json.dumps(t))
 """
 
 
-def dump_and_stats_costs(check: Check) -> Table:
+DUMP_HEADERS = ["device", "work", "values", "time", "per value"]
+
+
+def dump_and_stats_costs(check: Check) -> str:
     """Per dumped value: a dump as a job makes it (off the device, its tables, the resume
     files, the weights file) and its statistics job (in a fresh process; two file sizes give
     the cost per value and per job)."""
-    table = Table("device | work | values | time | per value")
+    rows: list[list] = []
     k, files, sizes = check.sizes.ks[0], [], []
     for width in (64, 500) if check.gpu else (16, 256):
         models = training.seed_models(
-            "mlp", {"depth": 2, "width": width}, (1, 28, 28), 10, list(range(k)), check.dev
+            check.block("mlp", {"depth": 2, "width": width}, k), (1, 28, 28), 10, check.dev
         )
         store = ResumeState(check.work / f"dumps-{width}", {"width": width})
         sink = dumps.DumpSink(store, models.kinds, dataset="d", family="mlp", arch=str(width))
         states = {seed: models.seed_state(i) for i, seed in enumerate(models.seeds)}
         files.append(str(check.work / f"dumps-{width}.parquet"))
         sizes.append(2 * k * models.n_params)
-        sync(check.dev)
+        common.sync(check.dev)
         t0 = time.perf_counter()
         sink(0, states)
         sink(1, states)
@@ -921,18 +942,21 @@ def dump_and_stats_costs(check: Check) -> Table:
         store.remove()
         seconds = time.perf_counter() - t0
         check.inputs["dump_s"] = seconds / sizes[-1]  # the larger file's, the last
-        table.add(
-            check.label,
-            f"dumps of mlp-d2-w{width}: {k} seeds × 2",
-            f"{sizes[-1] / 1e6:.2f} M",
-            f"{seconds:.3f} s",
-            f"{seconds / sizes[-1] * 1e9:.0f} ns",
+        rows.append(
+            [
+                check.label,
+                f"dumps of mlp-d2-w{width}: {k} seeds × 2",
+                f"{sizes[-1] / 1e6:.2f} M",
+                f"{seconds:.3f} s",
+                f"{seconds / sizes[-1] * 1e9:.0f} ns",
+            ]
         )
     if "polars" in missing_extras():
         check.inputs.update(stats_s=math.nan, stats_job_s=math.nan, cores=os.cpu_count() or 1)
-        table.add("CPU", "statistics jobs", "", "not run: polars is missing")
-        return table
-    command = [sys.executable, "-c", STATS_WORKER, str(check.work), *files]
+        rows.append(["CPU", "statistics jobs", "", "not run: polars is missing"])
+        return common.table(DUMP_HEADERS, rows)
+    analysis = {k: check.paper["analysis"][k] for k in ("hist", "spectral")}
+    command = [sys.executable, "-c", STATS_WORKER, str(check.work), json.dumps(analysis), *files]
     out = subprocess.run(command, env=ENV, capture_output=True, text=True, check=True)
     t = json.loads(out.stdout.strip().splitlines()[-1])
     per_value = max(t[files[1]] - t[files[0]], 0.0) / (sizes[1] - sizes[0])
@@ -940,15 +964,17 @@ def dump_and_stats_costs(check: Check) -> Table:
     check.inputs["stats_job_s"] = t["imports"] + max(t[files[0]] - per_value * sizes[0], 0.0)
     check.inputs["cores"] = os.cpu_count() or 1
     for path, n in zip(files, sizes, strict=True):
-        table.add(
-            "CPU",
-            f"statistics job of {Path(path).stem}",
-            f"{n / 1e6:.2f} M",
-            f"{t[path]:.3f} s",
-            f"{t[path] / n * 1e9:.0f} ns",
+        rows.append(
+            [
+                "CPU",
+                f"statistics job of {Path(path).stem}",
+                f"{n / 1e6:.2f} M",
+                f"{t[path]:.3f} s",
+                f"{t[path] / n * 1e9:.0f} ns",
+            ]
         )
-    table.add("CPU", "statistics job: process start and imports", "", f"{t['imports']:.2f} s")
-    return table
+    rows.append(["CPU", "statistics job: process start and imports", "", f"{t['imports']:.2f} s"])
+    return common.table(DUMP_HEADERS, rows)
 
 
 def projection_rates(check: Check, k: int, modes: list[str]) -> tuple[dict, list[str]]:
@@ -986,27 +1012,31 @@ def section_projection(check: Check, layout: Layout) -> str:
         blocks[c.dataset, c.family] += math.ceil(c.seeds / layout.seeds_per_job)
     today = Layout(0, layout.seeds_per_job)
     n_jobs = sum(layout.jobs(n) for n in blocks.values())
-    floor = Table("dataset | family | model FLOPs")
+    floor: list[list] = []
     for (dataset, family), total in sorted(study.by("dataset", "family").items()):
-        floor.add(dataset, family, f"{total:.3e}")
+        floor.append([dataset, family, f"{total:.3e}"])
     for family, total in sorted(study.by("family").items()):
-        floor.add("all", family[0], f"{total:.3e}")
-    floor.add("**all**", "", f"**{study.total:.3e}**")
-    rates = Table("rate | TFLOP/s | FLOP floor = FLOPs / rate")
+        floor.append(["all", family[0], f"{total:.3e}"])
+    floor.append(["**all**", "", f"**{study.total:.3e}**"])
+    rates: list[list] = []
     if check.gpu:
         tf32 = check.inputs["matmul_tf32"]
-        rates.add(
-            f"measured: TF32 {check.sizes.matmul}³ matmul on {check.label}",
-            f"{tf32 / 1e12:.0f}",
-            duration(study.total / tf32),
+        rates.append(
+            [
+                f"measured: TF32 {check.sizes.matmul}³ matmul on {check.label}",
+                f"{tf32 / 1e12:.0f}",
+                duration(study.total / tf32),
+            ]
         )
     else:
-        rates.add("measured: TF32 8192³ matmul on the card", NO_GPU)
+        rates.append(["measured: TF32 8192³ matmul on the card", NO_GPU])
     for name, rate in DATASHEET.items():
-        rates.add(
-            f"H100/H200 datasheet, {name} (a lead, not measured)",
-            f"{rate / 1e12:.0f}",
-            duration(study.total / rate),
+        rates.append(
+            [
+                f"H100/H200 datasheet, {name} (a lead, not measured)",
+                f"{rate / 1e12:.0f}",
+                duration(study.total / rate),
+            ]
         )
     parts = [
         "## (c) Projection: the paper-scale zoo on one card",
@@ -1020,29 +1050,31 @@ def section_projection(check: Check, layout: Layout) -> str:
         "**FLOP floor** (`weightzoo.flops.study_flops`: every training step at 3 × the forward "
         "FLOPs of its images, plus the evaluations a run makes, the test split before "
         "training and after every epoch and the training split before and after):",
-        str(floor),
-        str(rates),
+        common.table(["dataset", "family", "model FLOPs"], floor),
+        common.table(["rate", "TFLOP/s", "FLOP floor = FLOPs / rate"], rates),
         "Dumps and statistics, per dumped value (measured on this machine):",
-        str(dump_and_stats_costs(check)),
+        dump_and_stats_costs(check),
     ]
     if not check.gpu:
-        table = Table("device | training | dumps | start-up × jobs | statistics | total | goal")
-        table.add("GPU", NO_GPU, "", "", "", "", "20 min")
+        rows: list[list] = []
+        rows.append(["GPU", NO_GPU, "", "", "", "", "20 min"])
         parts += [
             "**Projected wall time on the card: not measured** (no GPU on this machine). On a "
             "GPU machine this script fills it in from the measured step and evaluation times of "
             f"several architectures per family at K = {layout.seeds_per_job} (the others "
             "interpolated by FLOPs), the start-up per job and the dump and statistics costs.",
-            str(table),
+            common.table(
+                ["device", "training", "dumps", "start-up × jobs", "statistics", "total", "goal"],
+                rows,
+            ),
         ]
         return "\n\n".join(parts)
     modes = ["fp32", "tf32"] + (["bf16"] if check.inputs.get("bf16_kept") else [])
     measured, skipped = projection_rates(check, layout.seeds_per_job, modes)
     cores = f"statistics (/ {check.inputs['cores']} cores)"
-    table = Table(
-        f"precision | pack.jobs_per_family (jobs) | training | dumps | start-up × jobs | {cores} "
-        "| total | 20-min goal | FLOP floor / training"
-    )
+    headers = ["precision", "pack.jobs_per_family (jobs)", "training", "dumps"]
+    headers += ["start-up × jobs", cores, "total", "20-min goal", "FLOP floor / training"]
+    rows: list[list] = []
     best = None
     for mode in modes:
         for lay in (layout, today):
@@ -1051,27 +1083,32 @@ def section_projection(check: Check, layout: Layout) -> str:
             fraction = study.total / check.inputs["matmul_tf32"] / p["training"]
             times = [duration(p[x]) for x in ("training", "dumps", "start-up", "statistics")]
             goal = "met" if p["total"] <= GOAL_S else "missed"
-            table.add(
-                mode,
-                f"{lay.jobs_per_family} ({p['jobs']})",
-                *times,
-                f"**{duration(p['total'])}**",
-                goal,
-                f"{fraction:.1%}",
+            rows.append(
+                [
+                    mode,
+                    f"{lay.jobs_per_family} ({p['jobs']})",
+                    *times,
+                    f"**{duration(p['total'])}**",
+                    goal,
+                    f"{fraction:.1%}",
+                ]
             )
-    groups = Table("dataset | family | training (best precision) | model FLOPs | model TFLOP/s")
+    groups: list[list] = []
     flop_by = study.by("dataset", "family")
     for key, seconds in sorted(best["by_group"].items()):
-        groups.add(
-            *key, duration(seconds), f"{flop_by[key]:.2e}", f"{flop_by[key] / seconds / 1e12:.3g}"
+        groups.append(
+            [*key, duration(seconds), f"{flop_by[key]:.2e}", f"{flop_by[key] / seconds / 1e12:.3g}"]
         )
     names = sorted({arch for by in measured[modes[0]].values() for arch in by})
     parts += [
         f"**Projected wall time on {check.label}** — a projection from the measured inputs "
         "of this file, not a run of the zoo. TF32 and bf16 rows assume the training jobs "
         "enable them (the loop keeps torch's defaults today: fp32 matmuls, TF32 convolutions).",
-        str(table),
-        str(groups),
+        common.table(headers, rows),
+        common.table(
+            ["dataset", "family", "training (best precision)", "model FLOPs", "model TFLOP/s"],
+            groups,
+        ),
         f"Architectures measured at K = {layout.seeds_per_job} (the others interpolated by "
         f"forward FLOPs, log-log): {', '.join(names)}"
         + (f"; skipped for time: {', '.join(skipped)}" if skipped else "")
@@ -1081,17 +1118,6 @@ def section_projection(check: Check, layout: Layout) -> str:
 
 
 # -- the file ----------------------------------------------------------------------------------
-
-
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    gpu = torch.cuda.get_device_name(0) if has_gpu() else "none"
-    return f"{cpu}, {os.cpu_count()} cores; GPU: {gpu}; Python {platform.python_version()}"
 
 
 def header(check: Check, argv: list[str], status: str) -> str:
@@ -1106,7 +1132,7 @@ def header(check: Check, argv: list[str], status: str) -> str:
         "# weightzoo on one GPU: CUDA tests, throughput, projection",
         f"Generated by `python benchmarks/gpu_check.py {' '.join(argv)}`".rstrip()
         + f" on {datetime.date.today().isoformat()} {status}.",
-        f"Machine: {machine()}.",
+        f"Machine: {common.machine(memory=False)}.",
         "Needs torch, numpy, scipy, pyarrow (any recent versions) and polars, pyyaml; "
         f"found: {', '.join(found)}.",
     ]
@@ -1119,13 +1145,6 @@ def header(check: Check, argv: list[str], status: str) -> str:
             "is exact arithmetic and holds anywhere."
         )
     return "\n\n".join(lines)
-
-
-def write(path: Path, text: str) -> None:
-    """Atomically: a run killed at its time limit leaves the sections written so far."""
-    tmp = path.with_suffix(".md.tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -1164,9 +1183,11 @@ def main(argv: list[str] | None = None) -> int:
             parts.append(section(check))
             print(f"[gpu-check] {name} done in {time.perf_counter() - t0:.0f} s", flush=True)
             status = f"(still running: {len(parts)} of {len(sections)} sections done)"
-            write(args.output, "\n\n".join([header(check, argv, status), *parts]) + "\n")
+            common.write(args.output, "\n\n".join([header(check, argv, status), *parts]) + "\n")
         seconds = time.perf_counter() - check.started
-        write(args.output, "\n\n".join([header(check, argv, f"in {seconds:.0f} s"), *parts]) + "\n")
+        common.write(
+            args.output, "\n\n".join([header(check, argv, f"in {seconds:.0f} s"), *parts]) + "\n"
+        )
     print(f"[gpu-check] wrote {args.output} in {seconds:.0f} s", flush=True)
     return 0
 

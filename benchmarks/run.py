@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import common  # noqa: E402
+import common
 
 # section -> (module, function); modules are imported when their section runs, so the
 # statistics section's reference (WeightWatcher, the `bench` extra) is needed only there
@@ -61,13 +61,23 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--only", help="comma-separated sections: " + ", ".join(SECTIONS))
     parser.add_argument("--output", type=Path, default=common.ROOT / "benchmarks" / "results.md")
-    parser.add_argument("--update", action="store_true",
-                        help="replace only the sections run in an existing --output")  # fmt: skip
-    parser.add_argument("--workdir", type=Path, default=common.Options().workdir,
-                        help="scratch folder for data, dumps and workflow copies")  # fmt: skip
-    parser.add_argument("--import-rows", default="27000",
-                        help="rows of the imported Small CNN Zoo (section imports), comma-separated; "
-                        "the real zoo's size: 27000,270000")  # fmt: skip
+    parser.add_argument(
+        "--update",
+        action="store_true",
+        help="replace only the sections run in an existing --output",
+    )
+    parser.add_argument(
+        "--workdir",
+        type=Path,
+        default=common.Options().workdir,
+        help="scratch folder for data, dumps and workflow copies",
+    )
+    parser.add_argument(
+        "--import-rows",
+        default="27000",
+        help="rows of the imported Small CNN Zoo (section imports), comma-separated; "
+        "the real zoo's size: 27000,270000",
+    )
     args = parser.parse_args(argv)
     names = list(SECTIONS)
     if args.training_only:

@@ -21,6 +21,7 @@ from weightzoo.config import (
     validate_config,
 )
 from weightzoo.imports import ZooFileError, plan_imports
+from weightzoo.planning import merge_warnings
 
 try:
     validate_config(config, Path(workflow.basedir) / "config" / "schema.yaml")
@@ -30,6 +31,14 @@ try:  # zoos trained elsewhere: their runs, from their small files (rules/import
     IMPORTS = plan_imports(config)
 except ZooFileError as err:
     sys.exit(f"weightzoo: import error: {err}")
+
+# A --configfile replaces lists whole: say so when it drops sweep entries of the default.
+if workflow.is_main_process:
+    for line in merge_warnings(
+        Path(workflow.basedir) / "config" / "config.yaml",
+        workflow.overwrite_configfiles,
+    ):
+        print(f"weightzoo: warning: {line}", file=sys.stderr)
 
 CELLS = all_cells(config)  # (architecture id, setting id) -> Cell
 BLOCKS = seed_blocks(config)

@@ -35,7 +35,7 @@ rule figure:
         "../envs/analysis.yaml"
     params:
         settings=config["figures"],
-        hist_range=config["analysis"]["hist"]["range"],
+        hist=config["analysis"]["hist"],
     script:
         "../workflow/scripts/figure.py"
 

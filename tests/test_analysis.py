@@ -2,21 +2,34 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
 import polars as pl
 import pytest
+import yaml
+from conftest import ROOT
 from scipy import stats as sps
 from scipy.stats import wasserstein_distance
 
 from weightzoo import analysis, resampling
+from weightzoo.analysis.cells import mean_distance_to_group, seed_dispersion
+from weightzoo.analysis.inference import BORDERLINE, Part, correlation_part, decide, pool
+from weightzoo.analysis.trajectories import family_similarity_tests
+from weightzoo.figures import w1_matrix
+
+
+def claim_settings(**overrides) -> analysis.ClaimSettings:
+    """The claim settings of config/config.yaml with the given fields overridden."""
+    cfg = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())["analysis"]
+    return dataclasses.replace(analysis.ClaimSettings.from_config(cfg), **overrides)
+
 
 STATS = ("mean", "std", "skew", "kurtosis", "max_abs", "q99")
 BINS = 200
-SETTINGS = analysis.Settings(
-    statistics=STATS, n_perm=999, n_boot=999, hist_range=(-1.0, 1.0), scaled_range=(-6.0, 6.0)
-)
+# the synthetic zoos have no spectral columns (alpha) and their own w / std(w0) range
+SETTINGS = claim_settings(statistics=STATS, n_perm=999, scaled_range=(-6.0, 6.0))
 Z = np.array([-1.0, -0.5, 0.0, 0.5, 1.0])  # seed offsets: mean pairwise |z_i - z_j| = 1
 E_ABS = math.sqrt(2 / math.pi)  # W1(N(0, a), N(0, b)) = |a - b| E|Z| for centred Gaussians
 FINAL = 10  # the final epoch of every synthetic run
@@ -282,7 +295,8 @@ def test_family_at_chance_has_no_optimal_group_and_says_so():
     assert v.filter(family="all").height == 0  # pooling mlp alone would repeat its rows
     # a declared class count moves chance: two classes put chance at 0.5
     runs2, _ = make_zoo([{"family": "mlp", "arch": "b", "n_params": 10, "acc": 0.52}], n_classes=2)
-    assert analysis.label_groups(runs2, 0.01, 0.1)["group"].unique().to_list() == ["at chance"]
+    two_classes = analysis.label_groups(runs2, 0.01, 0.1, 0.05)
+    assert two_classes["group"].unique().to_list() == ["at chance"]
 
 
 def test_without_scaled_histograms_the_init_control_is_w_minus_w0():
@@ -324,7 +338,7 @@ def cell_traj(growth: dict[str, float], cells: int = 4) -> pl.DataFrame:
 
 def test_claim_3_reports_shape_and_size_separately():
     claims = analysis.claims_table(
-        analysis.family_similarity_tests(cell_traj({"cnn": 1.5, "vit": 0.15}), SETTINGS)
+        family_similarity_tests(cell_traj({"cnn": 1.5, "vit": 0.15}), SETTINGS)
     )
     size = by(claims, test="size_ratio", statistic="rel_std")
     assert size["estimate"] == pytest.approx(10.0) and size["ci_low"] > 1
@@ -335,7 +349,7 @@ def test_claim_3_reports_shape_and_size_separately():
         ({"cnn": 1.5, "vit": 1.4}, "supported"),
         ({"cnn": 1.5, "vit": -0.4}, "not supported"),
     ):
-        rows = analysis.family_similarity_tests(cell_traj(growth), SETTINGS)
+        rows = family_similarity_tests(cell_traj(growth), SETTINGS)
         assert by(analysis.verdicts(analysis.claims_table(rows)), claim=3)["verdict"] == verdict
 
 
@@ -353,7 +367,9 @@ def test_groups_follow_the_distance_to_the_best_architecture():
             "final_test_acc": [0.96, 0.94, 0.95, 0.94, 0.91, 0.89, 0.5, 0.6],
         }
     )
-    out = analysis.label_groups(runs, optimal_within=0.01, suboptimal_below=0.10)
+    out = analysis.label_groups(
+        runs, optimal_within=0.01, suboptimal_below=0.10, chance_margin=0.05
+    )
     groups = dict(out.group_by("arch").agg(pl.col("group").first()).rows())
     # best arch mean 0.95 (a); b 0.945 within 1 point; c 0.90 within 10; e 0.55 below
     assert groups == {"a": "optimal", "b": "optimal", "c": "intermediate", "e": "suboptimal"}
@@ -363,7 +379,7 @@ def test_groups_follow_the_distance_to_the_best_architecture():
 
 def test_w1_between_histograms_matches_scipy():
     hists = np.array([[1, 0, 0, 0], [0, 0, 1, 0], [0.25, 0.25, 0.25, 0.25]])
-    dist = analysis.w1_matrix(hists, (0.0, 4.0))
+    dist = w1_matrix(hists, (0.0, 4.0))
     centres = np.arange(4) + 0.5
     assert dist[0, 1] == pytest.approx(2.0)  # all mass moved by two bins of width 1
     for i in range(3):
@@ -378,14 +394,14 @@ def test_seed_dispersion_and_group_distances_match_the_pairwise_matrix():
     hists /= hists.sum(axis=1, keepdims=True)
     cdf = np.cumsum(hists, axis=1)
     cell = np.array([0, 0, 0, 1, 1, 2, 2, 2, 2])
-    dist = analysis.w1_matrix(hists, (0.0, 1.2))
-    disp = analysis.seed_dispersion(cdf, cell, 4, 0.1)
+    dist = w1_matrix(hists, (0.0, 1.2))
+    disp = seed_dispersion(cdf, cell, 4, 0.1)
     for c in range(3):
         idx = np.flatnonzero(cell == c)
         block = dist[np.ix_(idx, idx)]
         assert disp[c] == pytest.approx(block.sum() / (len(idx) * (len(idx) - 1)))
     assert np.isnan(disp[3])  # a cell with no seeds
-    scores = analysis.mean_distance_to_group(cdf, 0.1)
+    scores = mean_distance_to_group(cdf, 0.1)
     assert scores == pytest.approx(dist.sum(axis=1) / 8)
 
 
@@ -393,22 +409,22 @@ def test_spearman_and_partial_spearman_match_their_formulas():
     rng = np.random.default_rng(3)
     x, y, c = rng.standard_normal((3, 20))
     y += x
-    plain = analysis.correlation_part(x, y, None, n_perm=99, n_boot=99, rng=rng)
+    plain = correlation_part(x, y, None, n_perm=99, n_boot=99, rng=rng)
     assert plain.estimate == pytest.approx(sps.spearmanr(x, y).statistic)
     r = sps.spearmanr(np.vstack([x, y, c]), axis=1).statistic
     expected = (r[0, 1] - r[0, 2] * r[1, 2]) / math.sqrt((1 - r[0, 2] ** 2) * (1 - r[1, 2] ** 2))
-    partial = analysis.correlation_part(x, y, c, n_perm=99, n_boot=99, rng=rng)
+    partial = correlation_part(x, y, c, n_perm=99, n_boot=99, rng=rng)
     assert partial.estimate == pytest.approx(expected)
     assert partial.null.shape == (99,) and partial.boot.shape == (99,)
 
 
 def test_pooling_weights_strata_by_cells():
     parts = [
-        analysis.Part(0.5, np.zeros(9), np.full(9, 0.5), n_cells=10, n_runs=50),
-        analysis.Part(-1.0, np.zeros(9), np.full(9, -1.0), n_cells=30, n_runs=90),
-        analysis.Part(None, n_cells=2, note="too few"),
+        Part(0.5, np.zeros(9), np.full(9, 0.5), n_cells=10, n_runs=50),
+        Part(-1.0, np.zeros(9), np.full(9, -1.0), n_cells=30, n_runs=90),
+        Part(None, n_cells=2, note="too few"),
     ]
-    pooled = analysis.pool(parts)
+    pooled = pool(parts)
     assert pooled.estimate == pytest.approx((10 * 0.5 - 30 * 1.0) / 40)
     assert pooled.p_value == pytest.approx(1 / 10)  # no null draw as extreme as -0.625
     assert (pooled.n_cells, pooled.n_runs) == (42, 140)
@@ -417,13 +433,17 @@ def test_pooling_weights_strata_by_cells():
 
 def test_a_q_value_within_permutation_error_of_alpha_is_flagged():
     rows = [
-        analysis._row(1, "d", family, test="spearman_cells", p_value=p, estimate=-0.5)
-        for family, p in (("near", 0.05), ("far", 0.001))
+        analysis.ClaimTest(
+            claim=1, within="family", dataset="d", family=f, test="spearman_cells", p_value=p
+        )
+        for f, p in (("near", 0.05), ("far", 0.001))
     ]
-    near, far = analysis._decide([rows[0]], 0.05, 999) + analysis._decide([rows[1]], 0.05, 999)
+    near, far = decide([rows[0]], 0.05, 999) + decide([rows[1]], 0.05, 999)
     # p = q = 0.05 from 999 permutations: Monte Carlo error 2 sqrt(.05 .95 / 999) = 0.014
-    assert analysis.BORDERLINE in near["note"] and "±0.014" in near["note"]
-    assert far["note"] == "" and far["significant"]
+    assert BORDERLINE in near.note and "±0.014" in near.note
+    assert far.note == "" and far.significant and far.q_value == pytest.approx(0.001)
+    # the decision makes new records: the ones given stay undecided
+    assert rows[0].q_value is None and rows[0].note == "" and rows[1].significant is None
 
 
 def test_claims_reproduce_and_do_not_depend_on_row_order():
@@ -436,7 +456,7 @@ def test_claims_reproduce_and_do_not_depend_on_row_order():
 
 def test_final_stats_keep_each_runs_final_epoch_with_its_group():
     runs, stats = make_zoo(scatter_zoo())
-    groups = analysis.label_groups(runs, 0.01, 0.1)
+    groups = analysis.label_groups(runs, 0.01, 0.1, 0.05)
     final = analysis.final_stats(stats, groups).collect()
     assert final.height == 50 * 3 and set(final["epoch"]) == {FINAL}  # 3 targets per run
     assert {"group", "final_test_acc", "n_params", "hist"} <= set(final.columns)
@@ -455,11 +475,36 @@ def test_claims_page_opens_with_the_verdict_table():
     assert "| 1 | family | d | all | **inconsistent** |" in page
 
 
-def test_settings_read_todays_config_and_default_the_new_keys(default_config):
-    s = analysis.Settings.from_config(default_config["analysis"])
-    assert (s.min_cells, s.chance_margin, s.scaled_range) == (5, 0.05, (-8.0, 8.0))
-    assert s.statistics == tuple(default_config["analysis"]["statistics"])
+def test_claim_settings_come_from_the_config_alone(default_config):
+    cfg = default_config["analysis"]
+    s = analysis.ClaimSettings.from_config(cfg)
+    assert (s.n_perm, s.n_boot) == (cfg["permutations"], cfg["bootstrap"])
+    assert s.statistics == tuple(cfg["statistics"]) and "alpha" in s.statistics
+    assert (s.min_cells, s.chance_margin) == (cfg["min_cells"], cfg["groups"]["chance_margin"])
+    assert s.scaled_range == tuple(cfg["hist"]["scaled_range"]) == (-8.0, 8.0)
     assert s.hist_width("scaled", 200) == pytest.approx(0.08)
+    # no default of its own that could drift from config/config.yaml
+    missing = dataclasses.MISSING
+    assert all(
+        f.default is missing and f.default_factory is missing
+        for f in dataclasses.fields(analysis.ClaimSettings)
+    )
+
+
+def test_claim_test_records_make_the_claims_table():
+    columns = ["claim_text", *(f.name for f in dataclasses.fields(analysis.ClaimTest))]
+    assert sorted(columns) == sorted(analysis.CLAIMS_SCHEMA)
+    row = analysis.ClaimTest(
+        claim=2, within="family", dataset="d", family="vit", test="none", note="at chance"
+    )
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        row.q_value = 0.01
+    table = analysis.claims_table([row])
+    assert table.schema == pl.Schema(analysis.CLAIMS_SCHEMA)
+    got = table.row(0, named=True)
+    assert got["claim_text"] == analysis.CLAIMS[2] and got["scope"] == "all_weights"
+    assert (got["target"], got["role"], got["unit"]) == ("w", "primary", "architecture")
+    assert got["estimate"] is None and got["note"] == "at chance"
 
 
 # ---------------------------------------------------------------------------------------

@@ -6,16 +6,33 @@ import re
 import subprocess
 import sys
 
+import pytest
 from conftest import ROOT
+
+pytestmark = pytest.mark.e2e  # the suite's runner in a fresh process, training included
 
 
 def test_quick_benchmark_writes_the_seed_and_dump_tables(tmp_path):
     out = tmp_path / "results.md"
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks/run.py"), "--quick", "--repeats", "1",
-         "--only", "seeds,dumps", "--output", str(out), "--workdir", str(tmp_path / "work")],
-        capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+        [
+            sys.executable,
+            str(ROOT / "benchmarks/run.py"),
+            "--quick",
+            "--repeats",
+            "1",
+            "--only",
+            "seeds,dumps",
+            "--output",
+            str(out),
+            "--workdir",
+            str(tmp_path / "work"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     text = out.read_text()
     assert "## (b) Seed-batched training" in text and "## (c) Weight-dump overhead" in text
@@ -30,7 +47,16 @@ def test_quick_benchmark_writes_the_seed_and_dump_tables(tmp_path):
 
 def test_unknown_section_is_named(tmp_path):
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks/run.py"), "--only", "nope",
-         "--workdir", str(tmp_path)], capture_output=True, text=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            str(ROOT / "benchmarks/run.py"),
+            "--only",
+            "nope",
+            "--workdir",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert proc.returncode == 2 and "unknown section(s) ['nope']" in proc.stderr

@@ -127,8 +127,15 @@ def test_architecture_ids_are_readable_and_complete(config):
     assert archs["mlp-d2-w16"].params == {"depth": 2, "width": 16, "activation": "relu"}
     assert archs["cnn-b3-c16"].params == {"blocks": 3, "channels": 16, "activation": "relu"}
     vit = archs["vit-d1-h4-e32-p2"].params
-    assert vit == {"patch": 2, "depth": 1, "heads": 4, "embed": 32, "activation": "gelu",
-                   "mlp_ratio": 2.0, "pool": "cls"}  # fmt: skip
+    assert vit == {
+        "patch": 2,
+        "depth": 1,
+        "heads": 4,
+        "embed": 32,
+        "activation": "gelu",
+        "mlp_ratio": 2.0,
+        "pool": "cls",
+    }
 
 
 def test_duplicate_grid_points_give_one_architecture(config):
@@ -166,5 +173,10 @@ def test_empty_histogram_range_is_rejected(config):
 
 
 def test_group_bands_must_not_overlap(config):
-    config["analysis"]["groups"] = {"optimal_within": 0.2, "suboptimal_below": 0.1}
+    config["analysis"]["groups"] |= {"optimal_within": 0.2, "suboptimal_below": 0.1}
     assert errors_for(config).startswith("analysis.groups: suboptimal_below must be at least")
+
+
+def test_chance_margin_has_no_default_outside_the_config(config):
+    del config["analysis"]["groups"]["chance_margin"]
+    assert "chance_margin" in errors_for(config)

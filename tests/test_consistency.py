@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 import re
 import tomllib
 
@@ -9,7 +11,7 @@ import pytest
 import yaml
 from conftest import ROOT, SCHEMA
 
-from weightzoo import families, models, stats
+from weightzoo import families, models, prediction, spectral, stats, training
 
 SCHEMA_DOC = yaml.safe_load(SCHEMA.read_text())
 PINS = dict(
@@ -24,9 +26,71 @@ def test_schema_statistics_are_the_summary_columns_of_the_stats_table():
     assert set(listed) <= set(stats.stats_schema())
 
 
-def test_spectral_defaults_are_the_config_defaults(default_config):
-    assert default_config["analysis"]["spectral"] == stats.SPECTRAL_DEFAULTS
-    assert tuple(default_config["analysis"]["hist"]["scaled_range"]) == stats.SCALED_RANGE
+def schema_keys(*path: str) -> list[str]:
+    """The required keys of one object of the schema, by its path of properties."""
+    node = SCHEMA_DOC
+    for key in path:
+        node = node["properties"][key]
+    return sorted(node["required"])
+
+
+def field_names(cls) -> list[str]:
+    return sorted(f.name for f in dataclasses.fields(cls))
+
+
+# the typed settings: (dataclass, path of its block in the schema and the config)
+TYPED = [
+    (training.DivergenceRule, ("divergence",)),
+    (stats.HistConfig, ("analysis", "hist")),
+    (spectral.SpectralConfig, ("analysis", "spectral")),
+    (prediction.PredictionConfig, ("analysis", "prediction")),
+    (prediction.RidgeConfig, ("analysis", "prediction", "ridge")),
+    (prediction.HgbConfig, ("analysis", "prediction", "hgb")),
+    (prediction.EarlyConfig, ("analysis", "prediction", "early")),
+    (prediction.Headline, ("analysis", "prediction", "headline")),
+]
+
+
+@pytest.mark.parametrize(("cls", "path"), TYPED, ids=lambda v: getattr(v, "__name__", ""))
+def test_each_typed_setting_has_the_schema_keys_and_no_defaults(cls, path):
+    assert field_names(cls) == schema_keys(*path)
+    # the defaults live in config/config.yaml and its schema only
+    assert all(f.default is dataclasses.MISSING for f in dataclasses.fields(cls))
+
+
+def test_the_training_recipe_has_the_train_block_keys_and_no_defaults():
+    assert field_names(training.Recipe) == sorted(SCHEMA_DOC["$defs"]["train"]["required"])
+    assert all(f.default is dataclasses.MISSING for f in dataclasses.fields(training.Recipe))
+
+
+def test_the_default_config_builds_every_typed_setting(default_config):
+    analysis = default_config["analysis"]
+    hist = stats.HistConfig.from_config(analysis["hist"])
+    assert (hist.range, hist.bins, hist.scaled_range) == ((-1.0, 1.0), 200, (-8.0, 8.0))
+    fits = spectral.SpectralConfig.from_config(analysis["spectral"])
+    assert fits.keywords() == analysis["spectral"]
+    cfg = prediction.PredictionConfig.from_config(analysis["prediction"])
+    assert cfg.hgb.max_leaf_nodes == (4, 8) and cfg.headline.predictor == "hgb"
+    assert cfg.early.epochs == (1, 2, 5, 10, 20)
+    for family in families.FAMILY_CONFIGS:
+        recipe = training.Recipe.from_config(default_config["families"][family]["train"])
+        assert recipe.epochs == 30 and recipe.init_scale == 1.0
+    rule = training.DivergenceRule.from_config(default_config["divergence"])
+    assert (rule.max_loss_ratio, rule.patience) == (10.0, 2)
+
+
+def test_library_defaults_equal_the_config_defaults(default_config):
+    """The few defaults outside the config (keyword defaults of the heavy-tail fit, the
+    families' settings) are the config's own."""
+    fit = inspect.signature(spectral.spectral_table).parameters
+    assert {k: fit[k].default for k in default_config["analysis"]["spectral"]} == (
+        default_config["analysis"]["spectral"]
+    )
+    for family, cls in families.FAMILY_CONFIGS.items():
+        spec = default_config["families"][family]
+        for f in dataclasses.fields(cls):
+            if f.default is not dataclasses.MISSING:
+                assert f.default == spec[f.name], (family, f.name)
 
 
 def test_activations_agree_between_schema_families_and_models():

@@ -54,6 +54,7 @@ def dump_dom(page: Path, profile: Path, timeout: float = 60) -> str:
         capture_output=True,
         text=True,
         timeout=timeout,
+        check=False,
     )
     assert done.returncode == 0, f"chromium failed ({done.returncode}): {done.stderr[-2000:]}"
     return done.stdout
@@ -221,7 +222,8 @@ def test_dashboard_shows_the_prediction_headline_and_ladder(tmp_path: Path):
          "headline": f == "size+layer7", "n_features": n, "n_cells": 37, "n_runs": 185,
          "tau": tau, "tau_low": tau - 0.1, "tau_high": tau + 0.1, "r2": 0.5,
          "tau_over_size": tau - 0.5, "tau_over_size_low": tau - 0.6,
-         "tau_over_size_high": tau - 0.4, "note": "grouped k-fold over cells"}
+         "tau_over_size_high": tau - 0.4, "note": "grouped k-fold over cells",
+         "size_baselines": '{"tau": "size (hgb)", "r2": "size (hgb)"}'}
         for f, n, tau in (("size", 1, 0.5), ("size+layer7", 57, 0.7))
     ]  # fmt: skip
     section = dashboard.prediction_section(pl.DataFrame(rows, schema=PREDICTION_SCHEMA))
@@ -232,5 +234,5 @@ def test_dashboard_shows_the_prediction_headline_and_ladder(tmp_path: Path):
     text = page.read_text()
     assert '<a href="#prediction">Accuracy predicted from the weights</a>' in text
     assert "the weights predict test accuracy with τ = 0.70 [0.60, 0.80]" in text
-    assert "beyond parameter count&#x27;s τ = 0.50 [0.40, 0.60]" in text
+    assert "beyond the strongest size baseline (size (hgb): τ = 0.50 [0.40, 0.60])" in text
     assert '<td class="num tau_over_size">0.2</td>' in text

@@ -157,7 +157,7 @@ def test_read_idx_truncated_file_raises_naming_it(tmp_path):
 def test_read_idx_truncated_gzip_raises_naming_it(tmp_path):
     path = tmp_path / "t10k-images-idx3-ubyte.gz"
     path.write_bytes(gzip.compress(idx_bytes(tiny_mnist()[MNIST_NAMES[2]]))[:-20])
-    with pytest.raises(DatasetError, match="t10k-images-idx3-ubyte.gz"):
+    with pytest.raises(DatasetError, match=r"t10k-images-idx3-ubyte\.gz"):
         data.read_idx(path)
 
 
@@ -392,9 +392,11 @@ def test_download_from_a_silent_server_gives_up_after_retries_attempts_of_timeou
         url = f"http://127.0.0.1:{silent.getsockname()[1]}/blob.bin"
         raw = RawFile("blob.bin", md5(PAYLOAD), (url,))
         start = time.monotonic()
-        with caplog.at_level(logging.INFO, logger="weightzoo.data"):
-            with pytest.raises(DatasetError, match=r"blob.bin.*2 attempt"):
-                data.download([raw], folder, timeout=0.5, retries=2, backoff=0)
+        with (
+            caplog.at_level(logging.INFO, logger="weightzoo.data"),
+            pytest.raises(DatasetError, match=r"blob\.bin.*2 attempt"),
+        ):
+            data.download([raw], folder, timeout=0.5, retries=2, backoff=0)
         elapsed = time.monotonic() - start
     assert 2 * 0.5 * 0.9 <= elapsed < 5
     assert sum("attempt" in r.getMessage() for r in caplog.records) == 2
@@ -500,7 +502,7 @@ def test_prepare_npz_channel_mismatch_between_train_and_test_raises(tmp_path):
 
 
 def test_prepare_npz_nonexistent_file_raises_naming_it(tmp_path):
-    with pytest.raises(DatasetError, match="nowhere.npz"):
+    with pytest.raises(DatasetError, match=r"nowhere\.npz"):
         data.prepare_npz(tmp_path / "nowhere.npz", "mine")
 
 

@@ -11,15 +11,29 @@ import pytest
 import torch
 from conftest import ROOT
 
-from weightzoo import dumps, training
+from weightzoo import dumps, families, training
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from gpu_check import HostReads  # noqa: E402
+from gpu_check import HostReads
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 CNN = {"blocks": 2, "channels": 4}
-ADAM = {"optimizer": "adam", "lr": 0.003, "batch_size": 64, "epochs": 1, "weight_decay": 0.0,
-        "momentum": 0.9, "schedule": "cosine"}  # fmt: skip
+ADAM = training.Recipe(
+    optimizer="adam",
+    lr=0.003,
+    batch_size=64,
+    epochs=1,
+    weight_decay=0.0,
+    momentum=0.9,
+    schedule="cosine",
+    init_scale=1.0,
+    train_fraction=1.0,
+)
+NEVER = training.DivergenceRule(max_loss_ratio=0.0, patience=1)
+
+
+def block(family: str, arch: dict, seeds: tuple[int, ...]) -> training.Block:
+    return training.Block(families.parse(family, arch), ADAM, seeds, (), NEVER)
 
 
 def per_tensor_table(state, kinds, **tags) -> pa.Table:
@@ -60,8 +74,9 @@ class Store:
 
 def trained_block(digits, device: str) -> training.Seeds:
     data = training.to_tensors(digits, torch.device(device))
-    models = training.seed_models("cnn", CNN, data.in_shape, 10, [3, 4, 5], torch.device(device))
-    training.fit(models, data, ADAM, [], on_dump=lambda *a: None, on_epoch=lambda row: None)
+    trained = block("cnn", CNN, (3, 4, 5))
+    models = training.seed_models(trained, data.in_shape, 10, torch.device(device))
+    training.fit(models, data, trained)
     return models
 
 
@@ -94,7 +109,7 @@ class HostCopies(torch.overrides.TorchFunctionMode):
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         name, targets = getattr(func, "__name__", ""), [*args[1:], *(kwargs or {}).values()]
-        if name == "cpu" or name == "to" and any(str(t) == "cpu" for t in targets):
+        if name == "cpu" or (name == "to" and any(str(t) == "cpu" for t in targets)):
             self.calls.append((args[0].device.type, args[0].numel()))
         return func(*args, **(kwargs or {}))
 
@@ -135,7 +150,7 @@ def test_evaluation_chunks_stay_512_per_seed_on_the_cpu_and_grow_on_cuda():
 )
 def test_training_steps_read_nothing_back_from_the_device(family, arch, digits):
     data = training.to_tensors(digits, torch.device("cpu"))
-    models = training.seed_models(family, arch, data.in_shape, 10, [0, 1], torch.device("cpu"))
+    models = training.seed_models(block(family, arch, (0, 1)), data.in_shape, 10, data.device)
     opt = training.make_optimizer(models.parameters(), ADAM)
     orders = [torch.Generator().manual_seed(s) for s in models.seeds]
     counts = []

@@ -48,12 +48,19 @@ def make_groups(seeds: int = 3, datasets=DATASETS) -> pl.DataFrame:
         for family in FAMILIES:
             for a, width in enumerate(WIDTHS):
                 for seed in range(seeds):
-                    rows.append({
-                        "dataset": dataset, "family": family, "arch": f"{family}-w{width}",
-                        "setting": "default", "seed": seed, "n_params": 100 * 10**a,
-                        "final_test_acc": 0.1 + 0.4 * a + 0.01 * seed, "status": "ok",
-                        "group": GROUP_OF[a],
-                    })  # fmt: skip
+                    rows.append(
+                        {
+                            "dataset": dataset,
+                            "family": family,
+                            "arch": f"{family}-w{width}",
+                            "setting": "default",
+                            "seed": seed,
+                            "n_params": 100 * 10**a,
+                            "final_test_acc": 0.1 + 0.4 * a + 0.01 * seed,
+                            "status": "ok",
+                            "group": GROUP_OF[a],
+                        }
+                    )
     runs = pl.DataFrame(rows)
     keys = ["dataset", "family", "arch"]
     return runs.with_columns(
@@ -82,17 +89,29 @@ def make_final(groups: pl.DataFrame) -> pl.DataFrame:
         ]
         for k, (scope, scope_type, kind) in enumerate(scopes):
             for target, shrink in (("w", 1.0), ("delta", 0.5)):
-                rows.append({
-                    **{c: run[c] for c in ("dataset", "family", "arch", "setting", "seed")},
-                    "epoch": FINAL_EPOCH, "scope": scope, "scope_type": scope_type, "kind": kind,
-                    "layer": "", "target": target, "count": 100, "mean": 0.0,
-                    "std": shrink * (0.05 + 0.1 * acc), "in_abs_mean": (k + 1) * (1 + acc),
-                    "out_abs_mean": (k + 1) * (2 + acc) * 10**run["seed"],
-                    "hist": gaussian_hist(shrink * sigma[run["group"]]),
-                    "final_test_acc": acc, "group": run["group"], "status": run["status"],
-                    "n_params": run["n_params"], "epochs_run": FINAL_EPOCH,
-                    **spectral_fit(kind, target, k, acc),
-                })  # fmt: skip
+                rows.append(
+                    {
+                        **{c: run[c] for c in ("dataset", "family", "arch", "setting", "seed")},
+                        "epoch": FINAL_EPOCH,
+                        "scope": scope,
+                        "scope_type": scope_type,
+                        "kind": kind,
+                        "layer": "",
+                        "target": target,
+                        "count": 100,
+                        "mean": 0.0,
+                        "std": shrink * (0.05 + 0.1 * acc),
+                        "in_abs_mean": (k + 1) * (1 + acc),
+                        "out_abs_mean": (k + 1) * (2 + acc) * 10 ** run["seed"],
+                        "hist": gaussian_hist(shrink * sigma[run["group"]]),
+                        "final_test_acc": acc,
+                        "group": run["group"],
+                        "status": run["status"],
+                        "n_params": run["n_params"],
+                        "epochs_run": FINAL_EPOCH,
+                        **spectral_fit(kind, target, k, acc),
+                    }
+                )
     return pl.DataFrame(rows).with_columns(pl.col("hist").cast(pl.List(pl.Float32)))
 
 
@@ -100,12 +119,22 @@ def spectral_fit(kind: str, target: str, k: int, acc: float) -> dict:
     """Heavy-tail fit columns: weight matrices of w only; the first tensor's fit is flagged
     (too few eigenvalues), the others valid with alpha = 2 + 3 * acc against a null of 4-6."""
     if kind != "weight" or target != "w":
-        return {"alpha": None, "fit_status": None, "alpha_null_low": None,
-                "alpha_null_high": None, "heavy_tailed": None}  # fmt: skip
+        return {
+            "alpha": None,
+            "fit_status": None,
+            "alpha_null_low": None,
+            "alpha_null_high": None,
+            "heavy_tailed": None,
+        }
     status = "too_few_evals" if k == 1 else "ok"
     alpha = 2 + 3 * acc
-    return {"alpha": alpha, "fit_status": status, "alpha_null_low": 4.0,
-            "alpha_null_high": 6.0, "heavy_tailed": status == "ok" and alpha < 4.0}  # fmt: skip
+    return {
+        "alpha": alpha,
+        "fit_status": status,
+        "alpha_null_low": 4.0,
+        "alpha_null_high": 6.0,
+        "heavy_tailed": status == "ok" and alpha < 4.0,
+    }
 
 
 def make_maps(groups: pl.DataFrame, epochs=(FINAL_EPOCH,)) -> pl.DataFrame:
@@ -127,7 +156,7 @@ def make_maps(groups: pl.DataFrame, epochs=(FINAL_EPOCH,)) -> pl.DataFrame:
                     seed=pl.lit(run["seed"]),
                     epoch=pl.lit(epoch),
                     tensor=pl.lit("first"),
-                )  # fmt: skip
+                )
             )
     empty = {"channel": pl.Int64, "row": pl.Int64, "col": pl.Int64, "value": pl.Float64}
     return pl.concat(frames) if frames else pl.DataFrame(schema=empty)
@@ -135,10 +164,18 @@ def make_maps(groups: pl.DataFrame, epochs=(FINAL_EPOCH,)) -> pl.DataFrame:
 
 def make_medians(progress=(0.0, 0.25, 0.5, 0.75, 1.0)) -> pl.DataFrame:
     rows = [
-        {"dataset": d, "family": f, "progress": p, "rel_std": 1 + (i + 1) * 0.2 * p,
-         "rel_dist": 0.5 * p, "runs": 9}
-        for d in (*DATASETS, "all") for i, f in enumerate(FAMILIES) for p in progress
-    ]  # fmt: skip
+        {
+            "dataset": d,
+            "family": f,
+            "progress": p,
+            "rel_std": 1 + (i + 1) * 0.2 * p,
+            "rel_dist": 0.5 * p,
+            "runs": 9,
+        }
+        for d in (*DATASETS, "all")
+        for i, f in enumerate(FAMILIES)
+        for p in progress
+    ]
     return pl.DataFrame(rows)
 
 
@@ -149,11 +186,17 @@ def make_distances(n: int, seed: int = 0) -> pl.DataFrame:
     runs = [f"mlp-w{i % 7}/s{i}" for i in range(n)]
     a, b = np.meshgrid(np.arange(n), np.arange(n), indexing="ij")
     a, b = a.ravel(), b.ravel()
-    return pl.DataFrame({
-        "dataset": "digits", "family": "mlp",
-        "run_a": np.array(runs)[a], "run_b": np.array(runs)[b],
-        "acc_a": acc[a], "acc_b": acc[b], "w1": np.abs(acc[a] - acc[b]),
-    })  # fmt: skip
+    return pl.DataFrame(
+        {
+            "dataset": "digits",
+            "family": "mlp",
+            "run_a": np.array(runs)[a],
+            "run_b": np.array(runs)[b],
+            "acc_a": acc[a],
+            "acc_b": acc[b],
+            "w1": np.abs(acc[a] - acc[b]),
+        }
+    )
 
 
 PREDICTION_SETS = ("size", "arch", "layer7", "size+layer7")
@@ -164,15 +207,45 @@ def make_prediction() -> pl.DataFrame:
     split has too few cells (null numbers, a note)."""
     rows = []
     for split in ("architecture", "dataset", "seed"):
+        # the ranking by size fits nothing (no folds, no held-out rows) and ranks best here:
+        # the scatter's best set must still be a fitted one
+        tau = None if split == "dataset" else 0.99
+        rows.append(
+            {
+                "feature_set": "size_rank",
+                "predictor": "rank",
+                "split": split,
+                "epoch": "final",
+                "n_folds": None,
+                "tau": tau,
+                "tau_low": None if tau is None else tau - 0.1,
+                "tau_high": tau,
+            }
+        )
         for i, fset in enumerate(PREDICTION_SETS):
             for predictor in ("ridge", "hgb"):
                 tau = None if split == "dataset" else 0.5 + 0.1 * i + 0.02 * (predictor == "hgb")
-                rows.append({"feature_set": fset, "predictor": predictor, "split": split,
-                             "epoch": "final", "tau": tau,
-                             "tau_low": None if tau is None else tau - 0.1,
-                             "tau_high": None if tau is None else tau + 0.05})  # fmt: skip
-    return pl.DataFrame(rows, schema_overrides={"tau": pl.Float64, "tau_low": pl.Float64,
-                                                 "tau_high": pl.Float64})  # fmt: skip
+                rows.append(
+                    {
+                        "feature_set": fset,
+                        "predictor": predictor,
+                        "split": split,
+                        "epoch": "final",
+                        "n_folds": 5,
+                        "tau": tau,
+                        "tau_low": None if tau is None else tau - 0.1,
+                        "tau_high": None if tau is None else tau + 0.05,
+                    }
+                )
+    return pl.DataFrame(
+        rows,
+        schema_overrides={
+            "tau": pl.Float64,
+            "tau_low": pl.Float64,
+            "tau_high": pl.Float64,
+            "n_folds": pl.Int64,
+        },
+    )
 
 
 def make_oof(groups: pl.DataFrame) -> pl.DataFrame:
@@ -234,8 +307,13 @@ def final(groups) -> pl.DataFrame:
     return make_final(groups)
 
 
-SETTINGS = {"width": 200, "height": 150, "statistic": "std", "hist_range": HIST_RANGE,
-            "max_heatmap_runs": 80}  # fmt: skip
+SETTINGS = {
+    "width": 200,
+    "height": 150,
+    "statistic": "std",
+    "hist_range": HIST_RANGE,
+    "max_heatmap_runs": 80,
+}
 
 
 def build_all(groups: pl.DataFrame, final: pl.DataFrame, empty: bool = False) -> dict:
@@ -244,10 +322,14 @@ def build_all(groups: pl.DataFrame, final: pl.DataFrame, empty: bool = False) ->
     if empty:
         groups, final = groups.head(0), final.head(0)
     rows = 0 if empty else -1
-    tables = {"groups": groups, "final": final, "maps": make_maps(groups),
-              "trajectories": make_medians().head(rows),
-              "prediction": make_prediction().head(rows),
-              "predictions_oof": make_oof(groups).head(rows)}  # fmt: skip
+    tables = {
+        "groups": groups,
+        "final": final,
+        "maps": make_maps(groups),
+        "trajectories": make_medians().head(rows),
+        "prediction": make_prediction().head(rows),
+        "predictions_oof": make_oof(groups).head(rows),
+    }
     return {name: figures.draw(name, tables, SETTINGS) for name in figures.FIGURES}
 
 
@@ -284,14 +366,22 @@ def test_statistic_vs_accuracy_stays_small_with_20000_runs():
     n = 20_000
     rng = np.random.default_rng(0)
     acc = rng.uniform(0.1, 0.99, n)
-    final = pl.DataFrame({
-        "dataset": np.array(["mnist", "fashion_mnist", "cifar10"])[np.arange(n) % 3],
-        "family": np.array(FAMILIES)[(np.arange(n) // 3) % 3],
-        "arch": [f"mlp-d{i % 4 + 1}-w{i % 1000}" for i in range(n)], "seed": np.arange(n) % 30,
-        "scope": "all_weights", "target": "w", "status": "ok", "final_test_acc": acc,
-        "group": np.where(acc > 0.9, "optimal", np.where(acc < 0.5, "suboptimal", "intermediate")),
-        "std": rng.normal(0.05, 0.01, n),
-    })  # fmt: skip
+    final = pl.DataFrame(
+        {
+            "dataset": np.array(["mnist", "fashion_mnist", "cifar10"])[np.arange(n) % 3],
+            "family": np.array(FAMILIES)[(np.arange(n) // 3) % 3],
+            "arch": [f"mlp-d{i % 4 + 1}-w{i % 1000}" for i in range(n)],
+            "seed": np.arange(n) % 30,
+            "scope": "all_weights",
+            "target": "w",
+            "status": "ok",
+            "final_test_acc": acc,
+            "group": np.where(
+                acc > 0.9, "optimal", np.where(acc < 0.5, "suboptimal", "intermediate")
+            ),
+            "std": rng.normal(0.05, 0.01, n),
+        }
+    )
     spec = figures.statistic_vs_accuracy_chart(final, "std", 200, 150).to_dict()
     assert table_with(spec, "acc", "value").height == n
     assert len(json.dumps(spec)) < 3_000_000
@@ -431,8 +521,11 @@ def test_prediction_scatter_shows_size_and_the_best_set_per_cell(groups):
 def test_prediction_tau_has_a_bar_per_set_and_predictor_of_each_split_with_numbers():
     spec = vega.chart_spec(figures.prediction_tau_chart(make_prediction()))
     bars = table_with(spec, "feature_set", "tau", "tau_low")
-    assert bars.height == 2 * len(PREDICTION_SETS) * 2  # dataset: too few cells, left out
+    # 2 splits with numbers (dataset: too few cells, left out) x (4 sets x 2 predictors + the
+    # ranking by size, a bar of its own)
+    assert bars.height == 2 * (len(PREDICTION_SETS) * 2 + 1)
     assert set(bars["split"]) == {"architecture", "seed"}
+    assert bars.filter(feature_set="size_rank")["predictor"].to_list() == ["rank", "rank"]
     empty = make_prediction().with_columns(tau=pl.lit(None, pl.Float64))
     assert "too few cells" in json.dumps(figures.prediction_tau_chart(empty).to_dict())
 
@@ -507,7 +600,7 @@ def test_save_chart_writes_offline_html_and_an_image(tmp_path: Path, groups, suf
 
 
 def test_save_chart_refuses_other_image_formats(tmp_path: Path, groups):
-    with pytest.raises(ValueError, match="svg or .png"):
+    with pytest.raises(ValueError, match=r"svg or \.png"):
         chart = figures.accuracy_vs_params_chart(groups)
         vega.save_chart(chart, tmp_path / "f.html", tmp_path / "f.gif")
     assert not list(tmp_path.iterdir())

@@ -73,7 +73,7 @@ ARCHS = [
 
 
 @pytest.mark.parametrize("family,arch,shape", ARCHS)
-def test_counts_match_torchs_flop_counter_on_the_real_models(family, arch, shape):
+def test_counts_match_torchs_flop_counter_on_the_real_models(family, arch, shape, default_config):
     """Tolerance: none. Both count 2 FLOPs per multiply-add of the matrix products and
     convolutions only (the math attention kernel, so that its two products are visible)."""
     expected = flops.forward_flops(parse(family, arch), shape, 10)
@@ -82,7 +82,14 @@ def test_counts_match_torchs_flop_counter_on_the_real_models(family, arch, shape
         model(torch.randn(5, *shape))
     assert plain.get_total_flops() == 5 * expected
     # the seed-stacked forward of a training job does K times the work of one model
-    stacked = training.seed_models(family, arch, shape, 10, [0, 1, 2], torch.device("cpu"))
+    block = training.Block(
+        parse(family, arch),
+        training.Recipe.from_config(default_config["families"][family]["train"]),
+        seeds=(0, 1, 2),
+        dump_epochs=(),
+        divergence=training.DivergenceRule.from_config(default_config["divergence"]),
+    )
+    stacked = training.seed_models(block, shape, 10, torch.device("cpu"))
     with sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:
         stacked(torch.randn(3, 5, *shape))
     assert counter.get_total_flops() == 3 * 5 * expected

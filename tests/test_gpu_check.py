@@ -13,8 +13,8 @@ from conftest import ROOT
 from weightzoo.flops import CellFlops
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
-import gpu_check  # noqa: E402
-from gpu_check import Layout, Rate, interpolate, project, spread  # noqa: E402
+import gpu_check
+from gpu_check import Layout, Rate, interpolate, project, spread
 
 
 @pytest.fixture(scope="module")
@@ -25,16 +25,18 @@ def report(tmp_path_factory) -> str:
         capture_output=True,
         text=True,
         timeout=600,
+        check=False,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return out.read_text()
 
 
 def rows(text: str, section: str) -> list[str]:
-    part = text.split(f"## {section}")[1].split("\n## ")[0]
+    part = text.split(f"## {section}")[1].split("\n## ", maxsplit=1)[0]
     return [line for line in part.splitlines() if line.startswith("| ")]
 
 
+@pytest.mark.e2e  # the whole CPU version, in a fresh process
 def test_the_cpu_version_writes_every_section_and_says_no_gpu_was_measured(report):
     assert report.startswith("# weightzoo on one GPU")
     assert "No GPU was available when this file was generated" in report
@@ -46,12 +48,14 @@ def test_the_cpu_version_writes_every_section_and_says_no_gpu_was_measured(repor
     assert "| GPU (" not in report  # no row measured on a card (those name it)
 
 
+@pytest.mark.e2e  # the whole CPU version, in a fresh process
 def test_the_cpu_version_runs_the_job_tests_on_the_cpu(report):
     tests = [r for r in rows(report, "(a) CUDA tests") if r.startswith("| ") and "| CPU |" in r]
     results = [r.split(" | ")[2] for r in tests]
     assert len(tests) == 5 and results == ["pass"] * 4 + ["bits match"], tests
 
 
+@pytest.mark.e2e  # the whole CPU version, in a fresh process
 def test_the_cpu_version_measures_throughput_syncs_startup_and_the_log_cost(report):
     through = rows(report, "(b) Throughput")
     for family in ("mlp", "cnn", "vit"):
@@ -67,6 +71,7 @@ def test_the_cpu_version_measures_throughput_syncs_startup_and_the_log_cost(repo
     assert len(shares) == 2 and max(shares) < 1.0  # the progress log, ≤ 1 % of training
 
 
+@pytest.mark.e2e  # the whole CPU version, in a fresh process
 def test_the_flop_floor_of_the_paper_config_is_in_the_file(report):
     projection = "\n".join(rows(report, "(c) Projection"))
     assert "| **all** |  | **6.184e+16** |" in projection

@@ -14,6 +14,7 @@ def test_job_scripts_import_this_checkouts_library_before_an_installed_copy(tmp_
     (other / "__init__.py").write_text("__version__ = 'another copy'\n")
     code = "import _src_path, weightzoo; print(weightzoo.__file__)"
     env = {"PYTHONPATH": f"{tmp_path / 'site'}:{ROOT / 'workflow' / 'scripts'}"}
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                         check=True)  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
     assert out.stdout.strip() == str(ROOT / "src" / "weightzoo" / "__init__.py")

@@ -6,6 +6,7 @@ import pytest
 import torch
 from torch import nn
 
+from weightzoo.families import CNNConfig, MLPConfig, ViTConfig
 from weightzoo.models import (
     ACTIVATIONS,
     CNN,
@@ -35,18 +36,18 @@ def seeded(seed: int, family: str, arch: dict, in_shape=DIGITS, n_classes: int =
 
 def test_mlp_param_count_by_hand():
     # 64 pixels -> 2 hidden: 64*2 + 2 = 130; 2 -> 10 classes: 2*10 + 10 = 30.
-    assert count_params(MLP(DIGITS, 10, depth=1, width=2)) == 160
+    assert count_params(MLP(MLPConfig(depth=1, width=2), DIGITS, 10)) == 160
 
 
 def test_mlp_depth_zero_is_logistic_regression():
-    model = MLP(DIGITS, 10, depth=0, width=50)
+    model = MLP(MLPConfig(depth=0, width=50), DIGITS, 10)
     assert count_params(model) == 64 * 10 + 10 == 650
     assert list(model.state_dict()) == ["head.weight", "head.bias"]
 
 
 def test_cnn_param_count_by_hand():
     # conv 3x3, 1 -> 4 channels: 4*1*9 + 4 = 40; pooled 4x4x4 = 64 -> 10: 64*10 + 10 = 650.
-    assert count_params(CNN(DIGITS, 10, blocks=1, channels=4)) == 690
+    assert count_params(CNN(CNNConfig(blocks=1, channels=4), DIGITS, 10)) == 690
 
 
 @pytest.mark.parametrize(
@@ -60,7 +61,7 @@ def test_cnn_param_count_by_hand():
     ],
 )
 def test_cnn_pools_only_while_map_is_at_least_2x2(in_shape, blocks, pools, side):
-    model = CNN(in_shape, 10, blocks=blocks, channels=5)
+    model = CNN(CNNConfig(blocks=blocks, channels=5), in_shape, 10)
     assert [isinstance(b.pool, nn.MaxPool2d) for b in model.blocks] == pools
     assert model.head.in_features == 5 * side * side
     assert model(torch.randn(1, *in_shape)).shape == (1, 10)
@@ -79,7 +80,9 @@ def test_vit_param_count_by_hand():
     head = 8 * 10 + 10  # 90
     total = patch_embed + pos_embed + cls_token + block + final_norm + head
     assert total == 890
-    model = ViT(DIGITS, 10, patch=4, embed=8, depth=1, heads=2, mlp_ratio=2.0, pool="cls")
+    model = ViT(
+        ViTConfig(patch=4, embed=8, depth=1, heads=2, mlp_ratio=2.0, pool="cls"), DIGITS, 10
+    )
     assert count_params(model) == 890
 
 
@@ -96,11 +99,17 @@ def test_forward_gives_logits_per_sample(family, in_shape):
     assert torch.isfinite(logits).all()
 
 
-@pytest.mark.parametrize("family,arch", [
-    ("mlp", TINY["mlp"]), ("mlp", {"depth": 0, "width": 1}), ("cnn", TINY["cnn"]),
-    ("cnn", {"blocks": 4, "channels": 2, "activation": "tanh"}), ("vit", TINY["vit"]),
-    ("vit", {**TINY["vit"], "pool": "mean", "depth": 1, "heads": 4}),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "family,arch",
+    [
+        ("mlp", TINY["mlp"]),
+        ("mlp", {"depth": 0, "width": 1}),
+        ("cnn", TINY["cnn"]),
+        ("cnn", {"blocks": 4, "channels": 2, "activation": "tanh"}),
+        ("vit", TINY["vit"]),
+        ("vit", {**TINY["vit"], "pool": "mean", "depth": 1, "heads": 4}),
+    ],
+)
 @pytest.mark.parametrize("in_shape", [(1, 8, 8), (1, 28, 28), (3, 32, 32)])
 def test_stacked_forward_equals_each_seeds_own_forward(family, arch, in_shape):
     models = [seeded(s, family, arch, in_shape, n_classes=7) for s in (0, 1, 2)]
@@ -114,20 +123,20 @@ def test_stacked_forward_equals_each_seeds_own_forward(family, arch, in_shape):
 
 @pytest.mark.parametrize("activation", sorted(ACTIVATIONS))
 def test_every_activation_builds_and_runs(activation):
-    model = MLP(DIGITS, 10, depth=1, width=4, activation=activation)
+    model = MLP(MLPConfig(depth=1, width=4, activation=activation), DIGITS, 10)
     assert model(torch.randn(2, *DIGITS)).shape == (2, 10)
 
 
 def test_unknown_activation_is_named():
     with pytest.raises(ValueError, match="swish"):
-        MLP(DIGITS, 10, depth=1, width=4, activation="swish")
+        MLP(MLPConfig(depth=1, width=4, activation="swish"), DIGITS, 10)
 
 
 # -- state_dict keys -------------------------------------------------------------------------
 
 
 def test_mlp_keys_are_exactly_the_linear_layers():
-    model = MLP(DIGITS, 10, depth=2, width=5)
+    model = MLP(MLPConfig(depth=2, width=5), DIGITS, 10)
     assert list(model.state_dict()) == [
         "hidden.0.weight",
         "hidden.0.bias",
@@ -140,7 +149,7 @@ def test_mlp_keys_are_exactly_the_linear_layers():
 
 
 def test_cnn_keys_name_the_conv_of_each_block():
-    model = CNN(DIGITS, 10, blocks=2, channels=3)
+    model = CNN(CNNConfig(blocks=2, channels=3), DIGITS, 10)
     assert list(model.state_dict()) == [
         "blocks.0.conv.weight",
         "blocks.0.conv.bias",
@@ -153,7 +162,7 @@ def test_cnn_keys_name_the_conv_of_each_block():
 
 
 def test_vit_has_separate_qkv_linear_layers():
-    model = ViT(DIGITS, 10, patch=4, embed=8, depth=2, heads=2)
+    model = ViT(ViTConfig(patch=4, embed=8, depth=2, heads=2), DIGITS, 10)
     state = model.state_dict()
     for name in ("q", "k", "v", "proj"):
         assert isinstance(getattr(model.blocks[0].attn, name), nn.Linear)
@@ -182,7 +191,7 @@ def test_vit_blocks_are_initialised_independently():
 
 
 def test_vit_mean_pool_has_no_class_token():
-    model = ViT(DIGITS, 10, patch=4, embed=8, depth=1, heads=2, pool="mean")
+    model = ViT(ViTConfig(patch=4, embed=8, depth=1, heads=2, pool="mean"), DIGITS, 10)
     assert "cls_token" not in model.state_dict()
     assert model.pos_embed.shape == (1, 4, 8)
     assert count_params(model) == 890 - 8 - 8  # no class token, one fewer position
@@ -190,7 +199,9 @@ def test_vit_mean_pool_has_no_class_token():
 
 def test_vit_position_embedding_is_small_truncated_normal():
     torch.manual_seed(0)
-    model = ViT((3, 32, 32), 10, patch=2, embed=64, depth=0, heads=1)  # 257 x 64 positions
+    model = ViT(
+        ViTConfig(patch=2, embed=64, depth=0, heads=1), (3, 32, 32), 10
+    )  # 257 x 64 positions
     pos = model.pos_embed
     assert pos.abs().max() <= 0.04
     assert 0.01 < pos.std() < 0.02  # a normal(0.02) cut at 2 std has std ~0.0176
@@ -199,7 +210,7 @@ def test_vit_position_embedding_is_small_truncated_normal():
 def test_vit_patch_embedding_matches_a_strided_conv():
     # A Linear over channel-first flattened tiles is a Conv2d with kernel = stride = patch.
     torch.manual_seed(0)
-    model = ViT((3, 8, 8), 10, patch=4, embed=5, depth=0, heads=1)
+    model = ViT(ViTConfig(patch=4, embed=5, depth=0, heads=1), (3, 8, 8), 10)
     proj = model.patch_embed.proj
     conv = nn.Conv2d(3, 5, kernel_size=4, stride=4)
     conv.weight.data = proj.weight.data.reshape(5, 3, 4, 4)
@@ -213,7 +224,7 @@ def test_vit_mean_pool_is_invariant_to_permuting_tokens():
     # Without position embedding, attention treats tokens as a set: permuting patches in the
     # image leaves the mean-pooled logits unchanged.
     torch.manual_seed(0)
-    model = ViT(DIGITS, 10, patch=4, embed=8, depth=2, heads=2, pool="mean")
+    model = ViT(ViTConfig(patch=4, embed=8, depth=2, heads=2, pool="mean"), DIGITS, 10)
     with torch.no_grad():
         model.pos_embed.zero_()
     x = torch.randn(2, *DIGITS)
@@ -232,7 +243,7 @@ def test_vit_mean_pool_is_invariant_to_permuting_tokens():
 def test_vit_invalid_arguments_raise_naming_the_value(kwargs, message):
     arch = {"patch": 4, "embed": 8, "depth": 1, "heads": 2} | kwargs
     with pytest.raises(ValueError, match=message):
-        ViT(DIGITS, 10, **arch)
+        ViT(ViTConfig(**arch), DIGITS, 10)
 
 
 # -- seeding ---------------------------------------------------------------------------------
@@ -271,7 +282,7 @@ def test_tensor_kinds_classify_every_state_dict_key(family):
 
 
 def test_mlp_tensors_are_only_weights_and_biases():
-    kinds = tensor_kinds(MLP(DIGITS, 10, depth=2, width=4))
+    kinds = tensor_kinds(MLP(MLPConfig(depth=2, width=4), DIGITS, 10))
     assert kinds["hidden.1.weight"] == ("weight", "hidden.1")
     assert kinds["hidden.1.bias"] == ("bias", "hidden.1")
     assert kinds["head.bias"] == ("bias", "head")
@@ -279,13 +290,13 @@ def test_mlp_tensors_are_only_weights_and_biases():
 
 
 def test_cnn_conv_kernels_are_weights():
-    kinds = tensor_kinds(CNN(DIGITS, 10, blocks=1, channels=2))
+    kinds = tensor_kinds(CNN(CNNConfig(blocks=1, channels=2), DIGITS, 10))
     assert kinds["blocks.0.conv.weight"] == ("weight", "blocks.0.conv")
     assert kinds["blocks.0.conv.bias"] == ("bias", "blocks.0.conv")
 
 
 def test_vit_tensor_kinds():
-    kinds = tensor_kinds(ViT(DIGITS, 10, patch=4, embed=8, depth=1, heads=2))
+    kinds = tensor_kinds(ViT(ViTConfig(patch=4, embed=8, depth=1, heads=2), DIGITS, 10))
     assert kinds["pos_embed"] == ("embedding", "")
     assert kinds["cls_token"] == ("embedding", "")
     assert kinds["blocks.0.norm1.weight"] == ("norm", "blocks.0.norm1")
@@ -346,7 +357,7 @@ def test_build_model_bad_value_is_named():
 def test_tiny_mlp_overfits_random_samples():
     torch.manual_seed(0)
     x, y = torch.randn(32, *DIGITS), torch.randint(0, 10, (32,))
-    model = MLP(DIGITS, 10, depth=1, width=32)
+    model = MLP(MLPConfig(depth=1, width=32), DIGITS, 10)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
     losses = []
     for _ in range(100):

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import copy
 import itertools
+import json
+import math
 import re
 
 import numpy as np
@@ -19,8 +21,12 @@ from weightzoo.config import ConfigError, validate_config
 from weightzoo.zoo import SPLIT_KINDS, fold_ids
 
 DEFAULT = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())["analysis"]["prediction"]
-TENSORS = [("hidden.0.weight", "weight"), ("hidden.0.bias", "bias"), ("head.weight", "weight"),
-           ("head.bias", "bias")]  # fmt: skip
+TENSORS = [
+    ("hidden.0.weight", "weight"),
+    ("hidden.0.bias", "bias"),
+    ("head.weight", "weight"),
+    ("head.bias", "bias"),
+]
 ARCHS = {"mlp": "mlp-d1-w{}", "cnn": "cnn-b1-c{}", "vit": "vit-d1-h1-e{}-p2"}
 FINAL = 10
 
@@ -107,11 +113,11 @@ def row(table: pl.DataFrame, **keys) -> dict:
 # --------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("beta", [1.0, -1.0])
+@pytest.mark.parametrize("beta", [1.5, -1.5])
 def test_a_statistic_beyond_size_is_found_with_its_sign(beta):
     runs, stats = synthetic_zoo(beta)
     cfg = quick_config(feature_sets=["size", "size+layer7"], splits=["architecture"])
-    table, oof = P.predict_accuracy(stats.lazy(), runs, cfg)
+    table, oof = P.predict_accuracy(stats.lazy(), runs, P.PredictionConfig.from_config(cfg))
     full = row(table, feature_set="size+layer7", predictor="ridge", epoch="final")
     assert full["tau_over_size"] > 0.1 and full["tau_over_size_low"] > 0
     assert full["r2_over_size"] > 0 and full["r2_over_size_low"] > 0
@@ -136,7 +142,7 @@ def test_gradient_boosting_finds_the_statistic_too():
         predictors=["hgb"],
         headline={"feature_set": "size", "predictor": "hgb"},
     )
-    table, _ = P.predict_accuracy(stats.lazy(), runs, cfg)
+    table, _ = P.predict_accuracy(stats.lazy(), runs, P.PredictionConfig.from_config(cfg))
     full = row(table, feature_set="size+layer7")
     assert full["tau_over_size_low"] > 0
     assert set(re.findall(r'"(\w+)":', full["hyperparameters"])) == {"max_leaf_nodes", "max_iter"}
@@ -152,31 +158,119 @@ def test_weights_add_nothing_when_accuracy_depends_on_size_only(predictor):
         predictors=[predictor],
         headline={"feature_set": "size", "predictor": predictor},
     )
-    table, _ = P.predict_accuracy(stats.lazy(), runs, cfg)
+    table, _ = P.predict_accuracy(stats.lazy(), runs, P.PredictionConfig.from_config(cfg))
     full = row(table, feature_set="size+global7")
-    assert abs(full["tau_over_size"]) < 0.02
-    assert full["tau_over_size_low"] < 0 < full["tau_over_size_high"]
+    # no gain over parameter count at its strongest (a fitted model may rank a little worse
+    # than the plain ranking by size: the increment may fall below 0, never clearly above)
+    assert full["tau_over_size"] < 0.02 and full["tau_over_size_low"] < 0
     assert full["r2_over_size_low"] < 0 < full["r2_over_size_high"]
     size = row(table, feature_set="size")
     assert size["tau"] > 0.7  # size itself ranks the networks
-    assert size["tau_over_size"] == 0 and size["tau_over_size_low"] == 0
+    rank = row(table, feature_set=P.SIZE_RANK)
+    # size's own increment is over the strongest size baseline: 0 when it is that, else below
+    assert size["tau_over_size"] == pytest.approx(min(0.0, size["tau"] - rank["tau"]))
 
 
 def test_too_few_cells_are_said_per_row_not_failed():
     runs, stats = synthetic_zoo(1.0, cells=2, seeds=1)
     runs, stats = (t.filter(family="mlp") for t in (runs, stats))
     cfg = quick_config(splits=["architecture", "family", "dataset", "seed"])
-    table, oof = P.predict_accuracy(stats.lazy(), runs, cfg)
-    assert table.height == len(P.plan(cfg, ["final"]))
+    table, oof = P.predict_accuracy(stats.lazy(), runs, P.PredictionConfig.from_config(cfg))
+    assert table.height == len(P.plan(P.PredictionConfig.from_config(cfg), ["final"]))
     assert table["tau"].is_null().all() and oof.height == 0
     assert all(note.startswith(P.TOO_FEW) for note in table["note"])
     assert P.headline(table).startswith("No held-out prediction could be made: too few cells")
-    assert "No numbers: too few cells for a split" in P.prediction_markdown(table, cfg)
+    assert "No numbers: too few cells for a split" in P.prediction_markdown(
+        table, P.PredictionConfig.from_config(cfg)
+    )
+
+
+def test_size_rank_is_kendall_tau_of_accuracy_and_parameter_count():
+    runs, stats = synthetic_zoo(0.0, cells=8, seeds=2)
+    cfg = P.PredictionConfig.from_config(quick_config(splits=["architecture"]))
+    table, oof = P.predict_accuracy(stats.lazy(), runs, cfg)
+    rank = row(table, feature_set=P.SIZE_RANK, epoch="final")
+    ok = runs.sort("dataset", "family", "arch", "seed")
+    tau = sps.kendalltau(ok["final_test_acc"], ok["n_params"]).statistic
+    rho = sps.spearmanr(ok["final_test_acc"], ok["n_params"]).statistic
+    assert rank["tau"] == pytest.approx(tau, abs=1e-12)
+    assert rank["rho"] == pytest.approx(rho, abs=1e-12)
+    assert rank["predictor"] == P.RANK and rank["n_folds"] is None
+    assert rank["r2"] is None and rank["mae"] is None and rank["r2_over_size"] is None
+    assert rank["tau_low"] < rank["tau"] < rank["tau_high"]
+    assert oof.filter(feature_set=P.SIZE_RANK).height == 0  # a ranking, not a prediction
+
+
+def test_increments_are_over_the_strongest_size_baseline():
+    runs, stats = synthetic_zoo(1.0, cells=10, seeds=2)
+    cfg = quick_config(feature_sets=["size", "size+layer7"], splits=["architecture"])
+    table, _ = P.predict_accuracy(stats.lazy(), runs, P.PredictionConfig.from_config(cfg))
+    full = row(table, feature_set="size+layer7")
+    bases = {
+        "size_rank": row(table, feature_set="size_rank"),
+        "size (ridge)": row(table, feature_set="size"),
+    }
+    strongest_tau = max(bases, key=lambda b: bases[b]["tau"])
+    strongest_r2 = "size (ridge)"  # size_rank has no R²
+    chosen = json.loads(full["size_baselines"])
+    assert chosen["tau"] == strongest_tau and chosen["r2"] == strongest_r2
+    assert full["tau_over_size"] == pytest.approx(full["tau"] - bases[strongest_tau]["tau"])
+    assert full["rho_over_size"] == pytest.approx(
+        full["rho"] - max(b["rho"] for b in bases.values())
+    )
+    assert full["r2_over_size"] == pytest.approx(full["r2"] - bases["size (ridge)"]["r2"])
+    # the ranking by parameter count beats the fitted size baseline here, as in real zoos
+    assert bases["size_rank"]["tau"] >= bases["size (ridge)"]["tau"]
+    assert strongest_tau in P.headline(table)
+
+
+def test_a_strongest_baseline_is_taken_over_predictors():
+    points = {
+        ("final", "cell", "size", "ridge"): {"tau": 0.4, "mae": 0.10},
+        ("final", "cell", "size", "hgb"): {"tau": 0.5, "mae": 0.12},
+        ("final", "cell", P.SIZE_RANK, P.RANK): {"tau": 0.45, "mae": math.nan},
+        ("final", "architecture", "size", "hgb"): {"tau": 0.9, "mae": 0.01},  # another split
+    }
+    row_ = ("final", "cell", "layer7", "ridge")
+    assert P.size_baseline(row_, "tau", points) == ("final", "cell", "size", "hgb")
+    assert P.size_baseline(row_, "mae", points) == ("final", "cell", "size", "ridge")
+    points[("final", "cell", P.SIZE_RANK, P.RANK)]["tau"] = 0.6
+    assert P.baseline_label(P.size_baseline(row_, "tau", points)) == "size_rank"
 
 
 # --------------------------------------------------------------------------------------------
 # Splits
 # --------------------------------------------------------------------------------------------
+
+
+def test_an_architecture_split_holds_each_architecture_with_all_its_settings_and_datasets():
+    runs, _ = synthetic_zoo(0.0, cells=6, seeds=2, datasets=("digits", "mnist"))
+    lr = runs.filter(arch="mlp-d1-w3").with_columns(setting=pl.lit("lr1e-2"))
+    runs = pl.concat([runs.with_columns(setting=pl.lit("default")), lr]).sort(
+        "dataset", "family", "arch", "setting", "seed"
+    )
+    arch_folds = fold_ids(runs, "architecture", k=5, seed=1)
+    cell_folds = fold_ids(runs, "cell", k=5, seed=1)
+    for folds, kind in ((arch_folds, "architecture"), (cell_folds, "cell")):
+        sides = runs.with_columns(fold=folds).group_by("arch").agg(pl.col("fold").n_unique())
+        if kind == "architecture":  # mlp-d1-w3's 4 cells (2 settings x 2 datasets): one fold
+            assert sides["fold"].max() == 1
+        else:  # cells of one architecture are dealt apart
+            assert sides["fold"].max() > 1
+    assert len(np.unique(arch_folds)) == 5 and len(np.unique(cell_folds)) == 5
+    assert "every setting, dataset" in SPLIT_KINDS["architecture"]
+
+
+def test_cell_and_architecture_splits_agree_when_every_architecture_is_one_cell():
+    runs, stats = synthetic_zoo(1.0, cells=6, seeds=2)
+    cfg = quick_config(feature_sets=["size", "layer7"], splits=["architecture", "cell"])
+    table, oof = P.predict_accuracy(stats.lazy(), runs, P.PredictionConfig.from_config(cfg))
+    metrics = ["feature_set", "predictor", "tau", "r2", "tau_low", "tau_over_size"]
+    a, c = (table.filter(split=s).select(metrics) for s in ("architecture", "cell"))
+    assert a.equals(c)
+    assert np.array_equal(
+        oof.filter(split="architecture")["predicted"], oof.filter(split="cell")["predicted"]
+    )
 
 
 @pytest.mark.parametrize("kind", list(SPLIT_KINDS))
@@ -197,7 +291,8 @@ def test_no_cell_is_on_both_sides_of_a_split(kind):
         inner = np.unique(cell[folds != f], return_inverse=True)[1]
         for a, b in P.inner_splits(inner, 3):  # the hyperparameter folds too
             assert not set(inner[a]) & set(inner[b])
-    assert len(np.unique(folds)) == {"architecture": 5, "family": 3, "dataset": 2, "seed": 4}[kind]
+    n = {"architecture": 5, "cell": 5, "family": 3, "dataset": 2, "seed": 4}[kind]
+    assert len(np.unique(folds)) == n
     assert "within-architecture" in SPLIT_KINDS["seed"]
 
 
@@ -296,7 +391,7 @@ def layered_zoo() -> tuple[pl.DataFrame, pl.DataFrame]:
 
 def test_layers_are_aligned_from_the_input_and_from_the_output():
     runs, stats = layered_zoo()
-    f = P.features(stats.lazy(), runs, epochs=[1]).filter(epoch="final").sort("arch")
+    f = P.features(stats.lazy(), runs, epochs=[1], positions=2).filter(epoch="final").sort("arch")
     col = lambda name: f[name].to_list()  # noqa: E731  (d0, d1, d2)
     assert col("layer7.in1_weight_mean") == [3001, 3001, 3001]  # the first layer
     assert col("layer7.in2_weight_mean") == [None, 3002, 3002]  # logistic regression has none
@@ -309,7 +404,7 @@ def test_layers_are_aligned_from_the_input_and_from_the_output():
     assert col("arch.mlp_depth") == pytest.approx([0, 1, np.log2(3)])
     assert col("arch.family_mlp") == [1, 1, 1]
     assert col("arch.cnn_blocks") == [None] * 3
-    early = P.features(stats.lazy(), runs, epochs=[1]).filter(epoch="1")
+    early = P.features(stats.lazy(), runs, epochs=[1], positions=2).filter(epoch="1")
     assert early["layer7.in1_weight_mean"].to_list() == [1001] * 3
     counts = {s: len(P.feature_columns(f.columns, s)) for s in P.FEATURE_SETS}
     assert counts == {
@@ -334,7 +429,7 @@ def test_heavy_tail_fits_count_only_where_the_fit_is_ok():
         .then(pl.lit("ok"))
         .otherwise(pl.lit("too_few_evals")),
     )
-    f = P.features(stats.lazy(), runs).filter(epoch="final").sort("arch")
+    f = P.features(stats.lazy(), runs, positions=2).filter(epoch="final").sort("arch")
     assert f["spectral.out1_weight_alpha"].to_list() == [3.0, 3.0, 3.0]  # heads: ok fits
     assert f["spectral.in1_weight_alpha"].to_list() == [3.0, None, None]  # too few: left out
     assert f["spectral.in1_weight_log_norm"].to_list() == [1.5] * 3  # not a fit: kept
@@ -346,7 +441,7 @@ def test_setting_columns_come_from_the_runs_table():
     runs = runs.with_columns(
         lr=pl.Series([1e-3, 1e-2, 1e-3]), optimizer=pl.Series(["adam", "sgd", "adam"])
     )
-    f = P.features(stats.lazy(), runs).filter(epoch="final").sort("arch")
+    f = P.features(stats.lazy(), runs, positions=2).filter(epoch="final").sort("arch")
     assert P.feature_columns(f.columns, "setting") == [
         "setting.lr",
         "setting.optimizer_adam",
@@ -359,7 +454,7 @@ def test_setting_columns_come_from_the_runs_table():
 def test_a_set_with_no_columns_is_said_not_fitted():
     runs, stats = synthetic_zoo(1.0, cells=4, seeds=2)
     cfg = quick_config(feature_sets=["size", "setting"], splits=["architecture"])
-    table, _ = P.predict_accuracy(stats.lazy(), runs, cfg)
+    table, _ = P.predict_accuracy(stats.lazy(), runs, P.PredictionConfig.from_config(cfg))
     assert row(table, feature_set="setting")["note"] == "no setting columns in this zoo"
     assert row(table, feature_set="size")["tau"] is not None
 
@@ -382,13 +477,18 @@ def test_schema_names_the_feature_sets_predictors_and_splits_of_the_code():
     assert defs["splits"]["items"]["enum"] == list(SPLIT_KINDS)
 
 
-@pytest.mark.parametrize("change,message", [
-    ({"feature_sets": ["size+layer8"]}, "analysis.prediction.feature_sets[0]:"),
-    ({"headline": {"feature_set": "init+spectral", "predictor": "hgb"}},
-     "analysis.prediction.headline.feature_set: 'init+spectral' is not one of"),
-    ({"predictors": ["ridge"]}, "analysis.prediction.headline.predictor: 'hgb' is not one of"),
-    ({"splits": ["architectures"]}, "analysis.prediction.splits[0]:"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "change,message",
+    [
+        ({"feature_sets": ["size+layer8"]}, "analysis.prediction.feature_sets[0]:"),
+        (
+            {"headline": {"feature_set": "init+spectral", "predictor": "hgb"}},
+            "analysis.prediction.headline.feature_set: 'init+spectral' is not one of",
+        ),
+        ({"predictors": ["ridge"]}, "analysis.prediction.headline.predictor: 'hgb' is not one of"),
+        ({"splits": ["architectures"]}, "analysis.prediction.splits[0]:"),
+    ],
+)
 def test_bad_prediction_settings_are_config_errors(config, change, message):
     config["analysis"]["prediction"].update(change)
     with pytest.raises(ConfigError) as err:
@@ -414,7 +514,7 @@ def test_a_fold_with_no_usable_feature_predicts_its_training_mean():
     acc = np.array([0.1, 0.2, 0.3, 0.4, 0.5, 0.6])
     folds = np.array([0, 0, 1, 1, 2, 2])
     cells = np.arange(6)
-    cfg = {"target": "accuracy", "logit_clip": 0.001}
+    cfg = P.PredictionConfig.from_config({**DEFAULT, "target": "accuracy"})
     pred, chosen = P.out_of_fold(X, acc, folds, cells, "hgb", cfg)
     np.testing.assert_allclose(pred, [0.45, 0.45, 0.35, 0.35, 0.25, 0.25])
     assert chosen == [{"no_usable_feature": True}] * 3
@@ -426,8 +526,32 @@ def test_an_inner_fold_with_no_usable_feature_does_not_stop_the_fit():
     X = np.array([[0.0], [0.0], [0.0], [0.0], [0.0], [5.0]])
     y = np.array([0.1, 0.1, 0.2, 0.2, 0.8, 0.9])
     cells = np.array([0, 0, 1, 1, 2, 3])
-    cfg = {"inner_folds": 2, "hgb": {"learning_rate": 0.2, "min_samples_leaf": 1,
-                                     "max_iter": 5, "max_leaf_nodes": [4]}}  # fmt: skip
+    hgb = {"learning_rate": 0.2, "min_samples_leaf": 1, "max_iter": 5, "max_leaf_nodes": [4]}
+    cfg = P.PredictionConfig.from_config({**DEFAULT, "inner_folds": 2, "hgb": hgb})
     model, params = P.fit_hgb(X, y, cells, cfg)
     assert params["max_leaf_nodes"] == 4 and 1 <= params["max_iter"] <= 5
     assert model.predict(X).shape == (6,)
+
+
+def _leaky_zoo(n_cells: int = 30, seeds: int = 3, n_features: int = 20):
+    """Pure-noise features and targets, every seed of a cell an exact copy: a model can only
+    'learn' by memorising cells, which an inner CV not grouped by cell rewards."""
+    rng = np.random.default_rng(0)
+    X = np.repeat(rng.normal(size=(n_cells, n_features)), seeds, axis=0)
+    y = np.repeat(rng.normal(size=n_cells), seeds)
+    return X, y, np.repeat(np.arange(n_cells), seeds)
+
+
+def test_ridge_hyperparameters_are_chosen_on_folds_grouped_by_cell():
+    X, y, cells = _leaky_zoo()
+    _, chosen = P.fit_ridge(X, y, cells, P.PredictionConfig.from_config(DEFAULT))
+    # grouped: noise does not generalise to held-out cells, the strongest penalty wins;
+    # an ungrouped inner CV picks the weakest (copies of each cell on both sides)
+    assert chosen["alpha"] == max(DEFAULT["ridge"]["alphas"])
+
+
+def test_boosting_iterations_are_chosen_on_folds_grouped_by_cell():
+    X, y, cells = _leaky_zoo()
+    _, chosen = P.fit_hgb(X, y, cells, P.PredictionConfig.from_config(DEFAULT))
+    # grouped: more trees only fit noise, so few are kept; ungrouped, all max_iter of them
+    assert chosen["max_iter"] <= 10 < DEFAULT["hgb"]["max_iter"]

@@ -149,24 +149,30 @@ def test_a_training_job_logs_every_epoch(tmp_path, digits_file, caplog):
         "weight_decay": 0.0,
         "momentum": 0.9,
         "schedule": "cosine",
+        "init_scale": 1.0,
+        "train_fraction": 1.0,
     }
-    out = {k: tmp_path / f"{k}.parquet" for k in ("weights", "metrics", "runs")}
+    unit = {
+        "dataset": "digits",
+        "family": "mlp",
+        "arch": "mlp-d1-w16",
+        "arch_params": {"depth": 1, "width": 16},
+        "setting": "default",
+        "setting_values": {},
+        "train": train,
+        "seeds": [0, 1],
+        "dump_epochs": [0, 3],
+        "divergence": {"max_loss_ratio": 0.0, "patience": 1},
+    }
+    outputs = {f"{k}_out": tmp_path / f"{k}.parquet" for k in ("weights", "metrics", "runs")}
     with caplog.at_level(logging.INFO, logger="weightzoo.progress"):
         jobs.train_job(
             data_path=digits_file,
-            dataset="digits",
-            family="mlp",
-            arch="mlp-d1-w16",
-            arch_params={"depth": 1, "width": 16},
-            train=train,
-            seeds=[0, 1],
-            dump_epochs=[0, 3],
+            unit=unit,
+            outputs={**outputs, "resume_dir": tmp_path / "resume"},
             device="cpu",
             threads=1,
-            weights_out=out["weights"],
-            metrics_out=out["metrics"],
-            runs_out=out["runs"],
-            resume_dir=tmp_path / "resume",
+            vectorise=True,
         )
     lines = messages(caplog)
     assert [line.split(":")[1] for line in lines] == [f" epoch {e}/3" for e in range(4)]

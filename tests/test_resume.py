@@ -18,18 +18,43 @@ import torch
 from weightzoo import jobs
 
 CNN = {"blocks": 2, "channels": 16, "activation": "relu"}
-TRAIN = {"optimizer": "adam", "lr": 0.003, "batch_size": 32, "epochs": 8, "weight_decay": 0.0,
-         "momentum": 0.9, "schedule": "cosine"}  # fmt: skip
+TRAIN = {
+    "optimizer": "adam",
+    "lr": 0.003,
+    "batch_size": 32,
+    "epochs": 8,
+    "weight_decay": 0.0,
+    "momentum": 0.9,
+    "schedule": "cosine",
+    "init_scale": 1.0,
+    "train_fraction": 1.0,
+}
 
 
-def job_args(digits_file: Path, out: Path, train: dict = TRAIN) -> dict:
+def job_args(digits_file: Path, out: Path, train: dict = TRAIN, seeds=(0, 1)) -> dict:
+    """`jobs.train_job`'s arguments, JSON-ready (a subprocess reads them from argv)."""
+    unit = {
+        "dataset": "digits",
+        "family": "cnn",
+        "arch": "cnn-b2-c16",
+        "arch_params": CNN,
+        "setting": "default",
+        "setting_values": {},
+        "train": train,
+        "seeds": list(seeds),
+        "dump_epochs": [0, 2, 8],
+        "divergence": {"max_loss_ratio": 0.0, "patience": 1},
+    }
+    outputs = {f"{k}_out": str(out / f"{k}.parquet") for k in ("weights", "metrics", "runs")}
     return {
-        "data_path": str(digits_file), "dataset": "digits", "family": "cnn", "arch": "cnn-b2-c16",
-        "arch_params": CNN, "train": train, "seeds": [0, 1], "dump_epochs": [0, 2, 8],
-        "device": "cpu", "threads": 1, "weights_out": str(out / "weights.parquet"),
-        "metrics_out": str(out / "metrics.parquet"), "runs_out": str(out / "runs.parquet"),
-        "resume_dir": str(out / "resume"), "checkpoint_every_s": 0,
-    }  # fmt: skip
+        "data_path": str(digits_file),
+        "unit": unit,
+        "outputs": {**outputs, "resume_dir": str(out / "resume")},
+        "device": "cpu",
+        "threads": 1,
+        "vectorise": True,
+        "checkpoint_every_s": 0,
+    }
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +74,7 @@ def kill_when(args: dict, sig: int, epoch: int) -> int:
     """Run the job in a subprocess and send `sig` once it has completed `epoch`."""
     code = "import json, sys; from weightzoo import jobs; jobs.train_job(**json.loads(sys.argv[1]))"
     proc = subprocess.Popen([sys.executable, "-c", code, json.dumps(args)])
-    resume = Path(args["resume_dir"])
+    resume = Path(args["outputs"]["resume_dir"])
     deadline = time.monotonic() + 120
     try:
         while True:
@@ -77,10 +102,13 @@ def assert_same_results(out: Path, reference: Path) -> None:
         assert x.equals(y), name
 
 
-@pytest.mark.parametrize("sig,epoch", [
-    (signal.SIGKILL, 1),  # hard kill early, before the first dump after the initialisation
-    (signal.SIGTERM, 4),  # a time limit / preemption between two dumps
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "sig,epoch",
+    [
+        (signal.SIGKILL, 1),  # hard kill early, before the first dump after the initialisation
+        (signal.SIGTERM, 4),  # a time limit / preemption between two dumps
+    ],
+)
 def test_killed_job_resumes_bit_identical(tmp_path, digits_file, reference, caplog, sig, epoch):
     args = job_args(digits_file, tmp_path)
     done = kill_when(args, sig, epoch)
@@ -116,7 +144,7 @@ def fresh_results(digits_file: Path, tmp_path: Path) -> Path:
 
 def test_an_unreadable_resume_state_is_discarded_not_a_traceback(tmp_path, digits_file, caplog):
     args = job_args(digits_file, tmp_path, {**TRAIN, "epochs": 2})
-    resume = Path(args["resume_dir"])
+    resume = Path(args["outputs"]["resume_dir"])
     resume.mkdir(parents=True)
     (resume / "state.pt").write_bytes(b"PK\x03\x04 not a checkpoint at all")
     with caplog.at_level(logging.INFO, logger="weightzoo"):
@@ -129,7 +157,7 @@ def test_an_unreadable_resume_state_is_discarded_not_a_traceback(tmp_path, digit
 def test_a_truncated_resume_dump_is_found_when_the_state_is_loaded(tmp_path, digits_file, caplog):
     args = job_args(digits_file, tmp_path)
     kill_when(args, signal.SIGKILL, 3)  # dumps of epochs 0 and 2 are on disk by then
-    dump = sorted((Path(args["resume_dir"]) / "dumps").glob("*.parquet"))[-1]
+    dump = sorted((Path(args["outputs"]["resume_dir"]) / "dumps").glob("*.parquet"))[-1]
     dump.write_bytes(dump.read_bytes()[: dump.stat().st_size // 2])
     with caplog.at_level(logging.INFO, logger="weightzoo"):
         jobs.train_job(**args)
@@ -148,9 +176,11 @@ def test_a_second_writer_of_one_block_stops_with_a_clear_message(tmp_path, digit
     from weightzoo.resume import BusyError, ResumeState
 
     args = job_args(digits_file, tmp_path, {**TRAIN, "epochs": 2})
-    with ResumeState(args["resume_dir"], {"another": "job"}):  # a live job holds the lock
-        with pytest.raises(BusyError, match="another process is training this block"):
-            jobs.train_job(**args)
+    with (
+        ResumeState(args["outputs"]["resume_dir"], {"another": "job"}),  # a live job's lock
+        pytest.raises(BusyError, match="another process is training this block"),
+    ):
+        jobs.train_job(**args)
     assert not (tmp_path / "weights.parquet").exists()
     jobs.train_job(**args)  # once it is gone, the job runs
     assert (tmp_path / "weights.parquet").exists()
@@ -175,9 +205,15 @@ def test_a_truncated_weights_file_is_named_with_its_remedy(tmp_path, digits_file
     weights.write_bytes((out / "weights.parquet").read_bytes()[:500])
     hist = {"range": [-1.0, 1.0], "bins": 10, "scaled_range": [-8.0, 8.0]}
     with pytest.raises(ValueError) as info:
-        jobs.stats_job(weights_path=weights, family="cnn", in_shape=[1, 8, 8], hist=hist,
-                       spectral=None, stats_out=tmp_path / "s.parquet",
-                       maps_out=tmp_path / "m.parquet")  # fmt: skip
+        jobs.stats_job(
+            weights_path=weights,
+            family="cnn",
+            in_shape=[1, 8, 8],
+            hist=hist,
+            spectral=None,
+            stats_out=tmp_path / "s.parquet",
+            maps_out=tmp_path / "m.parquet",
+        )
     message = str(info.value)
     assert message.startswith(f"{weights} is not readable Parquet")
     assert "--forcerun train" in message
@@ -186,15 +222,18 @@ def test_a_truncated_weights_file_is_named_with_its_remedy(tmp_path, digits_file
 def test_a_killed_pack_restores_its_finished_blocks_instead_of_training_them_again(
     tmp_path, digits_file, reference, caplog
 ):
-    units = []
+    units = []  # config.unit_params: each block's unit and files in one flat dict
     for name, seeds in (("first", [0, 1]), ("second", [2, 3])):
-        args = job_args(digits_file, tmp_path / name, {**TRAIN, "epochs": 8})
-        args["seeds"] = seeds
-        for k in ("data_path", "device", "threads", "checkpoint_every_s"):
-            args.pop(k)
-        units.append({**args, "setting": "default", "setting_values": None, "divergence": None})
-    pack = {"data_path": str(digits_file), "units": units, "device": "cpu", "threads": 1,
-            "checkpoint_every_s": 0}  # fmt: skip
+        args = job_args(digits_file, tmp_path / name, seeds=seeds)
+        units.append({**args["unit"], **args["outputs"]})
+    pack = {
+        "data_path": str(digits_file),
+        "units": units,
+        "device": "cpu",
+        "threads": 1,
+        "vectorise": True,
+        "checkpoint_every_s": 0,
+    }
     code = "import json, sys; from weightzoo import jobs; jobs.train_pack_job(**json.loads(sys.argv[1]))"
     proc = subprocess.Popen([sys.executable, "-c", code, json.dumps(pack)])
     first_done = Path(units[0]["resume_dir"] + ".done") / "key.json"

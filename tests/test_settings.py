@@ -12,9 +12,18 @@ from weightzoo import settings
 from weightzoo.config import ConfigError, all_cells, validate_config
 from weightzoo.data import training_subset
 
-MLP_DEFAULTS = {"lr": 0.001, "weight_decay": 0.0, "batch_size": 64, "epochs": 30,
-                "optimizer": "adam", "momentum": 0.9, "schedule": "cosine",
-                "activation": "relu", "init_scale": 1.0, "train_fraction": 1.0}  # fmt: skip
+MLP_DEFAULTS = {
+    "lr": 0.001,
+    "weight_decay": 0.0,
+    "batch_size": 64,
+    "epochs": 30,
+    "optimizer": "adam",
+    "momentum": 0.9,
+    "schedule": "cosine",
+    "activation": "relu",
+    "init_scale": 1.0,
+    "train_fraction": 1.0,
+}
 
 
 @pytest.mark.parametrize(
@@ -42,9 +51,15 @@ def test_a_grid_entry_is_every_combination_of_its_lists():
     assert cells[0] == ({"depth": 1, "width": 16}, {"lr": 1e-3, "activation": "relu"})
 
 
-RANDOM = {"sample": 6, "seed": 7, "depth": [2], "width": [32],
-          "lr": {"loguniform": [1e-4, 1e-1]}, "init_scale": {"uniform": [0.5, 2.0]},
-          "activation": {"choice": ["relu", "tanh", "gelu"]}}  # fmt: skip
+RANDOM = {
+    "sample": 6,
+    "seed": 7,
+    "depth": [2],
+    "width": [32],
+    "lr": {"loguniform": [1e-4, 1e-1]},
+    "init_scale": {"uniform": [0.5, 2.0]},
+    "activation": {"choice": ["relu", "tanh", "gelu"]},
+}
 
 
 def test_random_search_is_reproducible_and_prefix_stable():
@@ -103,16 +118,24 @@ def test_an_activation_setting_reaches_the_model(config):
         ({"depth": 1, "width": 4, "sample": 3}, "grid[1].sample: a random search needs a setting"),
         ({"depth": 1, "width": 4, "seed": 3}, "grid[1].seed: a seed belongs to a random search"),
         ({"depth": 1, "width": 4, "lr": [0.01, 0.01]}, "grid[1].lr: 0.01 is listed twice"),
-        ({"depth": 1, "width": 4, "sample": 4, "activation": {"choice": ["relu", "tanh"]}},
-         "grid[1].sample: draw"),
-        ({"depth": 1, "width": 4, "sample": 2, "lr": {"loguniform": [0.0, 1.0]}},
-         "grid[1].lr.loguniform: low must be > 0"),
-        ({"depth": 1, "width": 4, "sample": 2, "lr": {"normal": [0.0, 1.0]}},
-         "grid[1].lr: a distribution is one of"),
-        ({"depth": 1, "width": 4, "sample": 2, "lr": {"uniform": [1.0, 0.5]}},
-         "grid[1].lr.uniform: [1.0, 0.5] is empty"),
+        (
+            {"depth": 1, "width": 4, "sample": 4, "activation": {"choice": ["relu", "tanh"]}},
+            "grid[1].sample: draw",
+        ),
+        (
+            {"depth": 1, "width": 4, "sample": 2, "lr": {"loguniform": [0.0, 1.0]}},
+            "grid[1].lr.loguniform: low must be > 0",
+        ),
+        (
+            {"depth": 1, "width": 4, "sample": 2, "lr": {"normal": [0.0, 1.0]}},
+            "grid[1].lr: a distribution is one of",
+        ),
+        (
+            {"depth": 1, "width": 4, "sample": 2, "lr": {"uniform": [1.0, 0.5]}},
+            "grid[1].lr.uniform: [1.0, 0.5] is empty",
+        ),
     ],
-)  # fmt: skip
+)
 def test_bad_settings_are_config_errors_naming_the_key(config, grid, message):
     config["families"]["mlp"]["grid"] = config["families"]["mlp"]["grid"][:1]
     config_with(config, grid)  # the second grid entry: grid[1]

@@ -27,19 +27,31 @@ SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
 CLUSTER = ROOT / "tests" / "slurm"
 TINY = ROOT / "config" / "test" / "tiny.yaml"
 RUN_COLUMNS = ["dataset", "arch", "seed", "n_params", "final_test_acc", "status"]
-LOCAL_RULES = {"download_dataset", "aggregate_runs", "aggregate_stats", "aggregate_strength_maps",
-               "claims", "figure", "dashboard", "all"}  # fmt: skip
+LOCAL_RULES = {
+    "download_dataset",
+    "aggregate_runs",
+    "aggregate_stats",
+    "aggregate_strength_maps",
+    "claims",
+    "figure",
+    "dashboard",
+    "all",
+}
 # The tiny zoo cut to 4 training jobs on digits; the ViTs ask for a GPU, the others do not.
 OVERRIDE = {
     "datasets": ["digits"],
     "families": {
-        "mlp": {"grid": [{"depth": [1], "width": [16]}],
-                "resources": {"gpu": 0, "gpu_model": "", "mem_mb": 1000, "runtime": 5}},
-        "cnn": {"grid": [{"blocks": [1], "channels": [4]}],
-                "resources": {"gpu": 0, "gpu_model": "", "mem_mb": 1000, "runtime": 5}},
+        "mlp": {
+            "grid": [{"depth": [1], "width": [16]}],
+            "resources": {"gpu": 0, "gpu_model": "", "mem_mb": 1000, "runtime": 5},
+        },
+        "cnn": {
+            "grid": [{"blocks": [1], "channels": [4]}],
+            "resources": {"gpu": 0, "gpu_model": "", "mem_mb": 1000, "runtime": 5},
+        },
         "vit": {"resources": {"gpu": 1, "gpu_model": "", "mem_mb": 1000, "runtime": 5}},
     },
-}  # fmt: skip
+}
 GPU_ARCHS = {"vit-d1-h1-e4-p4", "vit-d1-h2-e4-p4"}
 CPU_ARCHS = {"mlp-d1-w16", "cnn-b1-c4"}
 
@@ -49,8 +61,13 @@ def cluster(tmp_path_factory):
     """Environment of a freshly started cluster; the cluster is stopped afterwards, always."""
     state = tmp_path_factory.mktemp("slurm-state")
     try:
-        start = subprocess.run([str(CLUSTER / "start-cluster.sh"), str(state)],
-                               capture_output=True, text=True, timeout=600)  # fmt: skip
+        start = subprocess.run(
+            [str(CLUSTER / "start-cluster.sh"), str(state)],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
         if start.returncode != 0:
             why = (
                 f"SLURM test cluster did not start (rc {start.returncode}): {start.stderr[-2000:]}"
@@ -60,14 +77,20 @@ def cluster(tmp_path_factory):
             pytest.fail(why)
         yield {**os.environ, "SLURM_CONF": str(state / "slurm.conf")}
     finally:
-        subprocess.run([str(CLUSTER / "stop-cluster.sh"), str(state)], timeout=300)
+        subprocess.run([str(CLUSTER / "stop-cluster.sh"), str(state)], timeout=300, check=False)
 
 
 def run(cmd: list[str], env: dict | None = None, timeout: int = 400) -> tuple[int, str, float]:
     """Run cmd in its own process group (killed whole on timeout): rc, stderr, seconds."""
     started = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                            env=env, start_new_session=True)  # fmt: skip
+    proc = subprocess.Popen(
+        cmd,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        start_new_session=True,
+    )
     try:
         _, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -85,15 +108,38 @@ def runs(cluster, tmp_path_factory):
     configs = ["--configfile", str(TINY), str(config)]
     slurm, local = tmp_path_factory.mktemp("on-slurm"), tmp_path_factory.mktemp("local")
 
-    rc, err, slurm_s = run([SNAKEMAKE, "--snakefile", str(ROOT / "Snakefile"), "--directory",
-                            str(slurm), "--profile", str(ROOT / "profiles/slurm"),
-                            "--profile", str(CLUSTER / "profile"), *configs, "--verbose"],
-                           env=cluster)  # fmt: skip
+    rc, err, slurm_s = run(
+        [
+            SNAKEMAKE,
+            "--snakefile",
+            str(ROOT / "Snakefile"),
+            "--directory",
+            str(slurm),
+            "--profile",
+            str(ROOT / "profiles/slurm"),
+            "--profile",
+            str(CLUSTER / "profile"),
+            *configs,
+            "--verbose",
+        ],
+        env=cluster,
+    )
     (slurm / "snakemake.stderr").write_text(err)
     assert rc == 0, err[-4000:]
-    rc, local_err, local_s = run([SNAKEMAKE, "--snakefile", str(ROOT / "Snakefile"),
-                                  "--directory", str(local), "--profile",
-                                  str(ROOT / "profiles/local"), "--cores", "2", *configs])  # fmt: skip
+    rc, local_err, local_s = run(
+        [
+            SNAKEMAKE,
+            "--snakefile",
+            str(ROOT / "Snakefile"),
+            "--directory",
+            str(local),
+            "--profile",
+            str(ROOT / "profiles/local"),
+            "--cores",
+            "2",
+            *configs,
+        ]
+    )
     assert rc == 0, local_err[-4000:]
     print(f"\nwhole workflow: SLURM run {slurm_s:.1f} s, local run (2 cores) {local_s:.1f} s")
     return {"slurm": slurm, "local": local, "stderr": err, "env": cluster}
@@ -101,13 +147,19 @@ def runs(cluster, tmp_path_factory):
 
 def slurm_jobs(env: dict) -> list[dict]:
     """Every job the cluster has seen (finished ones stay, MinJobAge=3600), with its script."""
-    out = subprocess.run(["scontrol", "show", "job", "-o"], env=env, capture_output=True,
-                         text=True, check=True).stdout  # fmt: skip
+    out = subprocess.run(
+        ["scontrol", "show", "job", "-o"], env=env, capture_output=True, text=True, check=True
+    ).stdout
     jobs = []
     for line in out.splitlines():
         fields = dict(re.findall(r"(\w+)=(\S*)", line))
-        script = subprocess.run(["scontrol", "write", "batch_script", fields["JobId"], "-"],
-                                env=env, capture_output=True, text=True, check=True).stdout  # fmt: skip
+        script = subprocess.run(
+            ["scontrol", "write", "batch_script", fields["JobId"], "-"],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
         targets = re.search(r"--target-jobs((?: '[^']*')+)", script)[1]
         fields["targets"] = re.findall(r"'(\w+):([^']*)'", targets)  # (rule, wildcards)
         jobs.append(fields)
@@ -132,8 +184,12 @@ def test_workflow_completes_on_slurm(runs):
 
 
 def test_slurm_results_equal_a_local_run(runs):
-    tables = [pl.read_parquet(runs[k] / "results/tables/runs.parquet").select(RUN_COLUMNS)
-              .sort("arch", "seed") for k in ("slurm", "local")]  # fmt: skip
+    tables = [
+        pl.read_parquet(runs[k] / "results/tables/runs.parquet")
+        .select(RUN_COLUMNS)
+        .sort("arch", "seed")
+        for k in ("slurm", "local")
+    ]
     assert tables[0].height == 4 * 2
     assert tables[0].equals(tables[1])
     weights = [
@@ -153,11 +209,17 @@ def test_training_jobs_carry_their_gpu_requests(runs):
     assert len(prepare) == 1 and prepare[0].get("TresPerJob") is None  # no GPU asked, none got
     jobs = [j for j in submitted if any(r == "train" for r, _ in j["targets"])]
     for job in jobs:
-        print(f"\nSLURM job {job['JobId']}: {job['JobState']} TresPerJob={job.get('TresPerJob')}"
-              f" cpus={job['NumCPUs']} mem={job['MinMemoryNode']} time={job['TimeLimit']}: "
-              + " ".join(f"{r}[{w}]" for r, w in sorted(job["targets"])))  # fmt: skip
-    trained = {re.search(r"arch=([^,]+)", w)[1]: job for job in jobs
-               for r, w in job["targets"] if r == "train"}  # fmt: skip
+        print(
+            f"\nSLURM job {job['JobId']}: {job['JobState']} TresPerJob={job.get('TresPerJob')}"
+            f" cpus={job['NumCPUs']} mem={job['MinMemoryNode']} time={job['TimeLimit']}: "
+            + " ".join(f"{r}[{w}]" for r, w in sorted(job["targets"]))
+        )
+    trained = {
+        re.search(r"arch=([^,]+)", w)[1]: job
+        for job in jobs
+        for r, w in job["targets"]
+        if r == "train"
+    }
     assert set(trained) == GPU_ARCHS | CPU_ARCHS
     assert all(job["JobState"] == "COMPLETED" for job in jobs)
     for job in jobs:

@@ -17,6 +17,7 @@ from weightzoo.stats import (
     SPECTRAL_COLUMNS,
     STAT_COLUMNS,
     STRENGTH_COLUMNS,
+    HistConfig,
     dump_stats,
     first_layer_strength_map,
     matrix_stats,
@@ -29,6 +30,11 @@ from weightzoo.stats import (
 )
 
 RANGE = (-1.0, 1.0)
+
+
+def hist(bins: int) -> HistConfig:
+    """Histograms of `bins` bins on RANGE (and w / std(w0) on +-8)."""
+    return HistConfig(range=RANGE, bins=bins, scaled_range=(-8.0, 8.0))
 
 
 # -- tensor_stats ----------------------------------------------------------------------------
@@ -95,7 +101,7 @@ def test_empty_array_is_nan_except_count():
 
 @pytest.mark.parametrize(("hist_range", "bins"), [((1, 1), 4), ((0, float("inf")), 4), (RANGE, 0)])
 def test_bad_histogram_settings_are_rejected(hist_range, bins):
-    with pytest.raises(ValueError, match="hist_range|bins"):
+    with pytest.raises(ValueError, match=r"hist_range|bins"):
         tensor_stats(np.ones(3), hist_range, bins)
 
 
@@ -191,7 +197,7 @@ def test_first_layer_map_of_a_conv_is_none_and_bad_sizes_fail():
         first_layer_strength_map("blocks.0.conv.weight", (2, 1, 3, 3), np.ones(18), (1, 8, 8))
         is None
     )
-    with pytest.raises(ValueError, match="hidden.0.weight"):
+    with pytest.raises(ValueError, match=r"hidden\.0\.weight"):
         first_layer_strength_map("hidden.0.weight", (3, 7), np.ones(21), (1, 2, 2))
 
 
@@ -251,7 +257,7 @@ def test_network_scopes_are_tensors_then_pools(table):
 def test_dump_stats_pools_and_delta(table):
     init = table.filter(pa.array(np.array(table["epoch"]) == 0))
     rows = table.filter(pa.array(np.array(table["epoch"]) == 1))
-    out = {(d["scope"], d["target"]): d for d in dump_stats(rows, init, RANGE, 4)}
+    out = {(d["scope"], d["target"]): d for d in dump_stats(rows, init, hist(4))}
     assert len(out) == 8 + 1  # (2 tensors + 2 pools) x (w, delta), and the scaled weights
     scaled = out["all_weights", "scaled"]  # W1 / std(W0): the initial scale divided out
     assert scaled["std"] == pytest.approx(W1.std() / W0.std())
@@ -270,18 +276,29 @@ def test_dump_stats_pools_and_delta(table):
     assert math.isnan(out["hidden.0.bias", "delta"]["skew"])  # B1 - B0 is constant (1)
     # w0 is matched by tensor name, not by row order
     reordered = init.take([1, 0])
-    again = {(d["scope"], d["target"]): d for d in dump_stats(rows, reordered, RANGE, 4)}
+    again = {(d["scope"], d["target"]): d for d in dump_stats(rows, reordered, hist(4))}
     assert again["all_params", "delta"]["l1"] == out["all_params", "delta"]["l1"]
-    assert [d["target"] for d in dump_stats(rows, None, RANGE, 4)] == ["w"] * 4
+    assert [d["target"] for d in dump_stats(rows, None, hist(4))] == ["w"] * 4
 
 
 def test_stats_table_is_tidy_with_zero_delta_at_epoch_0(table):
-    df = stats_table(table, RANGE, 4)
+    df = stats_table(table, hist(4))
     assert df.columns == [
-        "dataset", "family", "arch", "setting", "seed", "epoch",
-        "scope", "scope_type", "kind", "layer", "target",
-        *STAT_COLUMNS, *SPECTRAL_COLUMNS, "hist",
-    ]  # fmt: skip
+        "dataset",
+        "family",
+        "arch",
+        "setting",
+        "seed",
+        "epoch",
+        "scope",
+        "scope_type",
+        "kind",
+        "layer",
+        "target",
+        *STAT_COLUMNS,
+        *SPECTRAL_COLUMNS,
+        "hist",
+    ]
     # (tensors + pools) x (w, delta) x epochs, and one scaled pool per epoch
     assert df.height == (2 + 2) * 2 * 2 + 2
     assert df.schema["hist"] == pl.List(pl.Float32) and df.schema["seed"] == pl.Int32
@@ -292,16 +309,25 @@ def test_stats_table_is_tidy_with_zero_delta_at_epoch_0(table):
     assert w1["dataset"] == "digits" and w1["layer"] == "hidden.0" and w1["kind"] == "weight"
     assert w1["mean"] == pytest.approx(W1.mean()) and w1["in_abs_max"] == 12
     np.testing.assert_allclose(w1["hist"], tensor_stats(W1.ravel(), RANGE, 4)["hist"])
-    empty = stats_table(table.slice(0, 0), RANGE, 4)
+    empty = stats_table(table.slice(0, 0), hist(4))
     assert empty.height == 0 and empty.columns == df.columns
 
 
 def test_strength_maps_long_format(table):
     df = strength_maps(table, "mlp", (1, 1, 3))
     assert df.columns == [
-        "dataset", "family", "arch", "setting", "seed", "epoch", "tensor", "channel", "row",
-        "col", "value",
-    ]  # fmt: skip
+        "dataset",
+        "family",
+        "arch",
+        "setting",
+        "seed",
+        "epoch",
+        "tensor",
+        "channel",
+        "row",
+        "col",
+        "value",
+    ]
     assert df.height == 2 * 3  # epochs x pixels
     e1 = df.filter(epoch=1).sort("col")
     np.testing.assert_allclose(e1["value"].to_numpy(), np.abs(W1).sum(axis=0))
@@ -326,7 +352,7 @@ def test_stats_and_maps_of_a_real_vit_dump():
         seed=3,
         epoch=0,
     )
-    df = stats_table(dump, RANGE, 8)
+    df = stats_table(dump, hist(8))
     assert df.height == (dump.num_rows + 2) * 2 + 1  # (tensors + pools) x (w, delta) + scaled
     pos = df.filter(scope="pos_embed", target="w").row(0, named=True)
     assert pos["kind"] == "embedding" and math.isnan(pos["spectral_norm"])
@@ -353,14 +379,16 @@ def test_segment_stats_equal_tensor_stats_of_each_segment():
 
     rng = np.random.default_rng(4)
     parts = [rng.normal(0, 1, n) for n in (5, 0, 1, 300)] + [np.full(7, 0.25)]
-    cols = segment_stats(np.concatenate(parts), np.cumsum([0] + [p.size for p in parts[:-1]]),
-                         RANGE, 8)  # fmt: skip
+    cols = segment_stats(
+        np.concatenate(parts), np.cumsum([0] + [p.size for p in parts[:-1]]), RANGE, 8
+    )
     for i, part in enumerate(parts):
         one = tensor_stats(part, RANGE, 8)
         for key, value in one.items():
             got = cols[key][i]
-            np.testing.assert_allclose(got, value, rtol=1e-12, atol=0, equal_nan=True,
-                                       err_msg=f"segment {i} {key}")  # fmt: skip
+            np.testing.assert_allclose(
+                got, value, rtol=1e-12, atol=0, equal_nan=True, err_msg=f"segment {i} {key}"
+            )
 
 
 def test_heavy_tail_fits_fill_the_weight_matrices_and_summarise_the_pool():
@@ -369,9 +397,12 @@ def test_heavy_tail_fits_fill_the_weight_matrices_and_summarise_the_pool():
     w1 = (w0 + 0.1 * rng.normal(size=(60, 80))).astype(np.float32)
     b = np.zeros(60, np.float32)
     table = weights_table({(0, 0): tensors(w0, b), (0, 1): tensors(w1, b)})
-    settings = {"min_evals": 50, "min_tail": 10, "null_draws": 3, "null_min_evals": 0,
-                "pool_kernel_positions": False}  # fmt: skip
-    df = stats_table(table, RANGE, 4, spectral_settings=settings)
+    from weightzoo.spectral import SpectralConfig
+
+    fits = SpectralConfig(
+        min_evals=50, min_tail=10, null_draws=3, null_min_evals=0, pool_kernel_positions=False
+    )
+    df = stats_table(table, hist(4), fits)
     matrix = df.filter(scope="hidden.0.weight", target="w").sort("epoch")
     assert matrix["num_evals"].to_list() == [60.0, 60.0]  # min(60, 80) eigenvalues
     assert set(matrix["fit_status"]) <= {"ok", "short_tail"}
@@ -383,7 +414,8 @@ def test_heavy_tail_fits_fill_the_weight_matrices_and_summarise_the_pool():
 
     from weightzoo import spectral
 
-    again = spectral.spectral_stats(w1, seed=[0, 1, zlib.crc32(b"hidden.0.weight")], **settings)
+    seed = [0, 1, zlib.crc32(b"hidden.0.weight")]
+    again = spectral.spectral_stats(w1, seed=seed, **fits.keywords())
     assert matrix["alpha"][1] == again["alpha"] and matrix["alpha_null"][1] == again["alpha_null"]
     pool = df.filter(scope="all_weights", target="w").sort("epoch")
     ok = matrix["fit_status"] == "ok"
@@ -392,4 +424,4 @@ def test_heavy_tail_fits_fill_the_weight_matrices_and_summarise_the_pool():
     # biases and w - w0 rows get no fit; without settings every fit column is null
     assert df.filter(scope="hidden.0.bias")["fit_status"].null_count() == 4
     assert df.filter(target="delta", scope_type="tensor")["alpha"].is_null().all()
-    assert stats_table(table, RANGE, 4)["alpha"].is_null().all()
+    assert stats_table(table, hist(4))["alpha"].is_null().all()

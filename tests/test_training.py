@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -9,25 +10,79 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from weightzoo import dumps, jobs, training
+from weightzoo import dumps, families, jobs, training
 from weightzoo.models import build_model
 
 MLP = {"depth": 1, "width": 16, "activation": "relu"}
-ADAM = {"optimizer": "adam", "lr": 0.003, "batch_size": 64, "epochs": 3, "weight_decay": 0.0,
-        "momentum": 0.9, "schedule": "cosine"}  # fmt: skip
+ADAM = {
+    "optimizer": "adam",
+    "lr": 0.003,
+    "batch_size": 64,
+    "epochs": 3,
+    "weight_decay": 0.0,
+    "momentum": 0.9,
+    "schedule": "cosine",
+    "init_scale": 1.0,
+    "train_fraction": 1.0,
+}
+NEVER = {"max_loss_ratio": 0.0, "patience": 1}  # only a NaN or infinite loss stops a seed
 
 
-def run_job(tmp_path, digits_file, *, seeds, family="mlp", arch=MLP, train=ADAM, epochs=(0, 1, 3),
-            vectorise=True):  # fmt: skip
+def job_unit(family: str, arch: dict, train: dict, seeds: list[int], epochs) -> dict:
+    """A training job's params, as the workflow passes them (jobs.UNIT_KEYS)."""
+    return {
+        "dataset": "digits",
+        "family": family,
+        "arch": families.parse(family, arch).id,
+        "arch_params": arch,
+        "setting": "default",
+        "setting_values": {},
+        "train": train,
+        "seeds": seeds,
+        "dump_epochs": list(epochs),
+        "divergence": NEVER,
+    }
+
+
+def run_job(
+    tmp_path,
+    digits_file,
+    *,
+    seeds,
+    family="mlp",
+    arch=MLP,
+    train=ADAM,
+    epochs=(0, 1, 3),
+    **options,
+):
+    """`jobs.train_job` of one block on digits (options: device, vectorise)."""
     out = {k: tmp_path / f"{k}.parquet" for k in ("weights", "metrics", "runs")}
     runs = jobs.train_job(
-        data_path=digits_file, dataset="digits", family=family, arch=f"{family}-test",
-        arch_params=arch, train=train, seeds=seeds, dump_epochs=list(epochs), device="cpu",
-        threads=1, weights_out=out["weights"], metrics_out=out["metrics"], runs_out=out["runs"],
-        resume_dir=tmp_path / "resume", vectorise=vectorise,
-    )  # fmt: skip
+        data_path=digits_file,
+        unit=job_unit(family, arch, train, seeds, epochs),
+        outputs={**{f"{k}_out": v for k, v in out.items()}, "resume_dir": tmp_path / "resume"},
+        threads=1,
+        **{"device": "cpu", "vectorise": True, **options},
+    )
     assert not (tmp_path / "resume").exists()  # removed once the job is complete
     return runs, {k: pq.read_table(v) for k, v in out.items()}
+
+
+def block(family, arch, train=ADAM, seeds=(0,), dump_epochs=(), divergence=NEVER):
+    """What `seed_models` builds and `fit` trains."""
+    return training.Block(
+        families.parse(family, arch),
+        training.Recipe.from_config(train),
+        tuple(seeds),
+        tuple(dump_epochs),
+        training.DivergenceRule.from_config(divergence),
+    )
+
+
+def fit(data, trained: training.Block, vectorise=True, **callbacks):
+    """What a training job does with its block: its seeds' models, then `fit`."""
+    models = training.seed_models(trained, data.in_shape, data.n_classes, data.device, vectorise)
+    return training.fit(models, data, trained, training.Callbacks(**callbacks))
 
 
 def values_of(table, seed):
@@ -63,9 +118,19 @@ def test_seed_result_does_not_depend_on_its_job_companions(tmp_path, digits_file
 FAMILIES = [
     ("mlp", MLP),
     ("cnn", {"blocks": 2, "channels": 4, "activation": "relu"}),
-    ("vit", {"patch": 4, "embed": 8, "depth": 2, "heads": 2, "mlp_ratio": 2.0, "pool": "cls",
-             "activation": "gelu"}),
-]  # fmt: skip
+    (
+        "vit",
+        {
+            "patch": 4,
+            "embed": 8,
+            "depth": 2,
+            "heads": 2,
+            "mlp_ratio": 2.0,
+            "pool": "cls",
+            "activation": "gelu",
+        },
+    ),
+]
 
 
 def trained(digits, family, arch, train, seeds, vectorise):
@@ -76,9 +141,8 @@ def trained(digits, family, arch, train, seeds, vectorise):
         for seed, state in states.items():
             kept[seed, epoch] = {k: v.clone() for k, v in state.items()}
 
-    results = training.train_seeds(family, arch, data, train, seeds, [0, train["epochs"]],
-                                   on_dump, lambda row: None, vectorise=vectorise)  # fmt: skip
-    return results, kept
+    planned = block(family, arch, train, seeds, [0, train["epochs"]])
+    return fit(data, planned, vectorise, on_dump=on_dump), kept
 
 
 @pytest.mark.parametrize("family,arch", FAMILIES)
@@ -96,8 +160,9 @@ def test_vectorised_seeds_match_seeds_trained_alone(digits, family, arch):
                 assert torch.equal(vec_w[seed, 0][name], w)
             if atol is not None:
                 for name, w in weights[seed, train["epochs"]].items():
-                    torch.testing.assert_close(vec_w[seed, train["epochs"]][name], w, rtol=0,
-                                               atol=atol)  # fmt: skip
+                    torch.testing.assert_close(
+                        vec_w[seed, train["epochs"]][name], w, rtol=0, atol=atol
+                    )
             assert abs(vec[k].final_test_acc - res.final_test_acc) <= 0.02
             assert vec[k].seeds_in_block == 3 and res.seeds_in_block == 1
 
@@ -115,13 +180,16 @@ def test_a_diverging_seed_does_not_disturb_its_companions(digits):
             if corrupt and epoch == 1:  # seed 0 blows up during epoch 2
                 states[0]["head.weight"].fill_(float("nan"))
 
-        results = training.train_seeds("mlp", MLP, data, train, [0, 1], [0, 1, 3], on_dump,
-                                       lambda row: None)  # fmt: skip
-        runs[corrupt] = results, kept
+        runs[corrupt] = (
+            fit(data, block("mlp", MLP, train, [0, 1], [0, 1, 3]), on_dump=on_dump),
+            kept,
+        )
     (clean, clean_w), (hit, hit_w) = runs[False], runs[True]
     assert [r.status for r in clean] == ["ok", "ok"]
     assert [(r.status, r.diverged_epoch, r.epochs_run) for r in hit] == [
-        ("diverged", 2, 1), ("ok", None, 3)]  # fmt: skip
+        ("diverged", 2, 1),
+        ("ok", None, 3),
+    ]
     for name, w in clean_w[0, 1].items():  # seed 0's last finite state, dumped intact
         assert torch.equal(hit_w[0, 1][name], w)
     for name, w in clean_w[1, 3].items():  # seed 1: bit for bit as without the divergence
@@ -137,8 +205,9 @@ def test_dump_rows_rebuild_a_model_with_identical_predictions(digits, family, ar
     model = build_model(family, arch, data.in_shape, data.n_classes)
     kinds = {k: ("weight", "") for k in model.state_dict()}
     for seed in (0, 1):
-        table = dumps.state_dict_table(kept[seed, 3], kinds, dataset="d", family=family,
-                                       arch="a", seed=seed, epoch=3)  # fmt: skip
+        table = dumps.state_dict_table(
+            kept[seed, 3], kinds, dataset="d", family=family, arch="a", seed=seed, epoch=3
+        )
         rebuilt = build_model(family, arch, data.in_shape, data.n_classes)
         rebuilt.load_state_dict(dumps.rows_to_state_dict(table))
         model.load_state_dict(kept[seed, 3])
@@ -151,9 +220,17 @@ def test_epoch_zero_and_final_epoch_are_dumped_with_all_tensors(tmp_path, digits
     assert sorted(set(w["epoch"].to_pylist())) == [0, 1, 3]
     # mlp-d1-w16 on 8x8 digits: hidden.0.weight/bias, head.weight/bias
     assert w.filter(w["epoch"].to_numpy() == 3)["tensor"].to_pylist() == [
-        "hidden.0.weight", "hidden.0.bias", "head.weight", "head.bias"]  # fmt: skip
+        "hidden.0.weight",
+        "hidden.0.bias",
+        "head.weight",
+        "head.bias",
+    ]
     assert w.filter(w["epoch"].to_numpy() == 3)["shape"].to_pylist() == [
-        [16, 64], [16], [10, 16], [10]]  # fmt: skip
+        [16, 64],
+        [16],
+        [10, 16],
+        [10],
+    ]
     assert sum(w.filter(w["epoch"].to_numpy() == 0)["numel"].to_pylist()) == 64 * 16 + 16 + 170
     assert runs["n_params"].to_list() == [1210]
     assert out["metrics"]["epoch"].to_pylist() == [0, 1, 2, 3]
@@ -161,8 +238,9 @@ def test_epoch_zero_and_final_epoch_are_dumped_with_all_tensors(tmp_path, digits
 
 def test_mlp_learns_digits(tmp_path, digits_file):
     train = {**ADAM, "epochs": 10}
-    runs, _ = run_job(tmp_path, digits_file, seeds=[0], arch={**MLP, "width": 32}, train=train,
-                      epochs=(0, 10))  # fmt: skip
+    runs, _ = run_job(
+        tmp_path, digits_file, seeds=[0], arch={**MLP, "width": 32}, train=train, epochs=(0, 10)
+    )
     assert runs["status"].to_list() == ["ok"]
     assert runs["final_test_acc"][0] > 0.9  # a 1-hidden-layer MLP reaches ~95 % on digits
     assert runs["final_train_acc"][0] > 0.9
@@ -184,10 +262,10 @@ def test_diverging_run_is_recorded_and_keeps_its_dumps(tmp_path, digits_file):
 
 
 def test_cosine_schedule_decays_to_zero():
-    train = {**ADAM, "lr": 1.0, "epochs": 4}
-    assert [round(training.lr_at(train, e), 4) for e in (1, 2, 3, 4)] == [
-        1.0, 0.8536, 0.5, 0.1464]  # fmt: skip
-    assert training.lr_at({**train, "schedule": "constant"}, 4) == 1.0
+    recipe = training.Recipe.from_config({**ADAM, "lr": 1.0, "epochs": 4})
+    decay = [round(training.lr_at(recipe, e), 4) for e in (1, 2, 3, 4)]
+    assert decay == [1.0, 0.8536, 0.5, 0.1464]
+    assert training.lr_at(dataclasses.replace(recipe, schedule="constant"), 4) == 1.0
 
 
 def test_cuda_request_without_a_gpu_is_a_clear_error():
@@ -202,13 +280,16 @@ def test_cuda_request_without_a_gpu_is_a_clear_error():
     not torch.cuda.is_available(), reason="no CUDA GPU here: device 'auto' trains on the CPU"
 )
 def test_auto_device_trains_on_cuda_with_sane_accuracy(tmp_path, digits_file):
-    out = {k: tmp_path / f"{k}.parquet" for k in ("weights", "metrics", "runs")}
-    runs = jobs.train_job(
-        data_path=digits_file, dataset="digits", family="mlp", arch="mlp-d1-w32",
-        arch_params={**MLP, "width": 32}, train={**ADAM, "epochs": 10}, seeds=[0],
-        dump_epochs=[0, 10], device="auto", threads=1, weights_out=out["weights"],
-        metrics_out=out["metrics"], runs_out=out["runs"], resume_dir=tmp_path / "resume",
-    )  # fmt: skip
+    train = {**ADAM, "epochs": 10}
+    runs, _ = run_job(
+        tmp_path,
+        digits_file,
+        seeds=[0],
+        arch={**MLP, "width": 32},
+        train=train,
+        epochs=(0, 10),
+        device="auto",
+    )
     assert runs["device"].to_list() == ["cuda"]
     assert runs["final_test_acc"][0] > 0.9
 
@@ -218,8 +299,8 @@ def test_checkpoints_follow_their_interval(digits):
     seen = []
     for every in (0.0, 1e9):
         saved = []
-        training.train_seeds("mlp", MLP, data, ADAM, [0, 1], [0, 3], lambda *a: None,
-                             lambda row: None, saved.append, checkpoint_every_s=every)  # fmt: skip
+        planned = block("mlp", MLP, ADAM, [0, 1], [0, 3])
+        fit(data, planned, on_checkpoint=saved.append, checkpoint_every_s=every)
         seen.append([c["epoch"] for c in saved])
     assert seen == [[0, 1, 2, 3], []]  # every epoch, or never within a short run
 
@@ -236,24 +317,23 @@ def test_a_loss_that_stays_far_above_its_initial_value_is_a_divergence(digits):
         if epoch == 1:  # seed 0's logits blow up, finite; a tiny lr cannot undo it in time
             states[0]["head.weight"].mul_(1e4)
 
-    results = training.train_seeds("mlp", MLP, data, train, [0, 1], [0, 1, 8], on_dump,
-                                   lambda row: None, divergence=rule)  # fmt: skip
-    hit, other = results
+    hit, other = fit(data, block("mlp", MLP, train, [0, 1], [0, 1, 8], rule), on_dump=on_dump)
     # over the limit from epoch 2 on: the third epoch in a row, epoch 4, stops it
     assert (hit.status, hit.diverged_epoch, hit.epochs_run) == ("diverged", 4, 4)
     assert hit.diverged_because == "loss above 10 x initial for 3 epochs"
     assert sorted(e for s, e in kept if s == 0) == [0, 1, 4]  # its state at the stop is dumped
     assert other.status == "ok" and other.diverged_because is None and other.epochs_run == 8
     # without the rule the same seed trains on with a finite loss: status ok
-    again = training.train_seeds("mlp", MLP, data, train, [0, 1], [0, 1, 8], on_dump,
-                                 lambda row: None)  # fmt: skip
+    again = fit(data, block("mlp", MLP, train, [0, 1], [0, 1, 8]), on_dump=on_dump)
     assert again[0].status == "ok" and again[0].epochs_run == 8
 
 
 def test_init_scale_multiplies_every_weight_matrix_and_nothing_else():
-    plain = training.seed_models("vit", FAMILIES[2][1], (1, 8, 8), 10, [3], torch.device("cpu"))
-    scaled = training.seed_models("vit", FAMILIES[2][1], (1, 8, 8), 10, [3],
-                                  torch.device("cpu"), init_scale=2.0)  # fmt: skip
+    cpu = torch.device("cpu")
+    vit = FAMILIES[2][1]
+    plain = training.seed_models(block("vit", vit, seeds=[3]), (1, 8, 8), 10, cpu)
+    doubled = block("vit", vit, {**ADAM, "init_scale": 2.0}, seeds=[3])
+    scaled = training.seed_models(doubled, (1, 8, 8), 10, cpu)
     for name, w in plain.seed_state(0).items():
         kind = plain.kinds[name][0]
         expected = 2.0 * w if kind == "weight" else w

@@ -25,15 +25,23 @@ from weightzoo.models import build_model, count_params
 pytestmark = pytest.mark.e2e
 SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
 TINY = ROOT / "config" / "test" / "tiny.yaml"
-WEIGHT_COLUMNS = {"dataset": pl.String, "family": pl.String, "arch": pl.String,
-                  "setting": pl.String, "seed": pl.Int32,
-                  "epoch": pl.Int32, "tensor": pl.String, "kind": pl.String,
-                  "shape": pl.List(pl.Int32), "values": pl.List(pl.Float32)}  # fmt: skip
+WEIGHT_COLUMNS = {
+    "dataset": pl.String,
+    "family": pl.String,
+    "arch": pl.String,
+    "setting": pl.String,
+    "seed": pl.Int32,
+    "epoch": pl.Int32,
+    "tensor": pl.String,
+    "kind": pl.String,
+    "shape": pl.List(pl.Int32),
+    "values": pl.List(pl.Float32),
+}
 
 
 def snakemake(workdir: Path, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
     cmd = [SNAKEMAKE, "--snakefile", str(ROOT / "Snakefile"), "--directory", str(workdir), *args]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
 
 
 def write_config(path: Path, config: dict) -> Path:
@@ -60,8 +68,10 @@ def tiny_run(tmp_path_factory):
     """The tiny config on digits plus a user .npz dataset, run once for the module."""
     work = tmp_path_factory.mktemp("tiny")
     write_blobs(work / "blobs.npz")
-    extra = write_config(work / "extra.yaml", {"datasets": ["digits", "blobs"],
-                                               "data": {"user": {"blobs": "blobs.npz"}}})  # fmt: skip
+    extra = write_config(
+        work / "extra.yaml",
+        {"datasets": ["digits", "blobs"], "data": {"user": {"blobs": "blobs.npz"}}},
+    )
     started = time.perf_counter()
     proc = snakemake(work, "--cores", "2", "--configfile", str(TINY), str(extra))
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -74,8 +84,14 @@ def test_weights_are_one_hive_partitioned_table(tiny_run):
     for name, dtype in WEIGHT_COLUMNS.items():
         assert w.schema[name] == dtype, name
     assert set(w["dataset"]) == {"digits", "blobs"}
-    assert set(w["arch"]) == {"mlp-d1-w1", "mlp-d1-w16", "cnn-b1-c1", "cnn-b1-c4",
-                              "vit-d1-h1-e4-p4", "vit-d1-h2-e4-p4"}  # fmt: skip
+    assert set(w["arch"]) == {
+        "mlp-d1-w1",
+        "mlp-d1-w16",
+        "cnn-b1-c1",
+        "cnn-b1-c4",
+        "vit-d1-h1-e4-p4",
+        "vit-d1-h2-e4-p4",
+    }
     epochs = w.group_by("dataset", "family", "seed").agg(pl.col("epoch").unique().sort())
     # tiny.yaml: dump_epochs [1]; mlp trains 3 epochs, cnn and vit 2
     expected = {"mlp": [0, 1, 3], "cnn": [0, 1, 2], "vit": [0, 1, 2]}
@@ -118,9 +134,22 @@ def test_runs_table_has_one_row_per_run(tiny_run):
     work, _, _ = tiny_run
     runs = pl.read_parquet(work / "results/tables/runs.parquet")
     assert runs.height == 24
-    for col in ["dataset", "family", "arch", "seed", "n_params", "final_test_acc", "best_test_acc",
-                "final_train_acc", "epochs_run", "status", "wall_time_s", "torch_version",
-                "device", "config"]:  # fmt: skip
+    for col in [
+        "dataset",
+        "family",
+        "arch",
+        "seed",
+        "n_params",
+        "final_test_acc",
+        "best_test_acc",
+        "final_train_acc",
+        "epochs_run",
+        "status",
+        "wall_time_s",
+        "torch_version",
+        "device",
+        "config",
+    ]:
         assert col in runs.columns, col
     assert set(runs["status"]) == {"ok"}
     assert runs.filter(arch="mlp-d1-w16", dataset="digits")["n_params"].to_list() == [1210, 1210]
@@ -138,8 +167,14 @@ def test_stats_table_summarises_every_dump(tiny_run):
     # 3 dumps (epochs 0, 1, 3) x ((4 tensors + 2 pools) x 2 targets (w, w - w0) + the pool of
     # w / std(w0))
     assert run.height == 3 * (6 * 2 + 1)
-    assert set(run["scope"]) == {"hidden.0.weight", "hidden.0.bias", "head.weight", "head.bias",
-                                 "all_weights", "all_params"}  # fmt: skip
+    assert set(run["scope"]) == {
+        "hidden.0.weight",
+        "hidden.0.bias",
+        "head.weight",
+        "head.bias",
+        "all_weights",
+        "all_params",
+    }
     # the statistics are those of the dumped values
     w = (
         pl.scan_parquet(work / "results/weights/**/*.parquet", hive_partitioning=True)
@@ -216,9 +251,16 @@ def planned_jobs(work: Path, configs: list[str], override: dict) -> dict[str, in
     return job_counts(proc.stdout)
 
 
-DOWNSTREAM = {"aggregate_runs": 1, "aggregate_stats": 1, "aggregate_strength_maps": 1,
-              "claims": 1, "predict_accuracy": 1, "figure": len(FIGURES), "dashboard": 1,
-              "all": 1}  # fmt: skip
+DOWNSTREAM = {
+    "aggregate_runs": 1,
+    "aggregate_stats": 1,
+    "aggregate_strength_maps": 1,
+    "claims": 1,
+    "predict_accuracy": 1,
+    "figure": len(FIGURES),
+    "dashboard": 1,
+    "all": 1,
+}
 PREDICTION_FIGURES = [name for name, f in FIGURES.items() if "prediction" in f.tables]
 N_DOWNSTREAM = sum(DOWNSTREAM.values())
 
@@ -282,36 +324,49 @@ def test_changing_the_histogram_range_redoes_statistics_not_training(tiny_run):
 
 def test_an_lr_sweep_adds_settings_whose_largest_rate_diverges_and_the_workflow_goes_on(tmp_path):
     write_blobs(tmp_path / "blobs.npz")
-    extra = write_config(tmp_path / "extra.yaml", {
-        "datasets": ["blobs"], "data": {"user": {"blobs": "blobs.npz"}},
-        "seeds": {"start": 0, "count": 2}, "seeds_per_job": 2,
-        "families": {
-            "mlp": {"grid": [{"depth": 1, "width": 8, "optimizer": "sgd",
-                              "lr": [0.05, 1.0e30]}],
-                    "train": {"schedule": "constant"}},
-            "cnn": {"enabled": False}, "vit": {"enabled": False},
+    extra = write_config(
+        tmp_path / "extra.yaml",
+        {
+            "datasets": ["blobs"],
+            "data": {"user": {"blobs": "blobs.npz"}},
+            "seeds": {"start": 0, "count": 2},
+            "seeds_per_job": 2,
+            "families": {
+                "mlp": {
+                    "grid": [{"depth": 1, "width": 8, "optimizer": "sgd", "lr": [0.05, 1.0e30]}],
+                    "train": {"schedule": "constant"},
+                },
+                "cnn": {"enabled": False},
+                "vit": {"enabled": False},
+            },
         },
-    })  # fmt: skip
+    )
     proc = snakemake(tmp_path, "--cores", "2", "--configfile", str(TINY), str(extra))
     assert proc.returncode == 0, proc.stderr[-3000:]
     runs = pl.read_parquet(tmp_path / "results/tables/runs.parquet").sort("setting", "seed")
     # the family's own recipe is adam at 1e-3: both grid settings differ in optimizer and lr
     assert runs.select("setting", "status").rows() == [
-        ("lr1e30-optsgd", "diverged"), ("lr1e30-optsgd", "diverged"),
-        ("lr5e-2-optsgd", "ok"), ("lr5e-2-optsgd", "ok"),
-    ]  # fmt: skip
+        ("lr1e30-optsgd", "diverged"),
+        ("lr1e30-optsgd", "diverged"),
+        ("lr5e-2-optsgd", "ok"),
+        ("lr5e-2-optsgd", "ok"),
+    ]
     # every setting key is a typed column; the partitions carry the setting id
     assert runs.schema["lr"] == pl.Float64 and runs.schema["batch_size"] == pl.Int64
     assert runs.filter(setting="lr5e-2-optsgd")["lr"].to_list() == [0.05, 0.05]
-    weights = sorted(p.relative_to(tmp_path / "results/weights").as_posix()
-                     for p in (tmp_path / "results/weights").rglob("*.parquet"))  # fmt: skip
+    weights = sorted(
+        p.relative_to(tmp_path / "results/weights").as_posix()
+        for p in (tmp_path / "results/weights").rglob("*.parquet")
+    )
     assert weights == [
         "dataset=blobs/arch=mlp-d1-w8/setting=lr1e30-optsgd/seeds-0-1.parquet",
         "dataset=blobs/arch=mlp-d1-w8/setting=lr5e-2-optsgd/seeds-0-1.parquet",
     ]
     w = pl.scan_parquet(tmp_path / "results/weights/**/*.parquet", hive_partitioning=True)
     assert set(w.select("setting").unique().collect()["setting"]) == {
-        "lr1e30-optsgd", "lr5e-2-optsgd"}  # fmt: skip
+        "lr1e30-optsgd",
+        "lr5e-2-optsgd",
+    }
     stats = pl.scan_parquet(tmp_path / "results/tables/stats.parquet")
     assert stats.select(pl.col("setting").n_unique()).collect().item() == 2
     # the claims compare the settings of the architecture with each other, too
@@ -319,24 +374,41 @@ def test_an_lr_sweep_adds_settings_whose_largest_rate_diverges_and_the_workflow_
     assert set(claims["within"]) == {"family", "architecture"}
     assert set(claims.filter(within="architecture")["family"]) <= {"mlp-d1-w8", "all"}
     # adding a learning rate trains only its own cells
-    more = write_config(tmp_path / "more.yaml", {"families": {"mlp": {"grid": [
-        {"depth": 1, "width": 8, "optimizer": "sgd", "lr": [0.05, 1.0e30, 0.2]}]}}})  # fmt: skip
+    more = write_config(
+        tmp_path / "more.yaml",
+        {
+            "families": {
+                "mlp": {
+                    "grid": [
+                        {"depth": 1, "width": 8, "optimizer": "sgd", "lr": [0.05, 1.0e30, 0.2]}
+                    ]
+                }
+            }
+        },
+    )
     plan = snakemake(tmp_path, "-n", "--configfile", str(TINY), str(extra), str(more))
     assert job_counts(plan.stdout)["train"] == 1
 
 
 def test_diverging_family_is_recorded_without_failing_the_workflow(tmp_path):
     write_blobs(tmp_path / "blobs.npz")
-    extra = write_config(tmp_path / "extra.yaml", {
-        "datasets": ["blobs"], "data": {"user": {"blobs": "blobs.npz"}},
-        "seeds": {"start": 0, "count": 1}, "seeds_per_job": 1,
-        "families": {
-            "mlp": {"grid": [{"depth": 1, "width": 8}]},
-            "cnn": {"grid": [{"blocks": 1, "channels": 2}],
-                    "train": {"optimizer": "sgd", "lr": 1.0e30, "schedule": "constant"}},
-            "vit": {"enabled": False},
+    extra = write_config(
+        tmp_path / "extra.yaml",
+        {
+            "datasets": ["blobs"],
+            "data": {"user": {"blobs": "blobs.npz"}},
+            "seeds": {"start": 0, "count": 1},
+            "seeds_per_job": 1,
+            "families": {
+                "mlp": {"grid": [{"depth": 1, "width": 8}]},
+                "cnn": {
+                    "grid": [{"blocks": 1, "channels": 2}],
+                    "train": {"optimizer": "sgd", "lr": 1.0e30, "schedule": "constant"},
+                },
+                "vit": {"enabled": False},
+            },
         },
-    })  # fmt: skip
+    )
     proc = snakemake(tmp_path, "--cores", "2", "--configfile", str(TINY), str(extra))
     assert proc.returncode == 0, proc.stderr[-3000:]
     runs = pl.read_parquet(tmp_path / "results/tables/runs.parquet").sort("family")
@@ -348,15 +420,22 @@ def test_diverging_family_is_recorded_without_failing_the_workflow(tmp_path):
     assert "No held-out prediction" in (tmp_path / "results/prediction.md").read_text()
 
 
-@pytest.mark.parametrize("override,message", [
-    ({"families": {"mlp": {"grid": [{"depth": 1, "width": [0, 4]}]}}},
-     "families.mlp.grid[0].width[0]: 0 is less than the minimum of 1"),
-    ({"families": {"cnn": {"train": {"epochs": 0}}}}, "families.cnn.train.epochs:"),
-    ({"datasets": ["svhn"]}, "datasets[0]: unknown dataset 'svhn'"),
-    ({"families": {"vit": {"grid": [{"patch": 2, "depth": 1, "heads": 3, "embed": 8}]}}},
-     "families.vit.grid[0]: heads=3 does not divide embed=8"),
-    ({"threads": "many"}, "threads:"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "override,message",
+    [
+        (
+            {"families": {"mlp": {"grid": [{"depth": 1, "width": [0, 4]}]}}},
+            "families.mlp.grid[0].width[0]: 0 is less than the minimum of 1",
+        ),
+        ({"families": {"cnn": {"train": {"epochs": 0}}}}, "families.cnn.train.epochs:"),
+        ({"datasets": ["svhn"]}, "datasets[0]: unknown dataset 'svhn'"),
+        (
+            {"families": {"vit": {"grid": [{"patch": 2, "depth": 1, "heads": 3, "embed": 8}]}}},
+            "families.vit.grid[0]: heads=3 does not divide embed=8",
+        ),
+        ({"threads": "many"}, "threads:"),
+    ],
+)
 def test_config_error_stops_before_any_job(tmp_path, override, message):
     bad = write_config(tmp_path / "bad.yaml", override)
     proc = snakemake(tmp_path, "--cores", "1", "--configfile", str(bad))
@@ -368,16 +447,36 @@ def test_config_error_stops_before_any_job(tmp_path, override, message):
 
 
 def test_killed_workflow_leaves_no_complete_looking_file_and_resumes(tmp_path):
-    slow = write_config(tmp_path / "slow.yaml", {
-        "seeds": {"start": 0, "count": 1}, "seeds_per_job": 1,
-        "families": {"cnn": {"grid": [{"blocks": 2, "channels": 16}],
-                             "train": {"epochs": 150, "batch_size": 8}},
-                     "mlp": {"enabled": False}, "vit": {"enabled": False}},
-    })  # fmt: skip
-    cmd = [SNAKEMAKE, "--snakefile", str(ROOT / "Snakefile"), "--directory", str(tmp_path),
-           "results/tables/runs.parquet", "--cores", "1", "--configfile", str(slow)]  # fmt: skip
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)  # fmt: skip
+    slow = write_config(
+        tmp_path / "slow.yaml",
+        {
+            "seeds": {"start": 0, "count": 1},
+            "seeds_per_job": 1,
+            "families": {
+                "cnn": {
+                    "grid": [{"blocks": 2, "channels": 16}],
+                    "train": {"epochs": 150, "batch_size": 8},
+                },
+                "mlp": {"enabled": False},
+                "vit": {"enabled": False},
+            },
+        },
+    )
+    cmd = [
+        SNAKEMAKE,
+        "--snakefile",
+        str(ROOT / "Snakefile"),
+        "--directory",
+        str(tmp_path),
+        "results/tables/runs.parquet",
+        "--cores",
+        "1",
+        "--configfile",
+        str(slow),
+    ]
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     state = tmp_path / "results/resume/digits/cnn-b2-c16/default/seeds-0-0/state.pt"
     try:
         deadline = time.monotonic() + 120
@@ -394,8 +493,9 @@ def test_killed_workflow_leaves_no_complete_looking_file_and_resumes(tmp_path):
     assert snakemake(tmp_path, "--unlock", "--configfile", str(slow)).returncode == 0
     plan = snakemake(tmp_path, "results/tables/runs.parquet", "-n", "--configfile", str(slow))
     assert re.search(r"^train\s+1$", plan.stdout, re.M), plan.stdout[-2000:]
-    rerun = snakemake(tmp_path, "results/tables/runs.parquet", "--cores", "1",
-                      "--configfile", str(slow))  # fmt: skip
+    rerun = snakemake(
+        tmp_path, "results/tables/runs.parquet", "--cores", "1", "--configfile", str(slow)
+    )
     assert rerun.returncode == 0, rerun.stderr[-2000:]
     log = (results / "logs/train/digits/cnn-b2-c16/default/seeds-0-0.log").read_text()
     assert re.search(r"seeds \[0\]: resuming after epoch \d+", log)
@@ -423,8 +523,14 @@ def test_paper_config_plans_the_expected_jobs_offline(tmp_path):
 
 
 def test_lint_is_clean():
-    proc = subprocess.run([SNAKEMAKE, "--lint", "--snakefile", str(ROOT / "Snakefile")],
-                          capture_output=True, text=True, cwd=ROOT, timeout=120)  # fmt: skip
+    proc = subprocess.run(
+        [SNAKEMAKE, "--lint", "--snakefile", str(ROOT / "Snakefile")],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+        check=False,
+    )
     assert proc.returncode == 0
     assert "Congratulations, your workflow is in a good condition!" in proc.stdout + proc.stderr
 
@@ -437,14 +543,31 @@ def test_packed_training_jobs_give_the_same_networks_in_fewer_jobs(tiny_run, tmp
     counts = job_counts(plan.stdout)
     # 2 datasets x 3 families: 6 training jobs instead of 12, statistics per block as before
     assert sorted(k for k in counts if k.startswith("train_")) == [
-        f"train_{d}_{f}_0" for d in ("blobs", "digits") for f in ("cnn", "mlp", "vit")]  # fmt: skip
+        f"train_{d}_{f}_0" for d in ("blobs", "digits") for f in ("cnn", "mlp", "vit")
+    ]
     assert counts["weight_stats"] == 12
-    proc = snakemake(tmp_path, "results/tables/runs.parquet", "--cores", "2",
-                     "--configfile", *configs, str(packed))  # fmt: skip
+    proc = snakemake(
+        tmp_path,
+        "results/tables/runs.parquet",
+        "--cores",
+        "2",
+        "--configfile",
+        *configs,
+        str(packed),
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     keys = ["dataset", "arch", "setting", "seed"]
-    cols = ["dataset", "arch", "setting", "seed", "status", "final_test_acc", "final_train_acc",
-            "epochs_run", "n_params"]  # fmt: skip
+    cols = [
+        "dataset",
+        "arch",
+        "setting",
+        "seed",
+        "status",
+        "final_test_acc",
+        "final_train_acc",
+        "epochs_run",
+        "n_params",
+    ]
     a = pl.read_parquet(work / "results/tables/runs.parquet").select(cols).sort(keys)
     b = pl.read_parquet(tmp_path / "results/tables/runs.parquet").select(cols).sort(keys)
     assert a.equals(b)  # the same networks, bit for bit on the CPU

@@ -9,10 +9,20 @@ import pytest
 import torch
 
 from weightzoo import jobs
+from weightzoo.dumps import MixedDumpsError, rows_to_state_dict
 from weightzoo.zoo import ZooError, open_zoo
 
-ADAM = {"optimizer": "adam", "lr": 0.003, "batch_size": 64, "epochs": 2, "weight_decay": 0.0,
-        "momentum": 0.9, "schedule": "cosine"}  # fmt: skip
+ADAM = {
+    "optimizer": "adam",
+    "lr": 0.003,
+    "batch_size": 64,
+    "epochs": 2,
+    "weight_decay": 0.0,
+    "momentum": 0.9,
+    "schedule": "cosine",
+    "init_scale": 1.0,
+    "train_fraction": 1.0,
+}
 JOBS = {
     "mlp-d1-w16": ("mlp", {"depth": 1, "width": 16, "activation": "relu"}),
     "mlp-d1-w4": ("mlp", {"depth": 1, "width": 4, "activation": "relu"}),
@@ -29,21 +39,26 @@ def results(tmp_path_factory, digits_file):
     shutil.copy(digits_file, root / "data" / "digits.npz")
     for arch, (family, params) in JOBS.items():
         part = f"dataset=digits/arch={arch}/seeds-0-1.parquet"
+        unit = {
+            "dataset": "digits",
+            "family": family,
+            "arch": arch,
+            "arch_params": params,
+            "setting": "default",
+            "setting_values": {},
+            "train": ADAM,
+            "seeds": [0, 1],
+            "dump_epochs": [0, 1, 2],
+            "divergence": {"max_loss_ratio": 0.0, "patience": 1},
+        }
+        outputs = {f"{k}_out": root / k / part for k in ("weights", "metrics", "runs")}
         jobs.train_job(
             data_path=digits_file,
-            dataset="digits",
-            family=family,
-            arch=arch,
-            arch_params=params,
-            train=ADAM,
-            seeds=[0, 1],
-            dump_epochs=[0, 1, 2],
+            unit=unit,
+            outputs={**outputs, "resume_dir": root / "resume"},
             device="cpu",
             threads=1,
-            weights_out=root / "weights" / part,
-            metrics_out=root / "metrics" / part,
-            runs_out=root / "runs" / part,
-            resume_dir=root / "resume",
+            vectorise=True,
         )
         jobs.stats_job(
             weights_path=root / "weights" / part,
@@ -108,7 +123,7 @@ def test_missing_things_are_named(results, tmp_path):
         zoo.state_dict("digits", "cnn-b1-c4", 0, 7)
     with pytest.raises(FileNotFoundError, match="no results folder"):
         open_zoo(tmp_path / "nowhere")
-    with pytest.raises(FileNotFoundError, match="tables/runs.parquet: no runs table"):
+    with pytest.raises(FileNotFoundError, match=r"tables/runs\.parquet: no runs table"):
         open_zoo(tmp_path).runs  # noqa: B018
 
 
@@ -161,3 +176,45 @@ def test_splits_hold_every_cell_on_one_side(results):
     )
     with pytest.raises(ValueError, match="too few cells for a split: dataset has 1"):
         zoo.splits("dataset")
+
+
+def test_rows_of_several_dumps_are_refused_naming_the_keys_that_differ(results):
+    zoo = open_zoo(results)
+    # seed 0 and seed 1 of one architecture at one epoch: every tensor twice
+    rows = zoo.weights.filter(arch="mlp-d1-w16", epoch=2).collect().to_arrow()
+    with pytest.raises(MixedDumpsError, match=r"4 tensor\(s\) more than once") as err:
+        rows_to_state_dict(rows)
+    assert "seed takes 2 values [0, 1]" in str(err.value)
+    assert "setting" not in str(err.value).split("(")[2]  # only the keys that differ
+    one = zoo.weights.filter(arch="mlp-d1-w16", epoch=2, seed=1).collect().to_arrow()
+    assert set(rows_to_state_dict(one)) == {
+        "hidden.0.weight",
+        "hidden.0.bias",
+        "head.weight",
+        "head.bias",
+    }
+
+
+def test_rows_of_two_settings_name_the_setting(results):
+    rows = open_zoo(results).weights.filter(arch="mlp-d1-w4", epoch=0, seed=0).collect()
+    other = rows.with_columns(setting=pl.lit("lr0.1"))
+    with pytest.raises(MixedDumpsError, match=r"setting takes 2 values \['default', 'lr0.1'\]"):
+        rows_to_state_dict(pl.concat([rows, other]).to_arrow())
+
+
+def test_to_torch_counts_the_runs_its_status_filter_leaves_out(results, tmp_path):
+    root = tmp_path / "results"
+    shutil.copytree(results, root)
+    runs = pl.read_parquet(root / "tables/runs.parquet")
+    diverged = (pl.col("arch") == "cnn-b1-c4") & (pl.col("seed") == 1)
+    runs = runs.with_columns(status=pl.when(diverged).then(pl.lit("diverged")).otherwise("status"))
+    runs.write_parquet(root / "tables/runs.parquet")
+    zoo = open_zoo(root)
+    with pytest.warns(UserWarning, match=r"left out 1 of 2 runs \(1 diverged\) for status='ok'"):
+        ds = zoo.to_torch(arch="cnn-b1-c4", epoch=1)
+    assert len(ds) == 1 and ds.left_out == {"diverged": 1}
+    every = zoo.to_torch(arch="cnn-b1-c4", epoch=1, status=None)
+    assert len(every) == 2 and every.left_out == {}
+    with pytest.warns(UserWarning, match=r"left out 1 of 2 runs \(1 ok\)"):
+        only = zoo.to_torch(arch="cnn-b1-c4", epoch=1, status="diverged")
+    assert only.keys["seed"].to_list() == [1] and only.left_out == {"ok": 1}

@@ -490,7 +490,8 @@ def training_packs(config: dict) -> dict[str, list[Unit]]:
 
 
 def unit_params(config: dict, unit: Unit) -> dict:
-    """`jobs.train_job`'s arguments of one block in a packed job (its files included)."""
+    """One block of a packed job (`jobs.train_pack_job`): its unit (`jobs.UNIT_KEYS`) and
+    its files (`jobs.TrainOutputs`' keys), in one flat dict."""
     return {
         "dataset": unit.dataset,
         "arch": unit.cell.arch,
@@ -554,18 +555,21 @@ def dataset_inputs(config: dict, dataset: str) -> list[str]:
     return []
 
 
+def merge(base: dict, new: dict) -> dict:
+    """`new` over `base` as Snakemake merges a --configfile: key by key, recursively; a list
+    (a sweep's grid included) is replaced whole, never extended."""
+    return base | {
+        k: merge(base[k], v) if isinstance(v, dict) and isinstance(base.get(k), dict) else v
+        for k, v in new.items()
+    }
+
+
 def load_config(*paths: str | Path) -> dict:
     """YAML config files merged as Snakemake merges --configfile over the embedded default:
     later files update earlier ones key by key, recursively (lists are replaced)."""
     import yaml
 
-    def update(base: dict, new: dict) -> dict:
-        return base | {
-            k: update(base[k], v) if isinstance(v, dict) and isinstance(base.get(k), dict) else v
-            for k, v in new.items()
-        }
-
     merged: dict = {}
     for path in paths:
-        merged = update(merged, yaml.safe_load(Path(path).read_text()) or {})
+        merged = merge(merged, yaml.safe_load(Path(path).read_text()) or {})
     return merged

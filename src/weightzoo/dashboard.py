@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import html
 import json
-import math
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,6 +22,7 @@ import polars as pl
 
 from weightzoo.analysis import CLAIMS_SCHEMA, VERDICT_COLUMNS, VERDICTS
 from weightzoo.io import atomic_path
+from weightzoo.markdown import fmt
 from weightzoo.vega import check_offline, javascript_bundle, script_json
 
 EMBED_OPTIONS = {
@@ -116,17 +116,6 @@ def summary(groups: pl.DataFrame) -> str:
     )
 
 
-def format_cell(value) -> str:
-    """A table cell: floats to 3 significant digits, null and NaN as "–", booleans yes/no."""
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return "–"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, float):
-        return f"{value:.3g}"
-    return str(value)
-
-
 def html_table(df: pl.DataFrame, columns: Sequence[str], row_class: str | None = None) -> str:
     """An escaped HTML table of the listed columns (those the frame has), numbers right-aligned.
     `row_class` names a column whose value, slugified, becomes each row's CSS class."""
@@ -137,7 +126,7 @@ def html_table(df: pl.DataFrame, columns: Sequence[str], row_class: str | None =
     for record in df.iter_rows(named=True):
         cells = "".join(
             f'<td class="{"num " if c in numeric else ""}{html.escape(c)}">'
-            f"{html.escape(format_cell(record[c]))}</td>"
+            f"{html.escape(fmt(record[c]))}</td>"
             for c in columns
         )
         cls = ""
@@ -198,9 +187,9 @@ def prediction_section(prediction: pl.DataFrame) -> dict:
     text = (
         f"<p>{html.escape(headline(prediction))}</p>"
         f"<p>{html.escape(SPLIT_TITLES.get(split, 'No split'))}: Kendall τ and R² of held-out "
-        "predictions with 95 % bootstrap CIs over cells, and the paired increment over "
-        "parameter count. Every split and the early epochs: results/prediction.md.</p>"
-        + html_table(ladder, PREDICTION_COLUMNS)
+        "predictions with 95 % bootstrap CIs over cells, and the paired increment over the "
+        "strongest size baseline (parameter count fitted, or runs ranked by it). Every split "
+        "and the early epochs: results/prediction.md.</p>" + html_table(ladder, PREDICTION_COLUMNS)
     )
     return {"id": "prediction", "title": "Accuracy predicted from the weights", "html": text}
 

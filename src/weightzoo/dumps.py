@@ -183,10 +183,41 @@ class DumpSink:
         self.store.add_dumps(epoch, tables)
 
 
+# The columns that tell one dump from another (of the rows a filter may have left together).
+DUMP_KEYS = ("dataset", "family", "arch", "setting", "seed", "epoch")
+
+
+class MixedDumpsError(ValueError):
+    """Rows given as one dump hold a tensor more than once: they come from several dumps."""
+
+
+def check_one_dump(rows: pa.Table) -> None:
+    """Raise MixedDumpsError if a tensor name repeats in `rows`, naming the key columns whose
+    values differ (e.g. 5 settings left by a filter without `setting=`), so that a loader
+    never silently keeps one network's tensor of several."""
+    names = rows.column("tensor").to_pylist()
+    if len(set(names)) == len(names):
+        return
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    differ = {
+        key: sorted(set(rows.column(key).to_pylist()))
+        for key in DUMP_KEYS
+        if key in rows.column_names and len(set(rows.column(key).to_pylist())) > 1
+    }
+    where = "; ".join(f"{k} takes {len(v)} values {v[:6]}" for k, v in differ.items())
+    raise MixedDumpsError(
+        f"the rows hold {len(repeated)} tensor(s) more than once (e.g. {repeated[0]!r}): they "
+        f"come from several dumps ({where or 'the key columns are not in the rows'}); "
+        "filter on every one of dataset, arch, setting, seed and epoch"
+    )
+
+
 def rows_to_state_dict(rows: pa.Table) -> dict[str, torch.Tensor]:
-    """Rebuild a state_dict from the rows of one (seed, epoch) dump (polars: `.to_arrow()`)."""
+    """Rebuild a state_dict from the rows of one (seed, epoch) dump (polars: `.to_arrow()`);
+    MixedDumpsError if the rows hold a tensor twice (see `check_one_dump`)."""
     import torch
 
+    check_one_dump(rows)
     values = rows.column("values").combine_chunks()
     flat = values.flatten().to_numpy()
     offsets = values.offsets.to_numpy()

@@ -28,11 +28,13 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
 import polars as pl
 
 from weightzoo.families import FAMILY_CONFIGS
-from weightzoo.tables import CELL_KEYS, RUN_KEYS
+from weightzoo.tables import CELL_KEYS, RUN_KEYS, with_setting
 from weightzoo.tables import WEIGHT_POOL as POOL
+from weightzoo.zoo import SPLIT_KINDS
 
 
 class _Altair:
@@ -257,7 +259,7 @@ def statistic_vs_accuracy_chart(
 
 def weight_histograms_chart(
     final: pl.DataFrame,
-    hist_range: tuple[float, float] = (-1.0, 1.0),
+    hist_range: tuple[float, float],
     width: int = 220,
     height: int = 140,
 ) -> alt.Chart:
@@ -645,6 +647,68 @@ def distance_heatmap_chart(
     )
 
 
+def heatmap_distances(
+    final: pl.DataFrame, hist_range: tuple[float, float], max_runs: int
+) -> pl.DataFrame:
+    """Run x run W1 distances of the pooled weights for one dataset x family, long format
+    (the heatmap's `distances`).
+
+    Picks the first dataset's family with the most runs; above `max_runs` runs, keeps runs
+    evenly spaced in accuracy rank, so the figure stays small at any scale.
+    """
+    pool = with_setting(final).filter(scope=POOL, target="w", status="ok")
+    schema = {
+        "dataset": pl.String,
+        "family": pl.String,
+        "run_a": pl.String,
+        "run_b": pl.String,
+        "acc_a": pl.Float64,
+        "acc_b": pl.Float64,
+        "w1": pl.Float64,
+    }
+    if pool.height == 0:
+        return pl.DataFrame(schema=schema)
+    dataset = pool["dataset"].sort()[0]
+    counts = pool.filter(dataset=dataset).group_by("family").len()
+    family = counts.sort("len", "family", descending=[True, False])[0, "family"]
+    runs = pool.filter(dataset=dataset, family=family).sort("final_test_acc", *RUN_KEYS)
+    if runs.height > max_runs:
+        runs = runs[np.unique(np.linspace(0, runs.height - 1, max_runs).round().astype(int))]
+    dist = w1_matrix(np.stack(runs["hist"].to_numpy()), hist_range)
+    setting = (
+        pl.when(pl.col("setting") == "default").then(pl.lit("")).otherwise("/" + pl.col("setting"))
+    )
+    labels = runs.select(pl.col("arch") + setting + "/s" + pl.col("seed").cast(pl.String))
+    labels = labels.to_series().to_numpy()
+    acc = runs["final_test_acc"].to_numpy()
+    i, j = np.indices(dist.shape).reshape(2, -1)
+    return pl.DataFrame(
+        {
+            "dataset": dataset,
+            "family": family,
+            "run_a": labels[i],
+            "run_b": labels[j],
+            "acc_a": acc[i],
+            "acc_b": acc[j],
+            "w1": dist.ravel(),
+        },
+        schema=schema,
+    )
+
+
+def w1_matrix(hists: np.ndarray, hist_range: tuple[float, float]) -> np.ndarray:
+    """Pairwise 1-Wasserstein distances between normalised histograms on one fixed grid.
+
+    W1 = integral |F_a - F_b| dx, the L1 distance between the cumulative distributions
+    times the bin width. For the heatmap's few runs only: the claim tests never build it.
+    """
+    from scipy.spatial.distance import pdist, squareform
+
+    hists = np.asarray(hists, dtype=np.float64)
+    width = (hist_range[1] - hist_range[0]) / hists.shape[1]
+    return squareform(pdist(np.cumsum(hists, axis=1), "cityblock")) * width
+
+
 def _layer_position(scope: pl.Expr) -> pl.Expr:
     """first (the input layer), last (the head) or middle, from a weight tensor's name."""
     first = scope.str.contains(r"^(hidden\.0|blocks\.0\.conv|patch_embed)\.")
@@ -738,7 +802,7 @@ def spectral_alpha_chart(final: pl.DataFrame, width: int = 220, height: int = 18
     )
 
 
-SPLIT_ORDER = ("architecture", "family", "dataset", "seed")
+SPLIT_ORDER = tuple(SPLIT_KINDS)  # the order of zoo.SPLIT_KINDS
 
 
 def prediction_scatter_chart(
@@ -799,7 +863,9 @@ def _scatter_inputs(frames: dict[str, pl.LazyFrame], settings: dict) -> list[pl.
     if not splits:
         return [empty.with_columns(actual=pl.lit(0.0), predicted=pl.lit(0.0)).head(0)]
     part = table.filter(split=splits[0])
-    best = part.filter(pl.col("feature_set") != "size").sort("tau", descending=True)
+    # a fitted set (size_rank fits nothing and has no held-out predictions) other than size
+    fitted = part.filter(pl.col("n_folds").is_not_null(), pl.col("feature_set") != "size")
+    best = fitted.sort("tau", descending=True)
     chosen = best.head(1) if best.height else part.head(1)
     predictor = chosen["predictor"][0]
     rows = pl.concat([part.filter(feature_set="size", predictor=predictor), chosen])
@@ -877,8 +943,6 @@ def _final_maps(frames: dict[str, pl.LazyFrame], settings: dict) -> list[pl.Data
 
 def _distances(frames: dict[str, pl.LazyFrame], settings: dict) -> list[pl.DataFrame]:
     """The run x run distances the heatmap shows, from the final statistics."""
-    from weightzoo.analysis import heatmap_distances
-
     final = frames["final"].collect()
     return [heatmap_distances(final, settings["hist_range"], settings["max_heatmap_runs"])]
 

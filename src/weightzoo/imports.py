@@ -801,7 +801,7 @@ def _plan_modelzoos(name: str, entry: dict) -> list[Run]:
 
 def _family_of_type(model: str) -> str:
     low = model.lower()
-    if "mlp" in low or "fc" == low:
+    if "mlp" in low or low == "fc":
         return "mlp"
     if "vit" in low or "transformer" in low:
         return "vit"

@@ -8,18 +8,27 @@ planning, start in a fraction of the time and memory.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
 import shutil
 import sys
 import time
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
 from weightzoo import data, dumps
 from weightzoo.io import atomic_path
+
+if TYPE_CHECKING:  # torch and the training loop are imported by the jobs that train
+    import torch
+
+    from weightzoo import training
 
 logger = logging.getLogger(__name__)
 
@@ -91,91 +100,158 @@ def prepare_dataset(*, name: str, source: dict, output: str | Path) -> None:
     data.save_prepared(prepared, Path(output))
 
 
-def train_job(*, data_path: str | Path, device: str, threads: int, **block) -> pl.DataFrame:
-    """Load a prepared dataset onto the device, then train one block of seeds on it
-    (`train_block`'s keyword arguments)."""
+@dataclass(frozen=True)
+class TrainUnit:
+    """One block of seeds of one cell on one dataset, typed once from a training job's
+    config slice (`config.cell_params` with its dataset, architecture id and seeds)."""
+
+    dataset: str
+    family: str
+    arch: str  # the architecture's id
+    setting: str  # the training setting's id
+    setting_values: dict[str, Any]  # every setting key's value: the runs table's typed columns
+    block: training.Block
+    config_slice: dict[str, Any]  # the plain slice, recorded with every run and checkpoint
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any]) -> TrainUnit:
+        """The unit of a job's params (its keys: UNIT_KEYS)."""
+        from weightzoo import families, training
+
+        if missing := sorted(set(UNIT_KEYS) - set(params)):
+            raise ValueError(f"training job: missing {', '.join(missing)}")
+        if unknown := sorted(set(params) - set(UNIT_KEYS)):
+            raise ValueError(f"training job: unknown {', '.join(unknown)}")
+        block = training.Block(
+            arch=families.parse(params["family"], params["arch_params"]),
+            recipe=training.Recipe.from_config(params["train"]),
+            seeds=tuple(params["seeds"]),
+            dump_epochs=tuple(params["dump_epochs"]),
+            divergence=training.DivergenceRule.from_config(params["divergence"]),
+        )
+        tags = {k: params[k] for k in ("dataset", "family", "arch", "setting")}
+        plain = {k: params[k] for k in ("arch_params", "train", "dump_epochs", "divergence")}
+        return cls(
+            **tags,
+            setting_values=params["setting_values"],
+            block=block,
+            config_slice={**tags, **plain},
+        )
+
+    @property
+    def tags(self) -> dict[str, str]:
+        """The keys of every table row it writes (its seeds add `seed`)."""
+        return {k: getattr(self, k) for k in ("dataset", "family", "arch", "setting")}
+
+
+# What a training job's params hold: the cell (config.cell_params), its dataset, architecture
+# id and seeds.
+UNIT_KEYS = (
+    "dataset",
+    "family",
+    "arch",
+    "arch_params",
+    "setting",
+    "setting_values",
+    "train",
+    "seeds",
+    "dump_epochs",
+    "divergence",
+)
+
+
+@dataclass(frozen=True)
+class TrainOutputs:
+    """Where a training job writes its three tables, and the folder of its progress."""
+
+    weights_out: Path
+    metrics_out: Path
+    runs_out: Path
+    resume_dir: Path
+
+    @classmethod
+    def from_paths(cls, paths: Mapping[str, str | Path]) -> TrainOutputs:
+        return cls(**{f.name: Path(paths[f.name]) for f in dataclasses.fields(cls)})
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    """How a training job runs, beside what it trains: torch threads, seeds stacked into one
+    model (vectorise) or looped, and seconds between resume checkpoints."""
+
+    threads: int
+    vectorise: bool
+    checkpoint_every_s: float = 10.0
+
+
+def train_job(
+    *,
+    data_path: str | Path,
+    unit: Mapping[str, Any],
+    outputs: Mapping[str, str | Path],
+    device: str,
+    threads: int,
+    vectorise: bool,
+    checkpoint_every_s: float = 10.0,
+) -> pl.DataFrame:
+    """Load a prepared dataset onto the device, then train one block of seeds on it:
+    `unit` is the job's config slice (UNIT_KEYS), `outputs` its files (TrainOutputs)."""
     from weightzoo import training
 
     training.set_determinism(threads)
     dev = training.select_device(device)
-    fraction = block["train"].get("train_fraction", 1.0)
+    job = TrainUnit.from_params(unit)
+    fraction = job.block.recipe.train_fraction
     tensors = training.to_tensors(data.load_prepared(Path(data_path)), dev, fraction)
-    return train_block(tensors, dev, threads=threads, **block)
+    options = TrainOptions(threads, vectorise, checkpoint_every_s)
+    return train_block(tensors, dev, job, TrainOutputs.from_paths(outputs), options)
 
 
 def train_block(
-    tensors,
-    dev,
-    *,
-    threads: int,
-    dataset: str,
-    family: str,
-    arch: str,
-    arch_params: dict,
-    train: dict,
-    seeds: list[int],
-    dump_epochs: list[int],
-    weights_out: str | Path,
-    metrics_out: str | Path,
-    runs_out: str | Path,
-    resume_dir: str | Path,
-    vectorise: bool = True,
-    checkpoint_every_s: float = 10.0,
-    setting: str = "default",
-    setting_values: dict | None = None,
-    divergence: dict | None = None,
+    tensors: training.TensorData,
+    dev: torch.device,
+    unit: TrainUnit,
+    outputs: TrainOutputs,
+    options: TrainOptions,
 ) -> pl.DataFrame:
-    """Train `seeds` of one architecture under one training setting on one dataset; write
-    weights, metrics and runs.
+    """Train the seeds of `unit` on `tensors` (the dataset on device `dev`); write weights,
+    metrics and runs.
 
-    `tensors` is the dataset on device `dev` (`training.TensorData`); `train` the resolved
-    recipe (its `init_scale` and `train_fraction` default to 1);
-    `setting` its id and `setting_values` every setting key's value (the runs table's typed
-    columns). The seeds train together (stacked unless `vectorise` is false). Progress is
-    saved in `resume_dir` after an epoch every `checkpoint_every_s` seconds: a job killed at
-    any point (time limit, preemption, SIGKILL) and started again continues from the last
-    checkpoint and ends with the same bits as an uninterrupted run. The folder is removed at
-    the end. `divergence` (max_loss_ratio, patience) also stops a seed whose loss stays far
-    above its initial loss.
+    The seeds train together (stacked unless `options.vectorise` is false). Progress is
+    saved in `outputs.resume_dir` after an epoch every `options.checkpoint_every_s` seconds:
+    a job killed at any point (time limit, preemption, SIGKILL) and started again continues
+    from the last checkpoint and ends with the same bits as an uninterrupted run. The folder
+    is removed at the end.
     """
     from weightzoo import tables, training
     from weightzoo.progress import Progress
     from weightzoo.resume import ResumeState
 
-    tags = {"dataset": dataset, "family": family, "arch": arch, "setting": setting}
-    config_slice = {**tags, "arch_params": arch_params, "train": train, "dump_epochs": dump_epochs}
-    if divergence:
-        config_slice["divergence"] = divergence
-    key = {**config_slice, "seeds": seeds, "device": dev.type, "vectorise": vectorise}
-    with ResumeState(resume_dir, key) as progress:  # the lock is held until the end
-        watch = Progress(arch, seeds, train["epochs"], history=progress.state["metrics"])
+    block, tags = unit.block, unit.tags
+    key = {
+        **unit.config_slice,
+        "seeds": list(block.seeds),
+        "device": dev.type,
+        "vectorise": options.vectorise,
+    }
+    with ResumeState(outputs.resume_dir, key) as progress:  # the lock is held until the end
+        history = progress.state["metrics"]
+        watch = Progress(unit.arch, list(block.seeds), block.recipe.epochs, history=history)
         models = training.seed_models(
-            family,
-            arch_params,
-            tensors.in_shape,
-            tensors.n_classes,
-            seeds,
-            dev,
-            vectorise,
-            init_scale=train.get("init_scale", 1.0),
+            block, tensors.in_shape, tensors.n_classes, dev, options.vectorise
         )
-        results = training.fit(
-            models,
-            tensors,
-            train,
-            dump_epochs,
+        callbacks = training.Callbacks(
             on_dump=dumps.DumpSink(progress, models.kinds, **tags),
             on_epoch=watch.wrap(progress.add_metrics),
             on_checkpoint=progress.checkpoint,
-            resume=progress.resume_point,
-            checkpoint_every_s=checkpoint_every_s,
-            divergence=divergence,
+            checkpoint_every_s=options.checkpoint_every_s,
         )
+        results = training.fit(models, tensors, block, callbacks, resume=progress.resume_point)
         for r in results:
             logger.info(
                 "%s %s seed %d: %s after %d epochs, test acc %.4f (best %.4f)",
-                dataset,
-                arch,
+                unit.dataset,
+                unit.arch,
                 r.seed,
                 r.status,
                 r.epochs_run,
@@ -185,22 +261,22 @@ def train_block(
         runs = tables.runs_frame(
             results,
             tags=tags,
-            epochs_planned=train["epochs"],
-            provenance=training.provenance(dev, threads),
-            config_slice=config_slice,
-            setting_values=setting_values,
+            epochs_planned=block.recipe.epochs,
+            provenance=training.provenance(dev, options.threads),
+            config_slice=unit.config_slice,
+            setting_values=unit.setting_values,
         )
         # every seed holds its dump epochs up to its last one, and that last one
         expected = {
-            r.seed: sorted({e for e in dump_epochs if e <= r.epochs_run} | {r.epochs_run})
+            r.seed: sorted({e for e in block.dump_epochs if e <= r.epochs_run} | {r.epochs_run})
             for r in results
         }
-        progress.assemble(weights_out, expected)
+        progress.assemble(outputs.weights_out, expected)
         metrics = tables.metrics_frame(progress.state["metrics"], **tags)
-        dumps.write_table(metrics.to_arrow(), metrics_out)
-        dumps.write_table(runs.to_arrow(), runs_out)
+        dumps.write_table(metrics.to_arrow(), outputs.metrics_out)
+        dumps.write_table(runs.to_arrow(), outputs.runs_out)
         progress.remove()
-    logger.info("job done: %d seed(s) in %.1f s", len(seeds), results[0].wall_time_s)
+    logger.info("job done: %d seed(s) in %.1f s", len(block.seeds), results[0].wall_time_s)
     return runs
 
 
@@ -210,14 +286,14 @@ def train_pack_job(
     units: list[dict],
     device: str,
     threads: int,
-    vectorise: bool = True,
+    vectorise: bool,
     checkpoint_every_s: float = 10.0,
 ) -> None:
     """Train several blocks of one dataset in one process (config: pack.jobs_per_family), so
     the interpreter, torch, the device and the dataset start once for all of them.
 
-    `units` are `train_job`'s arguments of each block (outputs and resume folder included).
-    A finished block's files wait in `<resume_dir>.done/` until the whole pack is done, so a
+    `units` are the blocks' params (`config.unit_params`: UNIT_KEYS and their files). A
+    finished block's files wait in `<resume_dir>.done/` until the whole pack is done, so a
     pack killed on its way restores its finished blocks instead of training them again; at
     the end every block's files move into place and the waiting folders go.
     """
@@ -227,39 +303,39 @@ def train_pack_job(
     training.set_determinism(threads)
     dev = training.select_device(device)
     prepared = data.load_prepared(Path(data_path))
-    tensors: dict[float, object] = {}  # by train_fraction: one copy of each on the device
+    tensors: dict[float, training.TensorData] = {}  # by train_fraction: one copy on the device
+    options = TrainOptions(threads, vectorise, checkpoint_every_s)
     started = time.perf_counter()
-    outputs = ("weights_out", "metrics_out", "runs_out")
-    for i, unit in enumerate(units, 1):
-        done = Path(f"{unit['resume_dir']}.done")
-        waiting = {k: done / f"{k}.parquet" for k in outputs}
-        key = json.dumps({k: v for k, v in unit.items() if k not in outputs}, sort_keys=True)
+    for i, params in enumerate(units, 1):
+        unit = TrainUnit.from_params({k: params[k] for k in UNIT_KEYS})
+        done = Path(f"{params['resume_dir']}.done")
+        key = json.dumps({k: params[k] for k in UNIT_KEYS}, sort_keys=True)
         if (done / "key.json").is_file() and (done / "key.json").read_text() == key:
-            name = f"{unit['arch']} {unit['setting']} seeds {unit['seeds']}"
+            name = f"{unit.arch} {unit.setting} seeds {list(unit.block.seeds)}"
             logger.info("block %d/%d %s: restored from an earlier attempt", i, len(units), name)
             continue
-        fraction = unit["train"].get("train_fraction", 1.0)
+        fraction = unit.block.recipe.train_fraction
         if fraction not in tensors:
             tensors[fraction] = training.to_tensors(prepared, dev, fraction)
-        args = {k: v for k, v in unit.items() if k not in outputs}
-        options = {
-            "threads": threads,
-            "vectorise": vectorise,
-            "checkpoint_every_s": checkpoint_every_s,
-        }
-        train_block(tensors[fraction], dev, **options, **args, **waiting)
+        waiting = TrainOutputs(
+            *(done / f"{k}.parquet" for k in OUTPUT_FILES), Path(params["resume_dir"])
+        )
+        train_block(tensors[fraction], dev, unit, waiting, options)
         with atomic_path(done / "key.json") as tmp:
             tmp.write_text(key)
         elapsed = time.perf_counter() - started
         logger.info("pack: %d/%d blocks in %.0f s", i, len(units), elapsed)
-    for unit in units:
-        done = Path(f"{unit['resume_dir']}.done")
-        for k in outputs:
-            Path(unit[k]).parent.mkdir(parents=True, exist_ok=True)
-            os.replace(done / f"{k}.parquet", unit[k])
+    for params in units:
+        done = Path(f"{params['resume_dir']}.done")
+        for k in OUTPUT_FILES:
+            Path(params[k]).parent.mkdir(parents=True, exist_ok=True)
+            os.replace(done / f"{k}.parquet", params[k])
         shutil.rmtree(done)
         prune(done.parent)
     logger.info("pack done: %d blocks in %.1f s", len(units), time.perf_counter() - started)
+
+
+OUTPUT_FILES = ("weights_out", "metrics_out", "runs_out")  # TrainOutputs' files, in order
 
 
 def aggregate_runs(
@@ -294,20 +370,21 @@ def stats_job(
     weights_path: str | Path,
     family: str,
     in_shape: list[int],
-    hist: dict,
-    spectral: dict | None,
+    hist: Mapping[str, Any],
+    spectral: Mapping[str, Any] | None,
     stats_out: str | Path,
     maps_out: str | Path,
 ) -> None:
     """Statistics (and first-layer strength maps) of one training job's dumps; `hist` is
     analysis.hist (range, bins, scaled_range), `spectral` analysis.spectral (None: no fits)."""
     from weightzoo import stats
+    from weightzoo.spectral import SpectralConfig
     from weightzoo.tables import check_parquet
 
     check_parquet(weights_path)
     started = time.perf_counter()
-    ranges = tuple(hist["range"]), hist["bins"], tuple(hist["scaled_range"])
-    table = stats.file_stats(weights_path, *ranges, spectral_settings=spectral)
+    fits = None if spectral is None else SpectralConfig.from_config(spectral)
+    table = stats.file_stats(weights_path, stats.HistConfig.from_config(hist), fits)
     dumps.write_table(table.to_arrow(), stats_out)
     maps = stats.file_strength_maps(weights_path, family, tuple(in_shape))
     dumps.write_table(maps.to_arrow(), maps_out)
@@ -334,36 +411,37 @@ def concat_tables(*, files: list[str | Path], output: str | Path) -> None:
     )
 
 
+CLAIMS_OUTPUTS = ("groups", "final", "trajectories", "cells", "claims", "claims_md")
+
+
 def claims_job(
     *,
     runs_path: str | Path,
     stats_path: str | Path,
     analysis_cfg: dict,
-    groups_out: str | Path,
-    final_out: str | Path,
-    trajectories_out: str | Path,
-    claims_out: str | Path,
-    claims_md_out: str | Path,
-    cells_out: str | Path,
+    outputs: dict[str, str | Path],
 ) -> pl.DataFrame:
     """Label runs, test the paper's three claims, write the claims table and page.
 
+    `outputs` maps each of `CLAIMS_OUTPUTS` (the claims rule's output names) to its path.
     The stats table is read lazily, only the pooled rows the tests need; the final-epoch
-    statistics (the figures' table) are streamed to disk, never held whole. `cells_out` gets
+    statistics (the figures' table) are streamed to disk, never held whole. `cells` gets
     one row per architecture cell.
     """
     from weightzoo import analysis
     from weightzoo.tables import CELL_KEYS, check_parquet
 
+    if sorted(outputs) != sorted(CLAIMS_OUTPUTS):
+        raise ValueError(f"claims_job: outputs {sorted(outputs)}, expected {CLAIMS_OUTPUTS}")
     check_parquet(runs_path, stats_path)
     started = time.perf_counter()
-    settings = analysis.Settings.from_config(analysis_cfg)
+    settings = analysis.ClaimSettings.from_config(analysis_cfg)
     runs = pl.read_parquet(runs_path)
     stats_lf = pl.scan_parquet(stats_path)
     result = analysis.run_claims(runs, stats_lf, settings)
     groups = result.groups
     sunk = time.perf_counter()
-    with atomic_path(Path(final_out)) as tmp:
+    with atomic_path(Path(outputs["final"])) as tmp:
         analysis.final_stats(stats_lf, groups).sink_parquet(tmp, compression="zstd")
     logger.info("phase final stats: %.2f s", time.perf_counter() - sunk)
     verdicts = analysis.verdicts(result.claims)
@@ -376,11 +454,11 @@ def claims_job(
     page = analysis.claims_markdown(
         result.claims, verdicts, rule=groups["group_rule"][0], settings=settings, counts=counts
     )
-    dumps.write_table(groups.to_arrow(), groups_out)
-    dumps.write_table(result.cells.to_arrow(), cells_out)
-    dumps.write_table(result.trajectories.to_arrow(), trajectories_out)
-    dumps.write_table(result.claims.to_arrow(), claims_out)
-    with atomic_path(Path(claims_md_out)) as tmp:
+    dumps.write_table(groups.to_arrow(), outputs["groups"])
+    dumps.write_table(result.cells.to_arrow(), outputs["cells"])
+    dumps.write_table(result.trajectories.to_arrow(), outputs["trajectories"])
+    dumps.write_table(result.claims.to_arrow(), outputs["claims"])
+    with atomic_path(Path(outputs["claims_md"])) as tmp:
         tmp.write_text(page)
     with pl.Config(tbl_rows=-1, tbl_cols=8, fmt_str_lengths=40):
         logger.info("verdicts:\n%s", verdicts.drop("detail"))
@@ -398,19 +476,22 @@ def figure_job(
     name: str,
     tables: dict[str, str | Path],
     settings: dict,
-    hist_range: list,
+    hist: Mapping[str, Any],
     html_out: str | Path,
     image_out: str | Path,
     spec_out: str | Path,
 ) -> None:
-    """One figure: offline HTML, an SVG or PNG image and its spec (for the dashboard)."""
+    """One figure: offline HTML, an SVG or PNG image and its spec (for the dashboard);
+    `settings` is the config's figures block, `hist` analysis.hist (the statistics' ranges)."""
     from weightzoo import figures, vega
+    from weightzoo.stats import HistConfig
     from weightzoo.tables import check_parquet
 
     check_parquet(*tables.values())
     fig = figures.FIGURES[name]
     scans = {t: pl.scan_parquet(path) for t, path in tables.items()}
-    chart = figures.draw(name, scans, {**settings, "hist_range": tuple(hist_range)})
+    hist_range = HistConfig.from_config(hist).range
+    chart = figures.draw(name, scans, {**settings, "hist_range": hist_range})
     vega.save_chart(chart.properties(title=fig.title), html_out, image_out)
     # the dashboard gives each figure a heading of its own, so its spec carries no title
     record = {"name": name, "title": fig.title, "caption": fig.caption}
@@ -447,25 +528,27 @@ def predict_job(
     *,
     runs_path: str | Path,
     stats_path: str | Path,
-    prediction_cfg: dict,
+    prediction_cfg: Mapping[str, Any],
     threads: int,
     table_out: str | Path,
     oof_out: str | Path,
     md_out: str | Path,
 ) -> pl.DataFrame:
     """Test accuracy predicted from the weights: the prediction table, the held-out
-    predictions behind it and results/prediction.md."""
+    predictions behind it and results/prediction.md; `prediction_cfg` is
+    analysis.prediction."""
     from weightzoo import prediction
 
     started = time.perf_counter()
     runs = pl.read_parquet(runs_path)
+    cfg = prediction.PredictionConfig.from_config(prediction_cfg)
     table, oof = prediction.predict_accuracy(
-        pl.scan_parquet(stats_path), runs, prediction_cfg, threads=threads
+        pl.scan_parquet(stats_path), runs, cfg, threads=threads
     )
     dumps.write_table(table.to_arrow(), table_out)
     dumps.write_table(oof.to_arrow(), oof_out)
     with atomic_path(Path(md_out)) as tmp:
-        tmp.write_text(prediction.prediction_markdown(table, prediction_cfg))
+        tmp.write_text(prediction.prediction_markdown(table, cfg))
     logger.info("%s", prediction.headline(table))
     logger.info("%d rows in %.1f s", table.height, time.perf_counter() - started)
     return table

@@ -1,5 +1,7 @@
 """The three model families of a weight zoo: MLP, CNN and ViT, written out in plain PyTorch.
 
+Each model is built from its architecture's frozen config object (weightzoo.families:
+MLPConfig, CNNConfig, ViTConfig), as nanoGPT's GPT(config): `ViT(cfg, in_shape, n_classes)`.
 Every model takes a float batch (B, C, H, W), already normalised, and returns logits
 (B, n_classes). There is no dropout and no batch norm, so a forward pass is deterministic and
 the state_dict holds learnable parameters only (no buffers): the dumped tensors are exactly
@@ -9,7 +11,7 @@ Initialisation is PyTorch's default for nn.Linear, nn.Conv2d and nn.LayerNorm (K
 weights with a = sqrt(5), uniform biases in +-1/sqrt(fan_in), LayerNorm weight 1 and bias 0).
 The ViT's position embedding and class token are drawn from a normal with std 0.02 truncated
 at +-2 std. All of it draws from the global torch RNG, so `torch.manual_seed(s)` before
-`build_model` makes the initial weights reproducible.
+`from_config` (or `build_model`) makes the initial weights reproducible.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from weightzoo.families import (
+    ArchConfig,
     CNNConfig,
     MLPConfig,
     ViTConfig,
@@ -80,21 +83,13 @@ def stacked_layer_norm(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor, eps: f
 class MLP(nn.Module):
     """Fully connected network; depth=0 is multinomial logistic regression on the pixels."""
 
-    def __init__(
-        self,
-        in_shape: tuple[int, int, int],
-        n_classes: int,
-        depth: int,
-        width: int,
-        activation: str = "relu",
-    ) -> None:
+    def __init__(self, cfg: MLPConfig, in_shape: tuple[int, int, int], n_classes: int) -> None:
         super().__init__()
-        arch = MLPConfig(depth=depth, width=width, activation=activation)
         check_int("n_classes", n_classes, 1)
         # hidden.{i} are exactly the Linear layers; the (parameter-free) activation lives apart.
-        sizes = arch.sizes(check_in_shape(in_shape))
+        sizes = cfg.sizes(check_in_shape(in_shape))
         self.hidden = nn.ModuleList(nn.Linear(a, b) for a, b in itertools.pairwise(sizes))
-        self.act = make_activation(activation)
+        self.act = make_activation(cfg.activation)
         self.head = nn.Linear(sizes[-1], n_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -135,22 +130,15 @@ class CNN(nn.Module):
     32x32 32 -> 16 -> 8 -> 4 -> 2 -> 1, so any number of blocks is valid on any input.
     """
 
-    def __init__(
-        self,
-        in_shape: tuple[int, int, int],
-        n_classes: int,
-        blocks: int,
-        channels: int,
-        activation: str = "relu",
-    ) -> None:
+    def __init__(self, cfg: CNNConfig, in_shape: tuple[int, int, int], n_classes: int) -> None:
         super().__init__()
-        arch = CNNConfig(blocks=blocks, channels=channels, activation=activation)
         check_int("n_classes", n_classes, 1)
         in_shape = check_in_shape(in_shape)
-        pools, (c, h, w) = arch.pools(in_shape)
-        ins = [in_shape[0]] + [channels] * blocks
+        pools, (c, h, w) = cfg.pools(in_shape)
+        ins = [in_shape[0]] + [cfg.channels] * cfg.blocks
         self.blocks = nn.ModuleList(
-            ConvBlock(a, channels, activation, pool) for a, pool in zip(ins, pools, strict=False)
+            ConvBlock(a, cfg.channels, cfg.activation, pool)
+            for a, pool in zip(ins, pools, strict=False)
         )
         self.head = nn.Linear(c * h * w, n_classes)
 
@@ -280,48 +268,27 @@ class Block(nn.Module):
 class ViT(nn.Module):
     """Vision transformer; the logits come from the class token (pool="cls") or the token mean."""
 
-    def __init__(
-        self,
-        in_shape: tuple[int, int, int],
-        n_classes: int,
-        patch: int,
-        embed: int,
-        depth: int,
-        heads: int,
-        mlp_ratio: float = 2.0,
-        pool: str = "cls",
-        activation: str = "gelu",
-    ) -> None:
+    def __init__(self, cfg: ViTConfig, in_shape: tuple[int, int, int], n_classes: int) -> None:
         super().__init__()
-        arch = ViTConfig(
-            patch=patch,
-            embed=embed,
-            depth=depth,
-            heads=heads,
-            mlp_ratio=mlp_ratio,
-            pool=pool,
-            activation=activation,
-        )
         check_int("n_classes", n_classes, 1)
         in_shape = check_in_shape(in_shape)
-        arch.check_input(in_shape)
+        cfg.check_input(in_shape)
 
-        self.pool = pool
-        self.patch_embed = PatchEmbedding(in_shape[0], patch, embed)
-        n_tokens = arch.n_tokens(in_shape)
-        self.pos_embed = nn.Parameter(torch.empty(1, n_tokens, embed))
-        if pool == "cls":
-            self.cls_token = nn.Parameter(torch.empty(1, 1, embed))
+        self.pool = cfg.pool
+        self.patch_embed = PatchEmbedding(in_shape[0], cfg.patch, cfg.embed)
+        self.pos_embed = nn.Parameter(torch.empty(1, cfg.n_tokens(in_shape), cfg.embed))
+        if cfg.pool == "cls":
+            self.cls_token = nn.Parameter(torch.empty(1, 1, cfg.embed))
         # One Block per constructor call: each draws its own initial weights from the RNG.
         self.blocks = nn.ModuleList(
-            Block(embed, heads, arch.hidden, activation) for _ in range(depth)
+            Block(cfg.embed, cfg.heads, cfg.hidden, cfg.activation) for _ in range(cfg.depth)
         )
-        self.norm = nn.LayerNorm(embed)
-        self.head = nn.Linear(embed, n_classes)
+        self.norm = nn.LayerNorm(cfg.embed)
+        self.head = nn.Linear(cfg.embed, n_classes)
 
         # std 0.02 as in timm's ViT, cut at +-2 std (timm's default a=-2, b=2 never cuts).
         nn.init.trunc_normal_(self.pos_embed, std=0.02, a=-0.04, b=0.04)
-        if pool == "cls":
+        if cfg.pool == "cls":
             nn.init.trunc_normal_(self.cls_token, std=0.02, a=-0.04, b=0.04)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -354,16 +321,21 @@ class ViT(nn.Module):
 FAMILIES = {"mlp": MLP, "cnn": CNN, "vit": ViT}
 
 
-def build_model(
-    family: str, arch: dict, in_shape: tuple[int, int, int], n_classes: int
-) -> nn.Module:
-    """Construct `family` with the keyword arguments in `arch` (checked by the family's
-    dataclass in weightzoo.families: a bad name or value fails with ValueError).
+def from_config(cfg: ArchConfig, in_shape: tuple[int, int, int], n_classes: int) -> nn.Module:
+    """The model of an architecture (its family's class, which takes the config object).
 
     Initial weights come from the global torch RNG: seed it first for reproducible weights.
     """
-    spec = parse(family, arch)
-    return FAMILIES[family](in_shape=tuple(in_shape), n_classes=n_classes, **spec.kwargs())
+    return FAMILIES[cfg.family](cfg, tuple(in_shape), n_classes)
+
+
+def build_model(
+    family: str, arch: dict, in_shape: tuple[int, int, int], n_classes: int
+) -> nn.Module:
+    """`from_config` of the architecture `arch` of `family` as the config writes it (checked
+    by the family's dataclass in weightzoo.families: a bad name or value fails with
+    ValueError)."""
+    return from_config(parse(family, arch), in_shape, n_classes)
 
 
 def count_params(model: nn.Module) -> int:

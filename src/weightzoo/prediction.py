@@ -19,9 +19,11 @@ well, so the question here is what the weights add to it:
   hyperparameter is chosen by cross-validation inside the training folds, grouped by cell.
 - Evaluation on pooled out-of-fold predictions: R², Kendall τ-b, Spearman ρ and MAE, with
   95 % percentile-bootstrap CIs over architecture cells (whole cells resampled), and each
-  metric's increment over `size` and over `arch`, paired: the same folds and the same
-  resamples of cells. Early prediction uses the weights of each dumped epoch to predict the
-  final accuracy.
+  metric's increment over the strongest size baseline and over `arch`, paired: the same
+  folds and the same resamples of cells. The size baselines are `size` fitted by each
+  predictor and `size_rank`, which fits nothing: runs ranked by their parameter count (τ and
+  ρ only), often the strongest. Early prediction uses the weights of each dumped epoch to
+  predict the final accuracy.
 """
 
 from __future__ import annotations
@@ -31,12 +33,15 @@ import logging
 import math
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import polars as pl
 
 from weightzoo import families, resampling
+from weightzoo.markdown import finite, md_table
 from weightzoo.settings import SETTING_KEYS
 from weightzoo.stats import WEIGHT_POOL
 from weightzoo.zoo import RUN_KEYS, SPLIT_KINDS, TooFewGroups, cell_ids, fold_ids, with_keys
@@ -61,12 +66,98 @@ FEATURE_SETS = {
     "init": "layer7 of the initialisation (epoch 0): a control",
 }
 BASELINES = ("size", "arch")
+# The zero-parameter size baseline: runs ranked by parameter count, no fit, no folds. It has
+# rank metrics only (an accuracy is not a rank), and is a size baseline beside `size`.
+SIZE_RANK, RANK = "size_rank", "rank"
+SIZE_RANK_TEXT = "no fit: runs ranked by their parameter count (τ and ρ only)"
+RANK_METRICS = ("tau", "rho")
 EPOCH_FREE_SETS = {"size", "arch", "setting", "init"}  # the same at every epoch
 SETTING_LOGS = {"lr": 10, "batch_size": 2}  # setting keys read on a log scale (base)
 WEIGHT_SETS = ("global7", "layer7", "layer7_delta", "spectral")  # what the trained weights say
 PREDICTORS = {"ridge": "ridge (RidgeCV)", "hgb": "gradient boosting (HistGradientBoosting)"}
 METRICS = ("r2", "tau", "rho", "mae")
+LOWER_IS_BETTER = {"mae"}
 TOO_FEW = "too few cells for a split"
+
+
+# --------------------------------------------------------------------------------------------
+# Settings (config: analysis.prediction), typed once at the job's entry point
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RidgeConfig:
+    """RidgeCV's candidate penalties, chosen by inner CV."""
+
+    alphas: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class HgbConfig:
+    """HistGradientBoostingRegressor: at most `max_iter` iterations and the `max_leaf_nodes`
+    candidates (both chosen by inner CV), its shrinkage and smallest leaf."""
+
+    max_iter: int
+    learning_rate: float
+    max_leaf_nodes: tuple[int, ...]
+    min_samples_leaf: int
+
+
+@dataclass(frozen=True)
+class EarlyConfig:
+    """Final accuracy from the weights of earlier dumped epochs: which, and with what."""
+
+    epochs: tuple[int, ...]
+    feature_sets: tuple[str, ...]
+    predictors: tuple[str, ...]
+    splits: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Headline:
+    """The row the headline sentence reports, fixed in the config."""
+
+    feature_set: str
+    predictor: str
+
+
+@dataclass(frozen=True)
+class PredictionConfig:
+    """Every setting of the prediction (config: analysis.prediction; the schema documents
+    each). No defaults: they live in config/config.yaml and its schema only."""
+
+    feature_sets: tuple[str, ...]
+    predictors: tuple[str, ...]
+    splits: tuple[str, ...]
+    folds: int
+    inner_folds: int
+    positions: int
+    target: str  # accuracy | logit
+    logit_clip: float
+    ridge: RidgeConfig
+    hgb: HgbConfig
+    early: EarlyConfig
+    headline: Headline
+    bootstrap: int
+    max_rank_runs: int
+    seed: int
+
+    @classmethod
+    def from_config(cls, cfg: Mapping[str, Any]) -> PredictionConfig:
+        """The settings of a validated analysis.prediction block (lists become tuples)."""
+
+        def frozen(block: Mapping[str, Any]) -> dict[str, Any]:
+            return {k: tuple(v) if isinstance(v, list) else v for k, v in block.items()}
+
+        return cls(
+            **{
+                **frozen(cfg),
+                "ridge": RidgeConfig(**frozen(cfg["ridge"])),
+                "hgb": HgbConfig(**frozen(cfg["hgb"])),
+                "early": EarlyConfig(**frozen(cfg["early"])),
+                "headline": Headline(**cfg["headline"]),
+            }
+        )
 
 
 # --------------------------------------------------------------------------------------------
@@ -116,7 +207,7 @@ def _wide(long: pl.DataFrame, values: Sequence[str], prefix: str, names: list[st
 
 
 def features(
-    stats: pl.LazyFrame, runs: pl.DataFrame, *, epochs: Sequence[int] = (), positions: int = 2
+    stats: pl.LazyFrame, runs: pl.DataFrame, *, epochs: Sequence[int] = (), positions: int
 ) -> pl.DataFrame:
     """Every feature set of every finished run at its final dump (epoch "final") and at each of
     `epochs` it has dumped before that: one row per run and epoch label, with the run keys,
@@ -246,7 +337,7 @@ def inner_splits(cells: np.ndarray, n: int) -> list[tuple[np.ndarray, np.ndarray
     return list(GroupKFold(n_splits=k).split(np.zeros(len(cells)), groups=cells))
 
 
-def fit_ridge(X: np.ndarray, y: np.ndarray, cells: np.ndarray, cfg: dict):
+def fit_ridge(X: np.ndarray, y: np.ndarray, cells: np.ndarray, cfg: PredictionConfig):
     """Median imputation with missingness indicators, standardisation, RidgeCV whose alpha
     is chosen on grouped inner folds (least squared error)."""
     from sklearn.impute import SimpleImputer
@@ -258,8 +349,8 @@ def fit_ridge(X: np.ndarray, y: np.ndarray, cells: np.ndarray, cfg: dict):
         SimpleImputer(strategy="median", add_indicator=True, keep_empty_features=True),
         StandardScaler(),
         RidgeCV(
-            alphas=cfg["ridge"]["alphas"],
-            cv=inner_splits(cells, cfg["inner_folds"]),
+            alphas=list(cfg.ridge.alphas),
+            cv=inner_splits(cells, cfg.inner_folds),
             scoring="neg_mean_squared_error",
         ),
     )
@@ -267,28 +358,28 @@ def fit_ridge(X: np.ndarray, y: np.ndarray, cells: np.ndarray, cfg: dict):
     return model, {"alpha": float(model[-1].alpha_)}
 
 
-def fit_hgb(X: np.ndarray, y: np.ndarray, cells: np.ndarray, cfg: dict):
+def fit_hgb(X: np.ndarray, y: np.ndarray, cells: np.ndarray, cfg: PredictionConfig):
     """HistGradientBoostingRegressor: max_leaf_nodes from the grid and the number of boosting
     iterations (read off staged predictions up to max_iter) chosen on grouped inner folds."""
     from sklearn.ensemble import HistGradientBoostingRegressor
 
-    hgb = cfg["hgb"]
+    hgb = cfg.hgb
     fixed = {
-        "learning_rate": hgb["learning_rate"],
-        "min_samples_leaf": hgb["min_samples_leaf"],
+        "learning_rate": hgb.learning_rate,
+        "min_samples_leaf": hgb.min_samples_leaf,
         "early_stopping": False,
     }
-    splits = inner_splits(cells, cfg["inner_folds"])
+    splits = inner_splits(cells, cfg.inner_folds)
     best = (math.inf, None, None)
-    for leaves in hgb["max_leaf_nodes"]:
-        sse = np.zeros(hgb["max_iter"])
+    for leaves in hgb.max_leaf_nodes:
+        sse = np.zeros(hgb.max_iter)
         for train, test in splits:
             inner_X, held_X = usable_features(X[train], X[test])  # per inner fold, too
             if inner_X.shape[1] == 0:  # nothing varies inside: the inner fold's mean
-                staged = np.full((hgb["max_iter"], len(test)), y[train].mean())
+                staged = np.full((hgb.max_iter, len(test)), y[train].mean())
             else:
                 model = HistGradientBoostingRegressor(
-                    max_iter=hgb["max_iter"], max_leaf_nodes=leaves, **fixed
+                    max_iter=hgb.max_iter, max_leaf_nodes=leaves, **fixed
                 ).fit(inner_X, y[train])
                 staged = np.stack(list(model.staged_predict(held_X)))  # (iterations, runs)
             sse[: len(staged)] += ((staged - y[test]) ** 2).sum(axis=1)
@@ -320,14 +411,19 @@ def usable_features(train: np.ndarray, test: np.ndarray) -> tuple[np.ndarray, np
 
 
 def out_of_fold(
-    X: np.ndarray, acc: np.ndarray, folds: np.ndarray, cells: np.ndarray, predictor: str, cfg: dict
+    X: np.ndarray,
+    acc: np.ndarray,
+    folds: np.ndarray,
+    cells: np.ndarray,
+    predictor: str,
+    cfg: PredictionConfig,
 ) -> tuple[np.ndarray, list[dict]]:
     """Held-out predictions of accuracy for every run: each fold predicted by a model fitted
     on the other folds (target accuracy, or its clipped logit mapped back), in [0, 1]."""
     from threadpoolctl import threadpool_limits
 
-    logit = cfg["target"] == "logit"
-    clip = cfg["logit_clip"]
+    logit = cfg.target == "logit"
+    clip = cfg.logit_clip
     y = np.log(np.clip(acc, clip, 1 - clip) / (1 - np.clip(acc, clip, 1 - clip))) if logit else acc
     pred = np.full(len(acc), np.nan)
     chosen = []
@@ -509,7 +605,7 @@ PREDICTION_SCHEMA: dict[str, pl.DataType] = {
     **{f"{m}{s}": pl.Float64 for m in METRICS for s in ("", "_low", "_high")},
     **{f"{m}_over_{b}{s}": pl.Float64 for b in BASELINES for m in METRICS
        for s in ("", "_low", "_high")},
-    "hyperparameters": pl.String, "note": pl.String,
+    "size_baselines": pl.String, "hyperparameters": pl.String, "note": pl.String,
 }  # fmt: skip
 OOF_SCHEMA: dict[str, pl.DataType] = {
     **dict.fromkeys(RUN_KEYS, pl.String), "seed": pl.Int32, "cell": pl.Int64,
@@ -518,34 +614,30 @@ OOF_SCHEMA: dict[str, pl.DataType] = {
 }  # fmt: skip
 
 
-def plan(cfg: dict, epochs_present: Sequence[str]) -> list[tuple[str, str, str, str]]:
+def plan(cfg: PredictionConfig, epochs_present: Sequence[str]) -> list[tuple[str, str, str, str]]:
     """(epoch, split, feature set, predictor) of every row: the full ladder at the final
-    epoch, the early sets at the early epochs; `size` and `arch` always (the baselines)."""
+    epoch, the early sets at the early epochs; `size_rank` (predictor `rank`), `size` and
+    `arch` always (the baselines)."""
 
     def ladder(sets: Sequence[str]) -> list[str]:
         return list(dict.fromkeys([*BASELINES, *sets]))
 
-    early = cfg["early"]
-    rows = [
-        (FINAL, s, f, p)
-        for s in cfg["splits"]
-        for f in ladder(cfg["feature_sets"])
-        for p in cfg["predictors"]
-    ]
-    for e in (str(e) for e in early["epochs"] if str(e) in epochs_present):
-        rows += [
-            (e, s, f, p)
-            for s in early["splits"]
-            for f in ladder(early["feature_sets"])
-            for p in early["predictors"]
-        ]
+    early = cfg.early
+    rows = []
+    for s in cfg.splits:
+        rows.append((FINAL, s, SIZE_RANK, RANK))
+        rows += [(FINAL, s, f, p) for f in ladder(cfg.feature_sets) for p in cfg.predictors]
+    for e in (str(e) for e in early.epochs if str(e) in epochs_present):
+        for s in early.splits:
+            rows.append((e, s, SIZE_RANK, RANK))
+            rows += [(e, s, f, p) for f in ladder(early.feature_sets) for p in early.predictors]
     return rows
 
 
-def split_folds(table: pl.DataFrame, kind: str, cfg: dict) -> np.ndarray:
+def split_folds(table: pl.DataFrame, kind: str, cfg: PredictionConfig) -> np.ndarray:
     """The folds of `kind` over the runs of one epoch; TooFewGroups where a fold cannot be
     held out or a training fold has fewer than 2 cells for its inner cross-validation."""
-    folds = fold_ids(table, kind, cfg["folds"], cfg["seed"])
+    folds = fold_ids(table, kind, cfg.folds, cfg.seed)
     cells = table["cell"].to_numpy()
     for f in np.unique(folds):
         if (n := len(np.unique(cells[folds != f]))) < 2:
@@ -554,21 +646,22 @@ def split_folds(table: pl.DataFrame, kind: str, cfg: dict) -> np.ndarray:
 
 
 def predict_accuracy(
-    stats: pl.LazyFrame, runs: pl.DataFrame, cfg: dict, threads: int = 1
+    stats: pl.LazyFrame, runs: pl.DataFrame, cfg: PredictionConfig, threads: int = 1
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """The prediction table (one row per feature set x predictor x split x epoch) and the
     held-out predictions behind it (one row per run of each)."""
     from joblib import Parallel, delayed
 
     started = time.perf_counter()
-    table = features(stats, runs, epochs=cfg["early"]["epochs"], positions=cfg["positions"])
+    table = features(stats, runs, epochs=list(cfg.early.epochs), positions=cfg.positions)
     logger.info("phase features: %.1f s", time.perf_counter() - started)
     by_epoch = {
         e: part.with_columns(cell=cell_ids(part))  # cells numbered within each epoch's runs
         for (e,), part in table.group_by("epoch", maintain_order=True)
     }
     rows = plan(cfg, list(by_epoch))
-    sets = {f: feature_columns(table.columns, f) for _, _, f, _ in rows}
+    sets = {f: feature_columns(table.columns, f) for _, _, f, _ in rows if f != SIZE_RANK}
+    sets[SIZE_RANK] = ["size.log10_params"]
     folds, notes = {}, {}
     for epoch, kind in dict.fromkeys((e, s) for e, s, _, _ in rows):
         if epoch not in by_epoch:
@@ -580,7 +673,12 @@ def predict_accuracy(
     for epoch, kind, fset, _ in rows:
         if not sets[fset] and (epoch, kind) in folds:
             notes[epoch, kind, fset] = f"no {fset} columns in this zoo"
-    runnable = [r for r in rows if (r[0], r[1]) in folds and sets[r[2]]]
+    runnable = [r for r in rows if (r[0], r[1]) in folds and sets[r[2]] and r[3] != RANK]
+    ranked = {
+        r: (by_epoch[r[0]]["n_params"].cast(pl.Float64).to_numpy(), [])
+        for r in rows
+        if r[3] == RANK and (r[0], r[1]) in folds
+    }
     # a set that does not change with the epoch, on the final epoch's runs: the final fit
     final_keys = by_epoch[FINAL].select(RUN_KEYS) if FINAL in by_epoch else None
     same = {
@@ -595,6 +693,24 @@ def predict_accuracy(
         and (FINAL, *r[1:]) in runnable
         and set(base_sets(r[2])) <= EPOCH_FREE_SETS
     }
+    # two splits with the same folds (e.g. `architecture` and `cell` when no architecture has
+    # two cells) give the same predictions: fitted once
+    for r in runnable:
+        twin = next(
+            (
+                t
+                for t in runnable
+                if t[0] == r[0]
+                and t[2:] == r[2:]
+                and t[1] != r[1]
+                and t not in reused
+                and runnable.index(t) < runnable.index(r)
+                and np.array_equal(folds[r[0], r[1]], folds[t[0], t[1]])
+            ),
+            None,
+        )
+        if r not in reused and twin is not None:
+            reused[r] = twin
     tasks = [r for r in runnable if r not in reused]
     logger.info(
         "%d rows, %d fitted, %d the same as at the final epoch (%d runs, %d features)",
@@ -620,7 +736,13 @@ def predict_accuracy(
     started = time.perf_counter()
     fitted = Parallel(n_jobs=threads)(delayed(out_of_fold)(*inputs(*t)) for t in tasks)
     results = dict(zip(tasks, fitted, strict=True))
-    results |= {r: results[final] for r, final in reused.items()}
+    pending = dict(reused)
+    while pending:  # a source is fitted, or reused from one that is (no cycles: see above)
+        for r, source in list(pending.items()):
+            if source in results:
+                results[r] = results.pop(r, results[source])
+                del pending[r]
+    results |= ranked
     logger.info("phase fits: %.1f s", time.perf_counter() - started)
     started = time.perf_counter()
     out = _evaluate(rows, results, by_epoch, folds, notes, sets, cfg)
@@ -632,7 +754,7 @@ def _evaluate(rows, results, by_epoch, folds, notes, sets, cfg):
     """Metrics, CIs and paired increments of every row; the out-of-fold predictions."""
     boots, points, out, oof = {}, {}, [], []
     counts = {}
-    head = (cfg["headline"]["feature_set"], cfg["headline"]["predictor"])
+    head = (cfg.headline.feature_set, cfg.headline.predictor)
     for row in rows:
         epoch, kind, fset, predictor = row
         if row not in results:
@@ -640,10 +762,15 @@ def _evaluate(rows, results, by_epoch, folds, notes, sets, cfg):
         part = by_epoch[epoch]
         y, cells = part["final_test_acc"].to_numpy(), part["cell"].to_numpy()
         if epoch not in counts:  # one set of resamples per epoch: increments are paired
-            counts[epoch] = cell_resamples(int(cells.max()) + 1, cfg["bootstrap"], cfg["seed"])
+            counts[epoch] = cell_resamples(int(cells.max()) + 1, cfg.bootstrap, cfg.seed)
         pred = results[row][0]
         points[row] = point_metrics(y, pred)
-        boots[row] = bootstrap_metrics(y, pred, cells, counts[epoch], cfg["max_rank_runs"])
+        boots[row] = bootstrap_metrics(y, pred, cells, counts[epoch], cfg.max_rank_runs)
+        if predictor == RANK:  # a ranking, not an accuracy: rank metrics only, no held-out rows
+            for m in set(METRICS) - set(RANK_METRICS):
+                points[row][m] = math.nan
+                boots[row][m] = np.full(len(counts[epoch]), np.nan)
+            continue
         labels = {"feature_set": fset, "predictor": predictor, "split": kind, "epoch": epoch}
         oof.append(
             part.select(*RUN_KEYS, "cell").with_columns(
@@ -661,7 +788,7 @@ def _evaluate(rows, results, by_epoch, folds, notes, sets, cfg):
             "predictor": predictor,
             "split": kind,
             "epoch": epoch,
-            "target": cfg["target"],
+            "target": cfg.target,
             "headline": (fset, predictor) == head,
             "n_features": len(sets[fset]),
             "n_cells": part["cell"].n_unique(),
@@ -670,26 +797,49 @@ def _evaluate(rows, results, by_epoch, folds, notes, sets, cfg):
         if row not in results:
             out.append({**record, "note": notes.get((epoch, kind, fset), notes.get((epoch, kind)))})
             continue
-        record["n_folds"] = len(np.unique(folds[epoch, kind]))
+        record["n_folds"] = None if predictor == RANK else len(np.unique(folds[epoch, kind]))
+        strongest = {}
         for m in METRICS:
-            record[m] = _finite(points[row][m])
+            record[m] = finite(points[row][m])
             record[f"{m}_low"], record[f"{m}_high"] = _ci(boots[row][m])
-            for base in BASELINES:
-                ref = (epoch, kind, base, predictor)
-                if ref in results:
-                    record[f"{m}_over_{base}"] = _finite(points[row][m] - points[ref][m])
+            refs = {"size": size_baseline(row, m, points), "arch": (epoch, kind, "arch", predictor)}
+            for base, ref in refs.items():
+                if ref in results and math.isfinite(points[row][m]):
+                    record[f"{m}_over_{base}"] = finite(points[row][m] - points[ref][m])
                     diff = boots[row][m] - boots[ref][m]
                     record[f"{m}_over_{base}_low"], record[f"{m}_over_{base}_high"] = _ci(diff)
+            if refs["size"] is not None:
+                strongest[m] = baseline_label(refs["size"])
+        record["size_baselines"] = json.dumps(strongest)
         record["hyperparameters"] = json.dumps(results[row][1])
-        record["note"] = SPLIT_KINDS[kind]
+        record["note"] = SIZE_RANK_TEXT if predictor == RANK else SPLIT_KINDS[kind]
         out.append(record)
     table = pl.DataFrame(out, schema=PREDICTION_SCHEMA)
     oof_table = pl.concat(oof).cast(OOF_SCHEMA) if oof else pl.DataFrame(schema=OOF_SCHEMA)
     return table, oof_table.select(list(OOF_SCHEMA))
 
 
-def _finite(v: float) -> float | None:
-    return float(v) if v is not None and math.isfinite(v) else None
+def size_baseline(row: tuple, metric: str, points: dict) -> tuple | None:
+    """The strongest size baseline of `row`'s epoch and split for `metric`: `size` fitted by
+    any predictor, or `size_rank` for the rank metrics; the best point value wins (least for
+    MAE), so an increment over it is over parameter count at its strongest."""
+    epoch, kind = row[:2]
+    candidates = [
+        r
+        for r in points
+        if r[:2] == (epoch, kind)
+        and (r[2] == "size" or (r[2] == SIZE_RANK and metric in RANK_METRICS))
+        and math.isfinite(points[r][metric])
+    ]
+    if not candidates:
+        return None
+    sign = 1 if metric in LOWER_IS_BETTER else -1
+    return min(candidates, key=lambda r: (sign * points[r][metric], r[2], r[3]))
+
+
+def baseline_label(row: tuple) -> str:
+    """`size_rank`, or `size (predictor)`: how the tables name a size baseline."""
+    return SIZE_RANK if row[2] == SIZE_RANK else f"size ({row[3]})"
 
 
 # --------------------------------------------------------------------------------------------
@@ -698,6 +848,7 @@ def _finite(v: float) -> float | None:
 
 SPLIT_TITLES = {
     "architecture": "Held-out architectures",
+    "cell": "Held-out cells",
     "family": "Held-out model families",
     "dataset": "Held-out datasets",
     "seed": "Held-out seeds (every cell on both sides)",
@@ -718,8 +869,9 @@ def _with_ci(r: dict, key: str, sign: bool = False) -> str:
 
 
 def headline(table: pl.DataFrame) -> str:
-    """The page's first sentence: the headline row's held-out τ against size's, on held-out
-    architectures (on the first split with numbers if that one has none)."""
+    """The page's first sentence: the headline row's held-out τ against the strongest size
+    baseline's, on held-out architectures (on the first split with numbers if that one has
+    none)."""
     done = table.filter(pl.col("epoch") == FINAL, pl.col("tau").is_not_null())
     splits = [s for s in SPLIT_KINDS if s in done["split"].to_list()]
     if not splits:
@@ -730,7 +882,8 @@ def headline(table: pl.DataFrame) -> str:
     if row is None:
         return f"The headline feature set has no result on {splits[0]}."
     feature_set, predictor = row["feature_set"], row["predictor"]
-    size = part.filter(feature_set="size", predictor=predictor).row(0, named=True)
+    chosen = json.loads(row["size_baselines"] or "{}")
+    size, size_r2 = (_baseline_row(part, chosen.get(m)) for m in ("tau", "r2"))
     split = splits[0]
     gain = row["tau_over_size_low"] is not None and row["tau_over_size_low"] > 0
     verdict = "an increment whose CI excludes 0" if gain else "an increment whose CI covers 0"
@@ -743,15 +896,25 @@ def headline(table: pl.DataFrame) -> str:
     )
     return (
         f"On {SPLIT_TITLES[split].lower()}, the weights predict test accuracy with "
-        f"τ = {_with_ci(row, 'tau')} ({feature_set}, {PREDICTORS[predictor]}) beyond parameter "
-        f"count's τ = {_with_ci(size, 'tau')}: Δτ = {_with_ci(row, 'tau_over_size', True)}, "
-        f"{verdict}; R² {_num(row['r2'])} against {_num(size['r2'])} "
-        f"({row['n_cells']} cells, {row['n_runs']} runs, 95 % bootstrap CIs over cells)." + control
+        f"τ = {_with_ci(row, 'tau')} ({feature_set}, {PREDICTORS[predictor]}) beyond the "
+        f"strongest size baseline ({chosen.get('tau', 'none')}: τ = {_with_ci(size, 'tau')}): "
+        f"Δτ = {_with_ci(row, 'tau_over_size', True)}, {verdict}; R² {_num(row['r2'])} against "
+        f"{_num(size_r2.get('r2'))} ({chosen.get('r2', 'none')}) ({row['n_cells']} cells, "
+        f"{row['n_runs']} runs, 95 % bootstrap CIs over cells)." + control
     )
 
 
+def _baseline_row(part: pl.DataFrame, label: str | None) -> dict:
+    """The row of a size baseline named as `baseline_label` names it ({} if absent)."""
+    if label is None:
+        return {}
+    fset, predictor = (SIZE_RANK, RANK) if label == SIZE_RANK else ("size", label[6:-1])
+    found = part.filter(feature_set=fset, predictor=predictor)
+    return found.row(0, named=True) if found.height else {}
+
+
 LADDER_HEADERS = ["feature set", "predictor", "n features", "τ [95 % CI]", "R² [95 % CI]", "ρ",
-                  "MAE", "Δτ over size", "ΔR² over size", "Δτ over arch"]  # fmt: skip
+                  "MAE", "Δτ over best size", "ΔR² over best size", "Δτ over arch"]  # fmt: skip
 
 
 def ladder_rows(part: pl.DataFrame) -> list[list[str]]:
@@ -773,20 +936,11 @@ def ladder_rows(part: pl.DataFrame) -> list[list[str]]:
     ]
 
 
-def _table(headers: Sequence[str], rows: list[list[str]]) -> list[str]:
-    return [
-        "| " + " | ".join(headers) + " |",
-        "|" + "---|" * len(headers),
-        *("| " + " | ".join(r) + " |" for r in rows),
-        "",
-    ]
-
-
-def prediction_markdown(table: pl.DataFrame, cfg: dict) -> str:
+def prediction_markdown(table: pl.DataFrame, cfg: PredictionConfig) -> str:
     """results/prediction.md: the headline, the ladder per split, then early prediction."""
     final = table.filter(epoch=FINAL)
-    clip = cfg["logit_clip"]
-    target = f" (fitted as its logit, clipped at {clip})" if cfg["target"] == "logit" else ""
+    clip = cfg.logit_clip
+    target = f" (fitted as its logit, clipped at {clip})" if cfg.target == "logit" else ""
     lines = [
         "# Test accuracy predicted from the weights",
         "",
@@ -797,10 +951,15 @@ def prediction_markdown(table: pl.DataFrame, cfg: dict) -> str:
         "folds, with every hyperparameter chosen by cross-validation inside the training "
         "folds, grouped by cell (an architecture under one training setting on one "
         "dataset). Metrics are on the pooled held-out predictions (clipped to [0, 1]); CIs "
-        f"resample whole cells (95 % percentile bootstrap, {cfg['bootstrap']} resamples); "
+        f"resample whole cells (95 % percentile bootstrap, {cfg.bootstrap} resamples); "
         "increments (Δ) are paired: the same folds and the same resamples for both feature "
         "sets. The headline feature set is fixed in the config "
         "(`analysis.prediction.headline`), not picked by held-out score.",
+        "",
+        "Size baselines: `size` fitted by each predictor, and `size_rank`, "
+        f"{SIZE_RANK_TEXT}. Every Δ over size is over the strongest of them for that metric "
+        "(by its point value), so what the weights add is stated over parameter count at its "
+        "best; `size_baselines` in tables/prediction.parquet names it per metric.",
         "",
         "Reading τ: `size` and `arch` predict one value for all seeds of a cell, so their "
         "seeds tie and Kendall's τ-b leaves those pairs out; a set that orders the seeds of "
@@ -816,7 +975,7 @@ def prediction_markdown(table: pl.DataFrame, cfg: dict) -> str:
         if part["tau"].is_null().all():
             lines += ["", f"No numbers: {part['note'][0]}.", ""]
             continue
-        lines += [""] + _table(LADDER_HEADERS, ladder_rows(part))
+        lines += ["", *md_table(LADDER_HEADERS, ladder_rows(part)), ""]
     early = table.filter(pl.col("epoch") != FINAL)
     if early.height:
         lines += [
@@ -849,5 +1008,5 @@ def prediction_markdown(table: pl.DataFrame, cfg: dict) -> str:
             ]
             for r in early.iter_rows(named=True)
         ]
-        lines += _table(headers, rows)
+        lines += [*md_table(headers, rows), ""]
     return "\n".join(lines)

@@ -88,7 +88,7 @@ def setting_id(values: dict[str, Any], defaults: dict[str, Any]) -> str:
 
 def _round(value: float, key: SettingKey) -> Any:
     if key.type is int:
-        return int(round(value))
+        return round(float(value))
     return float(f"{value:.3g}")
 
 

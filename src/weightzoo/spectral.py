@@ -56,8 +56,11 @@ saying why; one that can be computed but is not to be trusted is kept and flagge
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import scipy.special
@@ -99,6 +102,27 @@ SPECTRAL_DTYPES: dict[str, type] = {
     "heavy_tailed": bool,
 }
 Seed = int | Sequence[int]
+
+
+@dataclass(frozen=True)
+class SpectralConfig:
+    """The heavy-tail fit's settings (config: analysis.spectral), `spectral_table`'s keywords.
+    Every field is required: the keywords' own defaults are WeightWatcher's, and a test ties
+    them to config/config.yaml."""
+
+    min_evals: int  # fewer eigenvalues: fit_status too_few_evals
+    min_tail: int  # fewer in the fitted tail: short_tail
+    null_draws: int  # shuffles of the matrix per fit (0: no null)
+    null_min_evals: int  # nulls only for matrices with at least this many eigenvalues
+    pool_kernel_positions: bool  # conv kernels as WeightWatcher's kh*kw (out, in) matrices
+
+    @classmethod
+    def from_config(cls, spectral: Mapping[str, Any]) -> SpectralConfig:
+        return cls(**spectral)
+
+    def keywords(self) -> dict[str, Any]:
+        """`spectral_table`'s keyword arguments."""
+        return dataclasses.asdict(self)
 
 
 def kernel_matrices(w: np.ndarray, pool_kernel_positions: bool = False) -> np.ndarray:
@@ -266,8 +290,8 @@ def power_law_fits(
 ) -> dict[str, np.ndarray]:
     """`fit_power_law` of many ESDs at once: FIT_COLUMNS as arrays, one value per ESD."""
     blocks = []
-    for e in esds:
-        e = np.sort(np.asarray(e, dtype=np.float64).ravel())
+    for esd_values in esds:
+        e = np.sort(np.asarray(esd_values, dtype=np.float64).ravel())
         blocks.append(e[None] if np.isfinite(e).all() else np.empty((1, 0)))
     out = _fit_blocks(blocks, min_evals, min_tail)
     bad = np.array([b.shape[1] == 0 and np.size(e) > 0 for b, e in zip(blocks, esds, strict=True)])

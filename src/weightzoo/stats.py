@@ -22,9 +22,10 @@ from __future__ import annotations
 
 import math
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import polars as pl
@@ -57,11 +58,7 @@ CLAIM_STATISTICS = (*SUMMARY_STATISTICS, "alpha")
 # alpha, and per row the number of valid fits it summarises (1 or 0 for a matrix; the pool's
 # count; pools carry the mean alpha of those fits and fit_status "ok" or "no_valid_fit").
 SPECTRAL_COLUMNS = (*spectral.SPECTRAL_COLUMNS, "alpha_init", "n_valid_fits")
-# The heavy-tail fit's settings (config: analysis.spectral), as spectral.spectral_table takes them
-SPECTRAL_DEFAULTS = {"min_evals": 50, "min_tail": 10, "null_draws": 3, "null_min_evals": 0,
-                     "pool_kernel_positions": False}  # fmt: skip
 TARGETS = ("w", "delta", "scaled")  # weights, w - w0, w / std(w0) (pool of weights only)
-SCALED_RANGE = (-8.0, 8.0)  # default histogram range of the scaled target
 
 FIRST_LAYER = {"mlp": ("hidden.0.weight", "head.weight"), "vit": ("patch_embed.proj.weight",)}
 
@@ -87,6 +84,22 @@ MAP_SCHEMA: dict[str, pl.DataType] = {
     "col": pl.Int32,
     "value": pl.Float64,
 }
+
+
+@dataclass(frozen=True)
+class HistConfig:
+    """The histograms of every dump (config: analysis.hist): `bins` bins on one fixed `range`
+    for w and w - w0, on `scaled_range` for w / std(w0), so that runs compare."""
+
+    range: tuple[float, float]
+    bins: int
+    scaled_range: tuple[float, float]
+
+    @classmethod
+    def from_config(cls, hist: Mapping[str, Any]) -> HistConfig:
+        lo, hi = hist["range"]
+        scaled_lo, scaled_hi = hist["scaled_range"]
+        return cls((lo, hi), hist["bins"], (scaled_lo, scaled_hi))
 
 
 # --------------------------------------------------------------------------------------------
@@ -456,7 +469,9 @@ def _segment_columns(parts: list[np.ndarray], hist_range, bins: int) -> dict[str
     return {c: np.concatenate([part[c] for part in cols]) for c in cols[0]}
 
 
-def _spectral_fits(matrices, parts, ids, meta, settings: dict) -> dict[str, np.ndarray]:
+def _spectral_fits(
+    matrices, parts, ids, meta, fits: spectral.SpectralConfig
+) -> dict[str, np.ndarray]:
     """The heavy-tail fit of every weight matrix of target w; nulls seeded by (run seed,
     epoch, tensor name), so a dump's fits have the same bits in every run."""
     n = len(meta)
@@ -468,7 +483,7 @@ def _spectral_fits(matrices, parts, ids, meta, settings: dict) -> dict[str, np.n
         return out
     seeds = [[ids[i]["seed"], ids[i]["epoch"], zlib.crc32(name.encode())] for i, name, _ in mats]
     table = spectral.spectral_table(
-        [parts[i].reshape(shape) for i, _, shape in mats], seeds, **settings
+        [parts[i].reshape(shape) for i, _, shape in mats], seeds, **fits.keywords()
     )
     rows = [i for i, _, _ in mats]
     for c in spectral.SPECTRAL_COLUMNS:
@@ -480,10 +495,8 @@ def _spectral_fits(matrices, parts, ids, meta, settings: dict) -> dict[str, np.n
 
 def _dumps_frame(
     items: list[tuple[dict, pa.Table, pa.Table | None]],
-    hist_range,
-    bins: int,
-    scaled_range=SCALED_RANGE,
-    spectral_settings: dict | None = None,
+    hist: HistConfig,
+    fits: spectral.SpectralConfig | None,
 ) -> pl.DataFrame:
     """Statistics of several dumps, (ids, rows, init_rows) each, in a few `segment_stats`
     calls (one per histogram range) and one batched heavy-tail fit."""
@@ -496,15 +509,15 @@ def _dumps_frame(
         ids += [dump_ids] * len(m)
     scaled = np.array([m[4] == "scaled" for m in meta])
     cols: dict[str, np.ndarray] = {}
-    for pick, value_range in ((~scaled, hist_range), (scaled, scaled_range)):
+    for pick, value_range in ((~scaled, hist.range), (scaled, hist.scaled_range)):
         if not pick.any():
             continue
-        found = _segment_columns([parts[i] for i in np.flatnonzero(pick)], value_range, bins)
+        found = _segment_columns([parts[i] for i in np.flatnonzero(pick)], value_range, hist.bins)
         for c, v in found.items():
             if c not in cols:
                 cols[c] = np.zeros((len(meta), *v.shape[1:]), v.dtype)
             cols[c][pick] = v
-    hist = cols.pop("hist")
+    counts = cols.pop("hist")
     extra = {c: np.full(len(meta), np.nan) for c in MATRIX_COLUMNS + STRENGTH_COLUMNS}
     for i, name, shape in matrices:
         values = parts[i]
@@ -512,35 +525,30 @@ def _dumps_frame(
         found.update(strength_summary(node_strength(name, "weight", shape, values)))
         for c, v in found.items():
             extra[c][i] = v
-    if spectral_settings is not None:
-        extra.update(_spectral_fits(matrices, parts, ids, meta, spectral_settings))
+    if fits is not None:
+        extra.update(_spectral_fits(matrices, parts, ids, meta, fits))
     schema = stats_schema()
     data: dict = {c: [d[c] for d in ids] for c in (*RUN_KEYS, "epoch")}
     data.update({c: [m[j] for m in meta] for j, c in enumerate(SCOPE_COLUMNS)})
     data.update(cols)
     data.update(extra)
     frame = pl.DataFrame(data, schema={c: t for c, t in schema.items() if c in data})
-    offsets = np.arange(0, hist.size + 1, bins, dtype=np.int32)
-    lists = pa.ListArray.from_arrays(pa.array(offsets), pa.array(hist.ravel()))
+    offsets = np.arange(0, counts.size + 1, hist.bins, dtype=np.int32)
+    lists = pa.ListArray.from_arrays(pa.array(offsets), pa.array(counts.ravel()))
     return frame.with_columns(pl.from_arrow(lists).cast(pl.List(pl.Float32)).alias("hist"))
 
 
-def dump_stats(
-    rows: pa.Table,
-    init_rows: pa.Table | None,
-    hist_range: tuple[float, float],
-    bins: int,
-) -> list[dict]:
+def dump_stats(rows: pa.Table, init_rows: pa.Table | None, hist: HistConfig) -> list[dict]:
     """Every statistic of one (run, epoch) dump: a dict per (scope, target).
 
     target "w" summarises the weights, "delta" the change w - w0 from `init_rows` (the run's
     epoch-0 rows, matched by tensor name; no "delta" dicts when it is None). At epoch 0 the
     delta rows are kept (all zeros): every epoch has the same rows. Keys: scope, scope_type,
     kind, layer, target, then STAT_COLUMNS (matrix and strength statistics only for weight
-    tensors, NaN otherwise), then hist (float32 array of length `bins`).
+    tensors, NaN otherwise), then hist (float32 array of length `hist.bins`).
     """
     ids = {"dataset": "", "family": "", "arch": "", "setting": "", "seed": 0, "epoch": 0}
-    frame = _dumps_frame([(ids, rows, init_rows)], hist_range, bins).drop(list(ids))
+    frame = _dumps_frame([(ids, rows, init_rows)], hist, None).drop(list(ids))
     rows = frame.iter_rows(named=True)
     return [{**row, "hist": np.asarray(row["hist"], np.float32)} for row in rows]
 
@@ -611,23 +619,20 @@ def _ids(rows: pa.Table) -> dict:
 
 def stats_table(
     weights: pa.Table | Iterable[pa.Table],
-    hist_range: tuple[float, float],
-    bins: int,
-    scaled_range: tuple[float, float] = SCALED_RANGE,
-    spectral_settings: dict | None = None,
+    hist: HistConfig,
+    fits: spectral.SpectralConfig | None = None,
 ) -> pl.DataFrame:
     """Statistics of every dump in a weights table (several seeds x epochs of one run block).
 
     `weights` is one table or an iterable of tables (e.g. a file's row groups, see
     `file_stats`), each holding whole dumps. One (seed, epoch) dump is summarised at a
     time, with the seed's epoch-0 rows as w0 (a seed without epoch 0 gets no "delta" and
-    "scaled" rows). `spectral_settings` (SPECTRAL_DEFAULTS' keys) turns on the heavy-tail
-    fits; without them their columns are null. Columns: `stats_schema()`.
+    "scaled" rows). `fits` turns on the heavy-tail fits; without them their columns are
+    null. Columns: `stats_schema()`.
     """
     parts = [weights] if isinstance(weights, pa.Table) else weights
     frames, batch, batched_values = [], [], 0
     init: dict[int, pa.Table | None] = {}
-    settings = (hist_range, bins, scaled_range, spectral_settings)
     for part in parts:
         for seed, epoch, rows in _dumps(part):
             if seed not in init:  # dumps come seed by seed, epoch 0 first
@@ -636,10 +641,10 @@ def stats_table(
             batch.append(({**_ids(rows), "seed": seed, "epoch": epoch}, rows, init[seed]))
             batched_values += int(rows.column("numel").to_numpy().sum())
             if batched_values >= BATCH_VALUES:
-                frames.append(_dumps_frame(batch, *settings))
+                frames.append(_dumps_frame(batch, hist, fits))
                 batch, batched_values = [], 0
     if batch:
-        frames.append(_dumps_frame(batch, *settings))
+        frames.append(_dumps_frame(batch, hist, fits))
     if not frames:
         return pl.DataFrame(schema=stats_schema())
     schema = stats_schema()
@@ -649,16 +654,10 @@ def stats_table(
 
 
 def file_stats(
-    path: str | Path,
-    hist_range: tuple[float, float],
-    bins: int,
-    scaled_range: tuple[float, float] = SCALED_RANGE,
-    spectral_settings: dict | None = None,
+    path: str | Path, hist: HistConfig, fits: spectral.SpectralConfig | None = None
 ) -> pl.DataFrame:
     """`stats_table` of a weights file, streamed a few row groups (dumps) at a time."""
-    pf = pq.ParquetFile(path)
-    batches = _row_group_batches(pf)
-    return stats_table(batches, hist_range, bins, scaled_range, spectral_settings)
+    return stats_table(_row_group_batches(pq.ParquetFile(path)), hist, fits)
 
 
 def _row_group_batches(pf: pq.ParquetFile) -> Iterator[pa.Table]:

@@ -16,8 +16,9 @@ import math
 import os
 import platform
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -27,7 +28,8 @@ from torch.func import stack_module_state
 
 import weightzoo
 from weightzoo.data import Prepared, training_subset
-from weightzoo.models import build_model, count_params, tensor_kinds
+from weightzoo.families import ArchConfig
+from weightzoo.models import count_params, from_config, tensor_kinds
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +46,68 @@ def eval_batch(device: torch.device, k: int) -> int:
     return max(EVAL_BATCH, CUDA_EVAL_ROWS // k) if device.type == "cuda" else EVAL_BATCH
 
 
+@dataclass(frozen=True)
+class Recipe:
+    """How a cell's seeds are trained (config: families.<family>.train, resolved per cell).
+    Every field is required: the defaults live in config/config.yaml and its schema only."""
+
+    optimizer: str  # sgd | adam | adamw
+    lr: float
+    batch_size: int
+    epochs: int
+    weight_decay: float
+    momentum: float  # sgd only
+    schedule: str  # constant | cosine
+    init_scale: float  # multiplies PyTorch's default initialisation of every weight matrix
+    train_fraction: float  # a fixed, stratified subset of the training split (0 < f <= 1)
+
+    @classmethod
+    def from_config(cls, train: Mapping[str, Any]) -> Recipe:
+        """The recipe of a validated `train` block (a cell's resolved one)."""
+        return cls(**train)
+
+
+@dataclass(frozen=True)
+class DivergenceRule:
+    """A seed whose epoch loss stays above `max_loss_ratio` x its initial loss for `patience`
+    epochs in a row stops as diverged (config: divergence; ratio 0: only a NaN/inf loss)."""
+
+    max_loss_ratio: float
+    patience: int
+
+    @classmethod
+    def from_config(cls, divergence: Mapping[str, Any]) -> DivergenceRule:
+        return cls(**divergence)
+
+
+@dataclass(frozen=True)
+class Block:
+    """A block of seeds of one architecture trained together under one recipe: what
+    `seed_models` builds and `fit` trains."""
+
+    arch: ArchConfig
+    recipe: Recipe
+    seeds: tuple[int, ...]
+    dump_epochs: tuple[int, ...]  # besides epoch 0 and each seed's last, always dumped
+    divergence: DivergenceRule
+
+
+def _ignore(*_args) -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class Callbacks:
+    """What `fit` reports to: on_dump(epoch, {seed: state}) at every dump, on_epoch(row) for
+    every metrics row, and on_checkpoint(state) after an epoch once `checkpoint_every_s`
+    seconds have passed since the last one (0: every epoch; None: no checkpoints)."""
+
+    on_dump: Callable[[int, dict[int, dict[str, torch.Tensor]]], None] = _ignore
+    on_epoch: Callable[[dict], None] = _ignore
+    on_checkpoint: Callable[[dict], None] | None = None
+    checkpoint_every_s: float = 0.0
+
+
 @dataclass
 class TensorData:
     """A prepared dataset as normalised float tensors on one device."""
@@ -57,6 +121,10 @@ class TensorData:
     @property
     def in_shape(self) -> tuple[int, int, int]:
         return tuple(self.x_train.shape[1:])
+
+    @property
+    def device(self) -> torch.device:
+        return self.x_train.device
 
 
 class NoDeviceError(ValueError, RuntimeError):
@@ -129,26 +197,26 @@ def to_tensors(p: Prepared, device: torch.device, train_fraction: float = 1.0) -
     return TensorData(x_train, labels(y_train), x_test, labels(p.y_test), int(p.n_classes))
 
 
-def make_optimizer(params: list[torch.Tensor], train: dict) -> torch.optim.Optimizer:
+def make_optimizer(params: list[torch.Tensor], recipe: Recipe) -> torch.optim.Optimizer:
     """The configured optimizer; all three update element by element, so one optimizer over
     K seeds' (stacked) parameters updates each seed exactly as its own optimizer would."""
-    lr, wd = train["lr"], train["weight_decay"]
-    if train["optimizer"] == "sgd":
-        return torch.optim.SGD(params, lr=lr, momentum=train["momentum"], weight_decay=wd)
-    if train["optimizer"] == "adam":
+    lr, wd = recipe.lr, recipe.weight_decay
+    if recipe.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=recipe.momentum, weight_decay=wd)
+    if recipe.optimizer == "adam":
         return torch.optim.Adam(params, lr=lr, weight_decay=wd)
-    if train["optimizer"] == "adamw":
+    if recipe.optimizer == "adamw":
         return torch.optim.AdamW(params, lr=lr, weight_decay=wd)
-    raise ValueError(f"unknown optimizer {train['optimizer']!r}")
+    raise ValueError(f"unknown optimizer {recipe.optimizer!r}")
 
 
-def lr_at(train: dict, epoch: int) -> float:
+def lr_at(recipe: Recipe, epoch: int) -> float:
     """Learning rate used during `epoch` (1-based): constant, or a per-epoch cosine decay
     towards 0, which it reaches just after the last epoch: epoch e of E runs at
     lr * (1 + cos(pi * (e - 1) / E)) / 2, the last one at lr * (1 + cos(pi * (E - 1) / E)) / 2."""
-    if train["schedule"] == "constant":
-        return train["lr"]
-    return train["lr"] * 0.5 * (1 + math.cos(math.pi * (epoch - 1) / train["epochs"]))
+    if recipe.schedule == "constant":
+        return recipe.lr
+    return recipe.lr * 0.5 * (1 + math.cos(math.pi * (epoch - 1) / recipe.epochs))
 
 
 class Seeds:
@@ -248,27 +316,24 @@ class LoopedSeeds(Seeds):
 
 
 def seed_models(
-    family: str,
-    arch: dict,
-    in_shape,
+    block: Block,
+    in_shape: tuple[int, int, int],
     n_classes: int,
-    seeds: list[int],
     device: torch.device,
     vectorise: bool = True,
-    init_scale: float = 1.0,
 ) -> Seeds:
-    """One model per seed, each initialised from `torch.manual_seed(seed)` alone, every
-    weight matrix's default initialisation times `init_scale`; stacked (vectorise, K > 1) or
-    looped."""
+    """One model per seed of `block`, each initialised from `torch.manual_seed(seed)` alone,
+    every weight matrix's default initialisation times the recipe's `init_scale`; stacked
+    (vectorise, K > 1) or looped."""
     models = []
-    for seed in seeds:
+    for seed in block.seeds:
         torch.manual_seed(seed)
-        model = build_model(family, arch, in_shape, n_classes)
-        if init_scale != 1.0:
-            scale_weights(model, init_scale)
+        model = from_config(block.arch, in_shape, n_classes)
+        if block.recipe.init_scale != 1.0:
+            scale_weights(model, block.recipe.init_scale)
         models.append(model.to(device))
-    stacked = vectorise and len(seeds) > 1
-    return (StackedSeeds if stacked else LoopedSeeds)(seeds, models)
+    stacked = vectorise and len(block.seeds) > 1
+    return (StackedSeeds if stacked else LoopedSeeds)(list(block.seeds), models)
 
 
 @torch.inference_mode()
@@ -429,29 +494,22 @@ class BlockState:
 def fit(
     models: Seeds,
     data: TensorData,
-    train: dict,
-    dump_epochs: list[int],
-    *,
-    on_dump: Callable[[int, dict[int, dict[str, torch.Tensor]]], None],
-    on_epoch: Callable[[dict], None],
-    on_checkpoint: Callable[[dict], None] | None = None,
+    block: Block,
+    callbacks: Callbacks | None = None,
     resume: dict | None = None,
-    checkpoint_every_s: float = 0.0,
-    divergence: dict | None = None,
 ) -> list[SeedResult]:
-    """Train a block of seeds; on_dump(epoch, {seed: state}), on_epoch(metrics row).
+    """Train the models of `block` (`seed_models`) on `data`, reporting to `callbacks`.
 
     A seed whose epoch loss becomes NaN or infinite stops with status 'diverged' and its last
-    finite state is dumped as its final epoch; so does one whose loss stays above
-    `divergence["max_loss_ratio"]` times its initial loss for `divergence["patience"]`
-    epochs in a row (its current, finite state is its final dump); the others go on. After
-    an epoch, once
-    `checkpoint_every_s` have passed since the last checkpoint (0: every epoch),
-    on_checkpoint(state) gets everything needed to continue; passing that state back as
-    `resume` continues after that epoch and ends with bit-identical weights.
+    finite state is dumped as its final epoch; so does one that breaks the block's
+    divergence rule (its current, finite state is its final dump); the others go on. A
+    checkpoint holds everything needed to continue: passed back as `resume`, training
+    continues after its epoch and ends with bit-identical weights.
     """
     t0 = time.perf_counter()
-    opt = make_optimizer(models.parameters(), train)
+    cb = callbacks or Callbacks()
+    recipe = block.recipe
+    opt = make_optimizer(models.parameters(), recipe)
     orders = [torch.Generator().manual_seed(s) for s in models.seeds]  # not the init RNG
     saved_at = time.perf_counter()
 
@@ -459,18 +517,18 @@ def fit(
         test = evaluate(models, data.x_test, data.y_test)
         wall = time.perf_counter() - t0
         for row in state.record(epoch, which, (train_loss, train_acc, *test), lr, wall):
-            on_epoch(row)
+            cb.on_epoch(row)
 
     def checkpoint() -> None:
         nonlocal saved_at
-        if on_checkpoint is not None and time.perf_counter() - saved_at >= checkpoint_every_s:
+        if cb.on_checkpoint is not None and time.perf_counter() - saved_at >= cb.checkpoint_every_s:
             saved_at = time.perf_counter()
-            on_checkpoint(state.checkpoint(models, opt, orders, time.perf_counter() - t0))
+            cb.on_checkpoint(state.checkpoint(models, opt, orders, time.perf_counter() - t0))
 
     if resume is None:
         state = BlockState(models.seeds)
         record(0, *evaluate(models, data.x_train, data.y_train), 0.0, range(len(models.seeds)))
-        on_dump(0, {seed: models.seed_state(k) for k, seed in enumerate(models.seeds)})
+        cb.on_dump(0, {seed: models.seed_state(k) for k, seed in enumerate(models.seeds)})
         state.last_good = models.snapshot()
         checkpoint()
     else:  # continue after the last completed epoch
@@ -478,16 +536,16 @@ def fit(
         t0 -= resume["elapsed"]
         logger.info("seeds %s: resuming after epoch %d", models.seeds, state.epoch)
 
-    for epoch in range(state.epoch + 1, train["epochs"] + 1):
+    for epoch in range(state.epoch + 1, recipe.epochs + 1):
         if not (running := state.running()):
             break
-        lr = lr_at(train, epoch)
+        lr = lr_at(recipe, epoch)
         for group in opt.param_groups:
             group["lr"] = lr
-        train_loss, train_acc = train_epoch(models, data, opt, orders, train["batch_size"])
+        train_loss, train_acc = train_epoch(models, data, opt, orders, recipe.batch_size)
         record(epoch, train_loss, train_acc, lr, running)
         state.epoch = epoch
-        end_epoch(state, models, running, train_loss, dump_epochs, on_dump, divergence)
+        end_epoch(state, models, running, train_loss, block, cb.on_dump)
         checkpoint()
     return finish(models, data, state, time.perf_counter() - t0)
 
@@ -497,14 +555,13 @@ def end_epoch(
     models: Seeds,
     running: list[int],
     train_loss: list,
-    dump_epochs: list[int],
-    on_dump,
-    divergence: dict | None = None,
+    block: Block,
+    on_dump: Callable[[int, dict], None],
 ) -> None:
     """Mark the seeds that diverged in this epoch (non-finite loss: their last finite state
     is their final dump; loss too high for too long: their current state is), dump the others
     at a dump epoch, and keep the finite weights as last good."""
-    epoch, seeds = state.epoch, models.seeds
+    epoch, seeds, dump_epochs = state.epoch, models.seeds, block.dump_epochs
     finite = [k for k in running if math.isfinite(train_loss[k])]
     lost = {}  # seeds that diverged now: their last finite state ends their dumps
     for k in sorted(set(running) - set(finite)):
@@ -515,7 +572,7 @@ def end_epoch(
         on_dump(epoch - 1, lost)
     if finite and epoch in dump_epochs:
         on_dump(epoch, {seeds[k]: models.seed_state(k) for k in finite})
-    exploded = too_high(state, finite, train_loss, divergence or {})
+    exploded = too_high(state, finite, train_loss, block.divergence)
     if exploded and epoch not in dump_epochs:
         on_dump(epoch, {seeds[k]: models.seed_state(k) for k in exploded})
     if finite:
@@ -531,10 +588,12 @@ def stop(state: BlockState, k: int, epoch: int, because: str, loss: float) -> No
     logger.warning("seed %d diverged at epoch %d (%s: train loss %s)", seed, epoch, because, loss)
 
 
-def too_high(state: BlockState, finite: list[int], train_loss: list, divergence: dict) -> list:
+def too_high(
+    state: BlockState, finite: list[int], train_loss: list, rule: DivergenceRule
+) -> list[int]:
     """The finite seeds whose loss has been above max_loss_ratio x their initial loss for
-    `patience` epochs in a row: they stop as diverged (an empty rule stops none)."""
-    ratio, patience = divergence.get("max_loss_ratio"), divergence.get("patience", 1)
+    `patience` epochs in a row: they stop as diverged (a ratio of 0 stops none)."""
+    ratio, patience = rule.max_loss_ratio, rule.patience
     if not ratio:
         return []
     exploded = []
@@ -575,38 +634,3 @@ def finish(models: Seeds, data: TensorData, state: BlockState, wall: float) -> l
             )
         )
     return results
-
-
-def train_seeds(
-    family: str,
-    arch: dict,
-    data: TensorData,
-    train: dict,
-    seeds: list[int],
-    dump_epochs: list[int],
-    on_dump,
-    on_epoch,
-    on_checkpoint=None,
-    *,
-    resume: dict | None = None,
-    vectorise: bool = True,
-    checkpoint_every_s: float = 0.0,
-    divergence: dict | None = None,
-) -> list[SeedResult]:
-    """`fit` freshly built models of `seeds` (see `seed_models`)."""
-    dev, scale = data.x_train.device, train.get("init_scale", 1.0)
-    models = seed_models(
-        family, arch, data.in_shape, data.n_classes, seeds, dev, vectorise, init_scale=scale
-    )
-    return fit(
-        models,
-        data,
-        train,
-        dump_epochs,
-        on_dump=on_dump,
-        on_epoch=on_epoch,
-        on_checkpoint=on_checkpoint,
-        resume=resume,
-        checkpoint_every_s=checkpoint_every_s,
-        divergence=divergence,
-    )

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import json
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -31,7 +32,11 @@ SETTING = "setting"
 # What metrics and stats are joined with from the runs table.
 RUN_COLUMNS = ["n_params", "status", "final_test_acc", "epochs_run"]
 SPLIT_KINDS = {
-    "architecture": "grouped k-fold over cells: every seed and epoch of a cell on one side",
+    "architecture": "grouped k-fold over architectures: every setting, dataset, seed and epoch "
+    "of an architecture on one side",
+    "cell": "grouped k-fold over cells (an architecture under one setting on one dataset): "
+    "every seed and epoch of a cell on one side; the same architecture under another setting "
+    "or on another dataset may be on the other side",
     "family": "leave one model family out",
     "dataset": "leave one dataset out",
     "seed": "within cells: seeds split, every cell on both sides; "
@@ -68,10 +73,11 @@ def cell_ids(runs: pl.DataFrame) -> np.ndarray:
 def fold_ids(runs: pl.DataFrame, kind: str, k: int = 5, seed: int = 0) -> np.ndarray:
     """The held-out fold of each run (row of `runs`, which has the run keys) under `kind`.
 
-    `architecture`: cells dealt to min(k, cells) folds in a seeded order, family by family so
-    that every fold mixes families; `family` / `dataset`: one fold per family / dataset;
-    `seed`: within each cell its seeds dealt to min(k, seeds per cell) folds from a seeded
-    offset (every cell on both sides: for within-architecture questions only). Raises
+    `architecture`: architectures (their every setting and dataset together) dealt to
+    min(k, architectures) folds in a seeded order, family by family so that every fold mixes
+    families; `cell`: the same over cells; `family` / `dataset`: one fold per family /
+    dataset; `seed`: within each cell its seeds dealt to min(k, seeds per cell) folds from a
+    seeded offset (every cell on both sides: for within-architecture questions only). Raises
     TooFewGroups when fewer than two folds can be made.
     """
     if kind not in SPLIT_KINDS:
@@ -85,15 +91,18 @@ def fold_ids(runs: pl.DataFrame, kind: str, k: int = 5, seed: int = 0) -> np.nda
         if len(names) < 2:
             raise TooFewGroups(f"too few cells for a split: {kind} has {len(names)} {kind}(s)")
         return folds
-    if kind == "architecture":
-        if n_cells < 2:
-            raise TooFewGroups(f"too few cells for a split: {n_cells} cell(s)")
-        family = np.zeros(n_cells, dtype=np.int64)
-        family[cells] = np.unique(runs["family"].to_numpy(), return_inverse=True)[1]
-        order = np.lexsort((rng.random(n_cells), family))  # by family, then at random
-        fold_of_cell = np.empty(n_cells, dtype=np.int64)
-        fold_of_cell[order] = np.arange(n_cells) % min(k, n_cells)
-        return fold_of_cell[cells]
+    if kind in ("architecture", "cell"):
+        groups = cells if kind == "cell" else resampling.codes(runs["arch"].to_numpy())
+        n_groups = int(groups.max()) + 1 if len(groups) else 0
+        if n_groups < 2:
+            what = "cell(s)" if kind == "cell" else "architecture(s)"
+            raise TooFewGroups(f"too few cells for a split: {n_groups} {what}")
+        family = np.zeros(n_groups, dtype=np.int64)
+        family[groups] = np.unique(runs["family"].to_numpy(), return_inverse=True)[1]
+        order = np.lexsort((rng.random(n_groups), family))  # by family, then at random
+        fold_of_group = np.empty(n_groups, dtype=np.int64)
+        fold_of_group[order] = np.arange(n_groups) % min(k, n_groups)
+        return fold_of_group[groups]
     by_cell = pl.col("seed").rank("ordinal").over(CELL_KEYS) - 1
     rank = with_keys(runs.lazy()).select(r=by_cell).collect()["r"].to_numpy()
     per_cell = int(rank.max()) + 1 if len(rank) else 0
@@ -255,19 +264,33 @@ class Zoo:
         setting: str | None = None,
         targets: tuple[str, ...] = ("test_acc", "test_loss", "train_acc", "train_loss"),
         pad: bool = False,
+        status: str | None = "ok",
     ) -> torch.utils.data.Dataset:
         """A torch Dataset of (flattened weights of one run at `epoch`, its metrics there) for
         one family or architecture. `epoch` None: each run's final dump. Targets are columns
         of the metrics table (at that epoch) or of the runs table. Runs of different sizes
-        need `pad=True` (zeros after each run's values)."""
+        need `pad=True` (zeros after each run's values). `status` keeps the runs of one
+        status (`ok`, the default, or `diverged`; None keeps all): the runs it leaves out are
+        counted by status in the dataset's `left_out` and named in a warning."""
         if family is None and arch is None:
             raise ValueError("to_torch: give family= or arch= (one kind of network)")
         chosen = {"family": family, "arch": arch, "dataset": dataset, SETTING: setting}
         filters = [pl.col(c) == v for c, v in chosen.items() if v is not None]
-        runs = self.runs.filter(*filters).filter(status="ok").collect().sort(RUN_KEYS)
+        matching = self.runs.filter(*filters).collect().sort(RUN_KEYS)
+        runs = matching if status is None else matching.filter(status=status)
+        others = matching.filter(pl.col("status") != status) if status else matching.clear()
+        left_out = dict(others.group_by("status").len().sort("status").iter_rows())
+        if left_out:
+            counts = ", ".join(f"{n} {s}" for s, n in left_out.items())
+            warnings.warn(
+                f"to_torch: left out {sum(left_out.values())} of {matching.height} runs "
+                f"({counts}) for status={status!r}; pass status=None to keep every run",
+                stacklevel=2,
+            )
         if runs.height == 0:
             named = ", ".join(f"{c}={v}" for c, v in chosen.items() if v is not None)
-            raise ZooError(f"no finished run with {named} in the zoo at {self.root}")
+            what = "finished run" if status == "ok" else f"run of status {status}"
+            raise ZooError(f"no {what} with {named} in the zoo at {self.root}")
         at = pl.col("epochs_run") if epoch is None else pl.lit(epoch)
         wanted = runs.select(*RUN_KEYS, epoch=at.cast(pl.Int32))
         rows = (
@@ -286,7 +309,9 @@ class Zoo:
         )
         if missing := wanted.height - rows.height:
             raise ZooError(f"{missing} of {wanted.height} runs have no dump at epoch {epoch}")
-        return _weight_dataset(self, rows, targets, pad)
+        found = _weight_dataset(self, rows, targets, pad)
+        found.left_out = left_out
+        return found
 
 
 def open_zoo(results_dir: str | Path) -> Zoo:
@@ -349,6 +374,7 @@ def _dataset_class() -> type:
         ) -> None:
             self.weights, self.metrics, self.keys = weights, metrics, keys
             self.targets, self.tensors, self.shapes = targets, tensors, shapes
+            self.left_out: dict[str, int] = {}  # runs to_torch's status filter left out
 
         def __len__(self) -> int:
             return self.weights.shape[0]

@@ -32,7 +32,7 @@ def trajectory(state: dict, epochs: Iterable[int], seed: int, step: float = 0.02
     for epoch in sorted(epochs):
         for _ in range(epoch - last):
             for v in current.values():
-                v += step * torch.randn(v.shape, generator=gen, dtype=v.dtype)
+                v.add_(step * torch.randn(v.shape, generator=gen, dtype=v.dtype))
         out[epoch] = {k: v.clone() for k, v in current.items()}
         last = epoch
     return out
@@ -362,7 +362,7 @@ def write_cnn_wild_park(folder: str | Path, n_trials: int = 6, epochs=(10, 20, 3
                         "test/acc": acc,
                         "test/loss": 2.3 * (1 - acc),
                         "training_iteration": epoch,
-                    },  # fmt: skip
+                    },
                     "ray_version": "2.9.0",
                 },
                 ckpt / "checkpoint.pt",

@@ -10,10 +10,5 @@ run_logged(
     runs_path=snakemake.input.runs,
     stats_path=snakemake.input.stats,
     analysis_cfg=snakemake.params.analysis,
-    groups_out=snakemake.output.groups,
-    final_out=snakemake.output.final,
-    trajectories_out=snakemake.output.trajectories,
-    cells_out=snakemake.output.cells,
-    claims_out=snakemake.output.claims,
-    claims_md_out=snakemake.output.claims_md,
+    outputs=dict(snakemake.output.items()),
 )

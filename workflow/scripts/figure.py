@@ -10,7 +10,7 @@ run_logged(
     name=snakemake.wildcards.figure,
     tables=dict(snakemake.input.items()),
     settings=snakemake.params.settings,
-    hist_range=snakemake.params.hist_range,
+    hist=snakemake.params.hist,
     html_out=snakemake.output.html,
     image_out=snakemake.output.image,
     spec_out=snakemake.output.spec,

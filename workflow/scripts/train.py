@@ -8,14 +8,18 @@ run_logged(
     train_job,
     snakemake.log[0],
     data_path=snakemake.input.data,
-    dataset=snakemake.wildcards.dataset,
-    arch=snakemake.wildcards.arch,
-    **snakemake.params.job,  # the cell (weightzoo.config.cell_params) and its seeds
+    unit={  # the cell (weightzoo.config.cell_params) and its seeds, on one dataset
+        "dataset": snakemake.wildcards.dataset,
+        "arch": snakemake.wildcards.arch,
+        **snakemake.params.job,
+    },
+    outputs={
+        "weights_out": snakemake.output.weights,
+        "metrics_out": snakemake.output.metrics,
+        "runs_out": snakemake.output.runs,
+        "resume_dir": snakemake.params.resume,
+    },
     device=snakemake.params.device,
     threads=snakemake.threads,
-    weights_out=snakemake.output.weights,
-    metrics_out=snakemake.output.metrics,
-    runs_out=snakemake.output.runs,
-    resume_dir=snakemake.params.resume,
     vectorise=snakemake.params.vectorise,
 )
