@@ -532,7 +532,7 @@ def test_chance_is_one_over_the_classes_a_run_states_else_ten():
             "n_classes": [None, None, 3, 3],  # a trained run's row says nothing: 10 classes
         }
     )
-    groups = label_groups(runs, 0.01, 0.1).sort("dataset", "arch")
+    groups = label_groups(runs, 0.01, 0.1, 0.05).sort("dataset", "arch")
     assert groups["chance_acc"].to_list() == pytest.approx([0.1, 0.1, 1 / 3, 1 / 3])
     # 0.36 is within the margin (0.05) of chance for 3 classes, far above it for 10
     assert groups["group"].to_list() == ["optimal", "suboptimal", "at chance", "at chance"]
