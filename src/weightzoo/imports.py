@@ -1125,12 +1125,14 @@ def import_stats(*, units: list[dict], hist: dict, spectral: dict | None) -> Non
     import polars as pl
 
     from weightzoo import dumps, stats
+    from weightzoo.spectral import SpectralConfig
 
     started = time.perf_counter()
-    ranges = tuple(hist["range"]), hist["bins"], tuple(hist["scaled_range"])
+    ranges = stats.HistConfig.from_config(hist)
+    fits = None if spectral is None else SpectralConfig.from_config(spectral)
     empty = pl.DataFrame(schema=stats.MAP_SCHEMA).to_arrow()
     for u in units:
-        table = stats.file_stats(u["weights"], *ranges, spectral_settings=spectral)
+        table = stats.file_stats(u["weights"], ranges, fits)
         dumps.write_table(table.to_arrow(), u["stats"])
         dumps.write_table(empty, u["maps"])
     logger.info("statistics of %d run(s) in %.1f s", len(units), time.perf_counter() - started)
