@@ -56,7 +56,7 @@ $(VENV)/.bench-installed: $(BIN)/snakemake pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 	touch $@
 
-bench: $(VENV)/.bench-installed  ## measure everything (about 35 minutes on 2 cores; writes benchmarks/results.md)
+bench: $(VENV)/.bench-installed  ## measure everything (about 35 minutes on 2 cores, plus the imports section; writes benchmarks/results.md)
 	$(BIN)/python benchmarks/run.py
 
 bench-training: $(VENV)/.bench-installed  ## only the training sections (a GPU is used when present)

@@ -4,6 +4,7 @@
     python benchmarks/run.py --training-only    # only the training sections (a, b, c, memory)
     python benchmarks/run.py --quick            # tiny sizes: checks that the suite runs
     python benchmarks/run.py --only stats,planning
+    python benchmarks/run.py --only imports --import-rows 27000,270000   # the full zoo too
 
 `make bench` runs the first; `make bench-training` the second. With a CUDA GPU present the
 training sections also run on it and label those rows with the card.
@@ -38,6 +39,7 @@ SECTIONS = {
     "calibration": ("bench_calibration", "section_calibration"),  # (j)
     "scale": ("bench_faults", "section_planning_scale"),  # (k)
     "checksums": ("bench_faults", "section_checksums"),  # (l)
+    "imports": ("bench_imports", "section_imports"),  # (m)
 }
 TRAINING = ["training", "seeds", "dumps", "memory"]
 
@@ -73,6 +75,12 @@ def main(argv: list[str] | None = None) -> int:
         default=common.Options().workdir,
         help="scratch folder for data, dumps and workflow copies",
     )
+    parser.add_argument(
+        "--import-rows",
+        default="27000",
+        help="rows of the imported Small CNN Zoo (section imports), comma-separated; "
+        "the real zoo's size: 27000,270000",
+    )
     args = parser.parse_args(argv)
     names = list(SECTIONS)
     if args.training_only:
@@ -84,7 +92,12 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"unknown section(s) {unknown}; choose from {list(SECTIONS)}")
     if args.repeats < 1:
         parser.error("--repeats must be at least 1")
-    opts = common.Options(repeats=args.repeats, quick=args.quick, workdir=args.workdir)
+    try:
+        rows = tuple(int(r) for r in args.import_rows.split(","))
+    except ValueError:
+        parser.error(f"--import-rows: {args.import_rows!r} is not comma-separated integers")
+    opts = common.Options(repeats=args.repeats, quick=args.quick, workdir=args.workdir,
+                          import_rows=rows)  # fmt: skip
     opts.workdir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     parts = []

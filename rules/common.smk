@@ -24,12 +24,17 @@ from weightzoo.config import (
     unit_params,
     validate_config,
 )
+from weightzoo.imports import ZooFileError, plan_imports
 from weightzoo.planning import merge_warnings
 
 try:
     validate_config(config, Path(workflow.basedir) / "config" / "schema.yaml")
 except ConfigError as err:
     sys.exit(f"weightzoo: config error: {err}")
+try:  # zoos trained elsewhere: their runs, from their small files (rules/imports.smk)
+    IMPORTS = plan_imports(config)
+except ZooFileError as err:
+    sys.exit(f"weightzoo: import error: {err}")
 
 # A --configfile replaces lists whole: say so when it drops sweep entries of the default.
 if workflow.is_main_process:
@@ -108,13 +113,14 @@ def figure_files():
 
 def train_outputs(kind):
     """One file per training job (dataset x architecture x setting x seed block) of one
-    output kind."""
-    return [
+    output kind, then one per imported run."""
+    trained = [
         f"results/{kind}/dataset={d}/arch={a}/setting={t}/seeds-{s}.parquet"
         for d in DATASETS
         for a, t in CELLS
         for s in BLOCKS
     ]
+    return trained + [f for plan in IMPORTS.values() for f in plan.files(kind)]
 
 
 def weight_files():

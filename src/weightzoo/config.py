@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import math
 import os
+import re
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,6 +83,7 @@ def validate_config(config: dict, schema_path: str | Path) -> dict:
     if (error := _first_error(schema, config)) is not None:
         raise ConfigError(_message(error, schema))
     _check_datasets(config)
+    _check_imports(config)
     _check_seeds(config)
     _check_families(config, schema)
     _check_splits(config)
@@ -325,6 +327,27 @@ def _check_staged(config: dict, name: str) -> None:
             f"data.download is false but {name} is not pre-staged {where}: missing "
             + ", ".join(str(p) for p in missing)
         )
+
+
+def _check_imports(config: dict) -> None:
+    """Imported zoos' names are free dataset names; their role patterns compile; there is
+    something to analyse. (Their files are checked when they are planned: weightzoo.imports.)"""
+    imports = config.get("imports", {})
+    if not config["datasets"] and not imports:
+        raise ConfigError("datasets: empty and no imports: nothing to train or analyse")
+    taken = {*data.BUILTIN_DATASETS, *config["data"]["user"], *config["datasets"]}
+    for name, entry in imports.items():
+        if name in taken or name in RESERVED_NAMES:
+            raise ConfigError(
+                f"imports.{name}: {name!r} is a dataset's name already; give the zoo another"
+            )
+        for pattern in entry.get("roles", {}):
+            try:
+                re.compile(pattern)
+            except re.error as err:
+                raise ConfigError(
+                    f"imports.{name}.roles: {pattern!r} is no pattern ({err})"
+                ) from None
 
 
 def _check_families(config: dict, schema: dict) -> None:

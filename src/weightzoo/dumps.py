@@ -104,20 +104,45 @@ def state_dict_table(  # noqa: PLR0913 (the six key columns of a dump's rows, an
     `dtype`'s precision, see DUMP_DTYPES)."""
     names = list(state)
     flat, sizes = host_values([state[k] for k in names], dtype)
+    shapes = [list(state[k].shape) for k in names]
+    keys = {"dataset": dataset, "family": family, "arch": arch, "setting": setting}
+    return _dump_table(names, flat, sizes, shapes, kinds, {**keys, "seed": seed, "epoch": epoch})
+
+
+def arrays_table(
+    arrays: dict[str, np.ndarray],
+    kinds: dict[str, tuple[str, str]],
+    *,
+    dataset: str,
+    family: str,
+    arch: str,
+    seed: int,
+    epoch: int,
+    setting: str = "default",
+) -> pa.Table:
+    """`state_dict_table` of numpy arrays (an imported checkpoint: no torch needed)."""
+    names = list(arrays)
+    sizes = np.array([arrays[k].size for k in names], dtype=np.int64)
+    parts = [np.asarray(arrays[k], dtype=np.float32).reshape(-1) for k in names]
+    flat = np.concatenate(parts) if parts else np.zeros(0, np.float32)
+    shapes = [list(arrays[k].shape) for k in names]
+    keys = {"dataset": dataset, "family": family, "arch": arch, "setting": setting}
+    return _dump_table(names, flat, sizes, shapes, kinds, {**keys, "seed": seed, "epoch": epoch})
+
+
+def _dump_table(names, flat, sizes, shapes, kinds, keys: dict) -> pa.Table:
+    """The rows of one dump from its values as one flat float32 buffer; `keys` holds the
+    dump's dataset, family, arch, setting, seed and epoch."""
     offsets = np.concatenate([[0], np.cumsum(sizes)])
     values = pa.LargeListArray.from_arrays(pa.array(offsets), pa.array(flat)).cast(
         pa.list_(pa.float32())
     )
-    shapes = [list(state[k].shape) for k in names]
     n = len(names)
     return pa.table(
         {
-            "dataset": [dataset] * n,
-            "family": [family] * n,
-            "arch": [arch] * n,
-            "setting": [setting] * n,
-            "seed": pa.array([seed] * n, pa.int32()),
-            "epoch": pa.array([epoch] * n, pa.int32()),
+            **{k: [keys[k]] * n for k in ("dataset", "family", "arch", "setting")},
+            "seed": pa.array([keys["seed"]] * n, pa.int32()),
+            "epoch": pa.array([keys["epoch"]] * n, pa.int32()),
             "tensor": names,
             "kind": [kinds[k][0] for k in names],
             "layer": [kinds[k][1] for k in names],

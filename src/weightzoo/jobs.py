@@ -394,6 +394,7 @@ def aggregate_runs(
     *, run_files: list[str | Path], parquet_out: str | Path, csv_out: str | Path
 ) -> pl.DataFrame:
     """Concatenate the per-job run tables into results/tables/runs.parquet (+ .csv)."""
+    from weightzoo.imports import check_layouts
     from weightzoo.tables import RUNS_COLUMNS, check_parquet
 
     check_parquet(*run_files)
@@ -402,6 +403,7 @@ def aggregate_runs(
         .select(*RUNS_COLUMNS, pl.exclude(RUNS_COLUMNS))
         .sort("dataset", "family", "n_params", "arch", "setting", "seed")
     )
+    check_layouts(runs)  # an imported architecture keeps one layout across import jobs
     dumps.write_table(runs.to_arrow(), parquet_out)
     with atomic_path(Path(csv_out)) as tmp:
         runs.drop("config").write_csv(tmp)

@@ -355,7 +355,7 @@ def _flat_values(rows: pa.Table) -> tuple[np.ndarray, np.ndarray]:
 
 def network_scopes(rows: pa.Table, flat: np.ndarray | None = None) -> list[Scope]:
     """The scopes of one (run, epoch) dump: a Scope per tensor, then "all_weights" (every
-    kind == "weight" tensor, concatenated) and "all_params" (every tensor).
+    kind == "weight" tensor, concatenated) and "all_params" (every tensor but buffers).
 
     Tensor scopes and "all_params" are views of one flat buffer (the Arrow list column
     flattened once); only "all_weights" is a copy. `flat`, if given, replaces the rows' own
@@ -382,6 +382,10 @@ def network_scopes(rows: pa.Table, flat: np.ndarray | None = None) -> list[Scope
     weights = [s.values for s in scopes if s.kind == "weight"]
     pooled = np.concatenate(weights) if weights else np.zeros(0, flat.dtype)
     scopes.append(Scope(WEIGHT_POOL, "pool", "pool", "", (pooled.size,), pooled))
+    # every learnt tensor: an imported network's running statistics ("buffer") are no parameter
+    learnt = [s.values for s in scopes[:-1] if s.kind != "buffer"]
+    if len(learnt) < len(names):
+        flat = np.concatenate(learnt) if learnt else np.zeros(0, flat.dtype)
     scopes.append(Scope(PARAM_POOL, "pool", "pool", "", (flat.size,), flat))
     return scopes
 

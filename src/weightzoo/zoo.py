@@ -271,6 +271,11 @@ class Zoo:
         from weightzoo.models import build_model
 
         run = self.run(dataset, arch, seed, setting)
+        if run.get("import_format"):
+            raise ZooError(
+                f"run dataset={dataset} arch={arch} setting={setting} seed={seed} was imported "
+                f"({run['import_format']}): weightzoo cannot build its network; use state_dict"
+            )
         state = self.state_dict(dataset, arch, seed, epoch, setting)
         arch_params = json.loads(run["config"])["arch_params"]
         n_classes = int(state["head.bias"].numel())  # every family ends in a linear head

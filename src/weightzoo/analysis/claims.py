@@ -326,6 +326,8 @@ def _stratum_correlation(
     """One correlation test on one stratum's cells (those with a finite value)."""
     part = table.filter(pl.col(spec.column).is_finite(), pl.col("acc").is_finite())
     n, n_runs = part.height, int(part["n_seeds"].sum())
+    if n == 0 and (reason := missing_data(table, spec)):
+        return Part(None, n_cells=table.height, n_runs=int(table["n_seeds"].sum()), note=reason)
     if n < settings.min_cells:
         note = f"fewer than {settings.min_cells} architectures: no test"
         return Part(None, n_cells=n, n_runs=n_runs, note=note)
@@ -335,6 +337,26 @@ def _stratum_correlation(
     return correlation_part(
         x, y, covariate, n_perm=settings.n_perm, n_boot=settings.n_boot, rng=rng, n_runs=n_runs
     )
+
+
+NO_INIT = "not testable: no initial weights"
+ONE_SEED = "not testable: one seed per cell"
+
+
+def missing_data(cells: pl.DataFrame, spec: CorrelationTest) -> str:
+    """Why a stratum has no value of a test's column, when its data lack what it needs: the
+    epoch-0 weights (relative values, w − w0, w / std(w0)) or a second seed per cell (seed
+    dispersion and seed std). Empty when neither is the reason."""
+    epoch0 = [c for c in cells.columns if c.endswith("_epoch0")]
+    no_init = bool(epoch0) and all(cells[c].is_null().all() for c in epoch0)
+    needs_init = spec.column.endswith(("_rel", "_epoch0")) or spec.target in ("delta", "scaled")
+    needs_seeds = spec.column.startswith("seed_w1_") or spec.column.endswith("_seed_std")
+    reasons = []
+    if needs_seeds and cells["n_seeds"].max() < 2:
+        reasons.append(ONE_SEED)
+    if needs_init and no_init:
+        reasons.append(NO_INIT)
+    return "; ".join(reasons)
 
 
 def _run_spearman(x: pl.Series, y: pl.Series) -> tuple[float | None, float | None]:

@@ -23,7 +23,9 @@ def label_groups(
     "at chance". The rule is kept in the table.
     """
     runs = with_setting(runs)
-    classes = pl.col("n_classes") if "n_classes" in runs.columns else pl.lit(DEFAULT_CLASSES)
+    # an imported zoo's runs say their classes; trained ones (and older tables) are 10-class
+    classes = pl.col("n_classes") if "n_classes" in runs.columns else pl.lit(None)
+    classes = classes.fill_null(DEFAULT_CLASSES)
     cells = (
         runs.group_by(CELL_KEYS)
         .agg(arch_mean_acc=pl.col("final_test_acc").mean(), chance_acc=1.0 / classes.first())
