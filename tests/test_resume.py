@@ -133,7 +133,7 @@ def test_a_stopped_job_says_so_in_one_line_and_its_log_records_the_epoch(
             "jobs.run_logged(jobs.train_job, sys.argv[2], **json.loads(sys.argv[1]))")  # fmt: skip
     proc = subprocess.Popen([sys.executable, "-c", code, json.dumps(args), str(log)],
                             stderr=subprocess.PIPE, text=True)  # fmt: skip
-    resume = Path(args["resume_dir"])
+    resume = Path(args["outputs"]["resume_dir"])
     deadline = time.monotonic() + 120
     while not (resume / "state.pt").exists() or saved_epoch(resume) < 3:
         assert proc.poll() is None and time.monotonic() < deadline, "the job never got going"

@@ -304,7 +304,11 @@ def test_prediction_ladder_is_written(tiny_run):
     cfg = yaml.safe_load((ROOT / "config/config.yaml").read_text())["analysis"]["prediction"]
     final = table.filter(epoch="final")
     sets = {"size", "arch", *cfg["feature_sets"]}
-    assert final.height == len(sets) * len(cfg["predictors"]) * len(cfg["splits"])
+    # every set with every predictor, and the ranking by size (no fit), on every split
+    assert final.height == (len(sets) * len(cfg["predictors"]) + 1) * len(cfg["splits"])
+    assert final.filter(feature_set="size_rank")["predictor"].to_list() == ["rank"] * len(
+        cfg["splits"]
+    )
     assert set(final["n_runs"]) == {24} and set(final["n_cells"]) == {12}
     # 2 datasets x 6 architectures: every split can be made
     assert final["tau"].null_count() == 0, final.filter(pl.col("tau").is_null())["note"].to_list()
@@ -312,7 +316,8 @@ def test_prediction_ladder_is_written(tiny_run):
     assert table.filter(pl.col("epoch") != "final")["epoch"].unique().to_list() == ["1"]
     page = (work / "results/prediction.md").read_text()
     assert "the weights predict test accuracy with τ = " in page
-    assert "beyond parameter count's τ = " in page and "## How early the weights tell" in page
+    assert "beyond the strongest size baseline (" in page
+    assert "## How early the weights tell" in page
     oof = pl.read_parquet(work / "results/tables/predictions_oof.parquet")
     assert (
         oof.filter(epoch="final", split="architecture", feature_set="size", predictor="hgb").height

@@ -61,7 +61,15 @@ class _Library:
     def imported(self, node: ast.AST, module: str) -> set[str]:
         """The weightzoo modules an import statement (anywhere in `node`) brings in."""
         found: set[str] = set()
+        typing_only = {  # `if TYPE_CHECKING:` imports name types; they run no code
+            id(inner)
+            for block in ast.walk(node)
+            if isinstance(block, ast.If) and "TYPE_CHECKING" in ast.unparse(block.test)
+            for inner in ast.walk(block)
+        }
         for stmt in ast.walk(node):
+            if id(stmt) in typing_only:
+                continue
             if isinstance(stmt, ast.Import):
                 names = [a.name for a in stmt.names]
             elif isinstance(stmt, ast.ImportFrom):
