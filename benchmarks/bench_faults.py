@@ -67,8 +67,13 @@ inventory.unwritable(folders)
 inventory.unit_files("results", ("weights",))
 print(time.perf_counter() - t0)
 """
-    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False,
-                         cwd=config_path.parent)  # fmt: skip
+    res = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=config_path.parent,
+    )
     return float(res.stdout.strip().splitlines()[-1]) if res.returncode == 0 else float("nan")
 
 
@@ -83,8 +88,18 @@ def section_planning_scale(opts: Options) -> str:
         work.mkdir(parents=True)
         cfg = work / "scale.yaml"
         cfg.write_text(yaml.safe_dump(scale_config(cells)))
-        cmd = [snakemake, "-n", "--quiet", "rules", "--snakefile", str(ROOT / "Snakefile"),
-               "--directory", str(work), "--configfile", str(cfg)]  # fmt: skip
+        cmd = [
+            snakemake,
+            "-n",
+            "--quiet",
+            "rules",
+            "--snakefile",
+            str(ROOT / "Snakefile"),
+            "--directory",
+            str(work),
+            "--configfile",
+            str(cfg),
+        ]
         walls, peaks, jobs = [], [], None
         for _ in range(opts.repeats if cells <= 5_000 else 1):
             wall, peak, res = common.run_with_peak_rss(cmd, cwd=work)
@@ -98,17 +113,26 @@ def section_planning_scale(opts: Options) -> str:
             peaks.append(peak)
             jobs = _jobs(res.stdout)
         own = _weightzoo_share(cfg)
-        rows.append([f"{cells:,}", f"{jobs:,}" if jobs else "?", Timing(walls).fmt(),
-                     Timing(peaks).fmt(unit="MiB", digits=0), f"{own:.1f} s"])  # fmt: skip
-    return heading + "\n".join([
-        "`snakemake -n --quiet rules` as a whole process, with profiles/default (the workflow "
-        "profile), in an empty `--directory`: every job is planned. Cells are MLP depths 1-4 "
-        "x widths 1..N/4 on digits, one block of seeds each (a training and a statistics job "
-        "per cell). The 20,000-cell row is one run; the others the median of "
-        f"{opts.repeats}. weightzoo's share is its own planning code timed in-process.",
-        "",
-        table(["cells", "jobs", "dry run", "peak RSS", "weightzoo's share"], rows),
-    ])  # fmt: skip
+        rows.append(
+            [
+                f"{cells:,}",
+                f"{jobs:,}" if jobs else "?",
+                Timing(walls).fmt(),
+                Timing(peaks).fmt(unit="MiB", digits=0),
+                f"{own:.1f} s",
+            ]
+        )
+    return heading + "\n".join(
+        [
+            "`snakemake -n --quiet rules` as a whole process, with profiles/default (the workflow "
+            "profile), in an empty `--directory`: every job is planned. Cells are MLP depths 1-4 "
+            "x widths 1..N/4 on digits, one block of seeds each (a training and a statistics job "
+            "per cell). The 20,000-cell row is one run; the others the median of "
+            f"{opts.repeats}. weightzoo's share is its own planning code timed in-process.",
+            "",
+            table(["cells", "jobs", "dry run", "peak RSS", "weightzoo's share"], rows),
+        ]
+    )
 
 
 def section_checksums(opts: Options) -> str:
@@ -124,9 +148,14 @@ def section_checksums(opts: Options) -> str:
     work.mkdir(parents=True)
     # a 784-1000-1000-10 MLP (1.8 M parameters) x 10 seeds x 4 dumps: 290 MB of float32
     seeds, epochs = (2, 2) if opts.quick else (10, 4)
-    shapes = {"hidden.0.weight": (1000, 784), "hidden.0.bias": (1000,),
-              "hidden.1.weight": (1000, 1000), "hidden.1.bias": (1000,),
-              "head.weight": (10, 1000), "head.bias": (10,)}  # fmt: skip
+    shapes = {
+        "hidden.0.weight": (1000, 784),
+        "hidden.0.bias": (1000,),
+        "hidden.1.weight": (1000, 1000),
+        "hidden.1.bias": (1000,),
+        "head.weight": (10, 1000),
+        "head.bias": (10,),
+    }
     kinds = {k: ("weight" if k.endswith("weight") else "bias", k.rsplit(".", 1)[0]) for k in shapes}
     g = torch.Generator().manual_seed(0)
     tables_ = [
@@ -164,21 +193,31 @@ def section_checksums(opts: Options) -> str:
     tables.check_footer(paths[True])
     footer = time.perf_counter() - started
     rows = [
-        ["write", t_write[False].fmt(), t_write[True].fmt(),
-         f"{t_write[True].median / t_write[False].median - 1:+.1%}"],
-        ["read every row group", t_read[False].fmt(), t_read[True].fmt(),
-         f"{t_read[True].median / t_read[False].median - 1:+.1%}"],
-    ]  # fmt: skip
-    return heading + "\n".join([
-        f"One weights file of {seeds} seeds x {epochs} dumps of a 784-1000-1000-10 MLP "
-        f"({raw / 1e6:.0f} MB of float32; {size[True] / 1e6:.0f} MB with checksums, "
-        f"{size[False] / 1e6:.0f} MB without), written as training jobs write it and read "
-        "row group by row group as the statistics job reads it, with page checksums "
-        "(CRC32 per page) and without.",
-        "",
-        table(["", "without checksums", "with checksums", "cost"], rows),
-        "",
-        f"`tables.check_parquet` (the check every job makes of a Parquet input it reads "
-        f"with polars: a full read with checksums): {t_check.fmt()}; `tables.check_footer` "
-        f"(open_zoo's check of each file it lists): {footer * 1e3:.2f} ms.",
-    ])  # fmt: skip
+        [
+            "write",
+            t_write[False].fmt(),
+            t_write[True].fmt(),
+            f"{t_write[True].median / t_write[False].median - 1:+.1%}",
+        ],
+        [
+            "read every row group",
+            t_read[False].fmt(),
+            t_read[True].fmt(),
+            f"{t_read[True].median / t_read[False].median - 1:+.1%}",
+        ],
+    ]
+    return heading + "\n".join(
+        [
+            f"One weights file of {seeds} seeds x {epochs} dumps of a 784-1000-1000-10 MLP "
+            f"({raw / 1e6:.0f} MB of float32; {size[True] / 1e6:.0f} MB with checksums, "
+            f"{size[False] / 1e6:.0f} MB without), written as training jobs write it and read "
+            "row group by row group as the statistics job reads it, with page checksums "
+            "(CRC32 per page) and without.",
+            "",
+            table(["", "without checksums", "with checksums", "cost"], rows),
+            "",
+            f"`tables.check_parquet` (the check every job makes of a Parquet input it reads "
+            f"with polars: a full read with checksums): {t_check.fmt()}; `tables.check_footer` "
+            f"(open_zoo's check of each file it lists): {footer * 1e3:.2f} ms.",
+        ]
+    )

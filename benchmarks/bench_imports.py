@@ -91,55 +91,75 @@ def measure(rows: int, work: Path) -> dict:
         job["outputs"] = [{k: str(work / v) for k, v in o.items()} for o in job["outputs"]]
         spec = work / f"{shard}.json"
         spec.write_text(json.dumps(job))
-        imports.append(_script([
-            "import json; from weightzoo import imports, jobs",
-            f"jobs.setup_logging({str(work / f'{shard}.import.log')!r})",
-            f"imports.import_shard(**json.load(open({str(spec)!r})))",
-        ]))  # fmt: skip
-        units = [{"weights": str(work / plan.file(r, "weights")), "stats": str(work / plan.file(r, "stats")),
-                  "maps": str(work / plan.file(r, "strength_maps"))} for r in runs]  # fmt: skip
+        imports.append(
+            _script(
+                [
+                    "import json; from weightzoo import imports, jobs",
+                    f"jobs.setup_logging({str(work / f'{shard}.import.log')!r})",
+                    f"imports.import_shard(**json.load(open({str(spec)!r})))",
+                ]
+            )
+        )
+        units = [
+            {
+                "weights": str(work / plan.file(r, "weights")),
+                "stats": str(work / plan.file(r, "stats")),
+                "maps": str(work / plan.file(r, "strength_maps")),
+            }
+            for r in runs
+        ]
         (work / f"{shard}.stats.json").write_text(json.dumps(units))
-        stats.append(_script([
-            "import json; from weightzoo import imports, jobs",
-            f"jobs.setup_logging({str(work / f'{shard}.stats.log')!r})",
-            f"imports.import_stats(units=json.load(open({str(work / f'{shard}.stats.json')!r})), "
-            f"hist={analysis['hist']!r}, spectral={analysis['spectral']!r})",
-        ]))  # fmt: skip
+        stats.append(
+            _script(
+                [
+                    "import json; from weightzoo import imports, jobs",
+                    f"jobs.setup_logging({str(work / f'{shard}.stats.log')!r})",
+                    f"imports.import_stats(units=json.load(open({str(work / f'{shard}.stats.json')!r})), "
+                    f"hist={analysis['hist']!r}, spectral={analysis['spectral']!r})",
+                ]
+            )
+        )
     out = {"rows": rows, "runs": n_runs, "jobs": jobs, "write_s": written, "plan_s": planned}
     out["import_s"], out["import_mib"], _ = run_jobs(imports)
     out["stats_s"], out["stats_mib"], _ = run_jobs(stats)
     tables = results / "tables"
     files = {k: [str(work / f) for f in plan.files(k)] for k in ("runs", "stats")}
     (work / "files.json").write_text(json.dumps(files))
-    aggregate = _script([
-        "import json; from weightzoo import jobs",
-        f"f = json.load(open({str(work / 'files.json')!r}))",
-        f"jobs.aggregate_runs(run_files=f['runs'], parquet_out={str(tables / 'runs.parquet')!r}, "
-        f"csv_out={str(tables / 'runs.csv')!r})",
-        f"jobs.concat_tables(files=f['stats'], output={str(tables / 'stats.parquet')!r})",
-    ])  # fmt: skip
+    aggregate = _script(
+        [
+            "import json; from weightzoo import jobs",
+            f"f = json.load(open({str(work / 'files.json')!r}))",
+            f"jobs.aggregate_runs(run_files=f['runs'], parquet_out={str(tables / 'runs.parquet')!r}, "
+            f"csv_out={str(tables / 'runs.csv')!r})",
+            f"jobs.concat_tables(files=f['stats'], output={str(tables / 'stats.parquet')!r})",
+        ]
+    )
     out["aggregate_s"], out["aggregate_mib"], _ = run_jobs([aggregate], 1)
     claims_cfg = {k: v for k, v in analysis.items() if k != "prediction"}
-    claims = _script([
-        "import json; from weightzoo import jobs",
-        f"jobs.setup_logging({str(work / 'claims.log')!r})",
-        f"T = {str(tables)!r}",
-        f"jobs.claims_job(runs_path=T + '/runs.parquet', stats_path=T + '/stats.parquet', "
-        f"analysis_cfg=json.loads({json.dumps(claims_cfg)!r}), groups_out=T + '/groups.parquet', "
-        "final_out=T + '/final_stats.parquet', trajectories_out=T + '/trajectories.parquet', "
-        "claims_out=T + '/claims.parquet', cells_out=T + '/cells.parquet', "
-        f"claims_md_out={str(work / 'claims.md')!r})",
-    ])  # fmt: skip
+    claims = _script(
+        [
+            "import json; from weightzoo import jobs",
+            f"jobs.setup_logging({str(work / 'claims.log')!r})",
+            f"T = {str(tables)!r}",
+            f"jobs.claims_job(runs_path=T + '/runs.parquet', stats_path=T + '/stats.parquet', "
+            f"analysis_cfg=json.loads({json.dumps(claims_cfg)!r}), groups_out=T + '/groups.parquet', "
+            "final_out=T + '/final_stats.parquet', trajectories_out=T + '/trajectories.parquet', "
+            "claims_out=T + '/claims.parquet', cells_out=T + '/cells.parquet', "
+            f"claims_md_out={str(work / 'claims.md')!r})",
+        ]
+    )
     out["claims_s"], out["claims_mib"], _ = run_jobs([claims], 1)
-    predict = _script([
-        "import json; from weightzoo import jobs",
-        f"jobs.setup_logging({str(work / 'predict.log')!r})",
-        f"T = {str(tables)!r}",
-        f"jobs.predict_job(runs_path=T + '/runs.parquet', stats_path=T + '/stats.parquet', "
-        f"prediction_cfg=json.loads({json.dumps(analysis['prediction'])!r}), threads=2, "
-        "table_out=T + '/prediction.parquet', oof_out=T + '/predictions_oof.parquet', "
-        f"md_out={str(work / 'prediction.md')!r})",
-    ])  # fmt: skip
+    predict = _script(
+        [
+            "import json; from weightzoo import jobs",
+            f"jobs.setup_logging({str(work / 'predict.log')!r})",
+            f"T = {str(tables)!r}",
+            f"jobs.predict_job(runs_path=T + '/runs.parquet', stats_path=T + '/stats.parquet', "
+            f"prediction_cfg=json.loads({json.dumps(analysis['prediction'])!r}), threads=2, "
+            "table_out=T + '/prediction.parquet', oof_out=T + '/predictions_oof.parquet', "
+            f"md_out={str(work / 'prediction.md')!r})",
+        ]
+    )
     out["predict_s"], out["predict_mib"], _ = run_jobs([predict], 1)
     out["stats_rows"] = pl.scan_parquet(tables / "stats.parquet").select(pl.len()).collect().item()
     out["zoo_gib"] = sum(f.stat().st_size for f in (work / "zoo").iterdir()) / 2**30
@@ -149,8 +169,19 @@ def measure(rows: int, work: Path) -> dict:
     return out
 
 
-HEADERS = ["rows (runs)", "jobs", "import s", "import MiB", "stats s", "stats MiB",
-           "aggregate s", "claims s", "claims MiB", "prediction s", "prediction MiB"]  # fmt: skip
+HEADERS = [
+    "rows (runs)",
+    "jobs",
+    "import s",
+    "import MiB",
+    "stats s",
+    "stats MiB",
+    "aggregate s",
+    "claims s",
+    "claims MiB",
+    "prediction s",
+    "prediction MiB",
+]
 
 
 def section_imports(opts: common.Options) -> str:
@@ -159,12 +190,21 @@ def section_imports(opts: common.Options) -> str:
     sizes = QUICK_ROWS if opts.quick else opts.import_rows
     results = {rows: measure(rows, opts.workdir / "imports" / str(rows)) for rows in sizes}
     table = [
-        [f"{r['rows']:,} ({r['runs']:,})", r["jobs"], f"{r['import_s']:.0f}", f"{r['import_mib']:.0f}",
-         f"{r['stats_s']:.0f}", f"{r['stats_mib']:.0f}", f"{r['aggregate_s']:.0f}",
-         f"{r['claims_s']:.0f}", f"{r['claims_mib']:.0f}", f"{r['predict_s']:.0f}",
-         f"{r['predict_mib']:.0f}"]
+        [
+            f"{r['rows']:,} ({r['runs']:,})",
+            r["jobs"],
+            f"{r['import_s']:.0f}",
+            f"{r['import_mib']:.0f}",
+            f"{r['stats_s']:.0f}",
+            f"{r['stats_mib']:.0f}",
+            f"{r['aggregate_s']:.0f}",
+            f"{r['claims_s']:.0f}",
+            f"{r['claims_mib']:.0f}",
+            f"{r['predict_s']:.0f}",
+            f"{r['predict_mib']:.0f}",
+        ]
         for r in results.values()
-    ]  # fmt: skip
+    ]
     largest = results[max(results)]
     total = largest["import_s"] + largest["stats_s"]
     peak = max(largest["import_mib"], largest["stats_mib"])
