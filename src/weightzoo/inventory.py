@@ -55,9 +55,10 @@ def _subdirs(folder: str) -> list[os.DirEntry]:
 
 
 def unit_files(results: str | Path, kinds: tuple[str, ...] = UNIT_KINDS) -> list[UnitFile]:
-    """Every per-job file of `kinds` under `results` (`dataset=/arch=/setting=/seeds-A-B`,
-    or the layout from before settings, without `setting=`, read as the default setting),
-    sorted. Hidden temporary files are not listed."""
+    """Every per-job file of `kinds` under `results` (`dataset=/arch=/setting=/seeds-A-B`; an
+    imported zoo's `seed-N`, read as the block N-N; or the layout from before settings,
+    without `setting=`, read as the default setting), sorted. Hidden temporary files are
+    not listed."""
     found = []
     for kind in kinds:
         for d in _subdirs(os.path.join(results, kind)):
@@ -71,10 +72,17 @@ def unit_files(results: str | Path, kinds: tuple[str, ...] = UNIT_KINDS) -> list
                 for folder, setting in [(a.path, DEFAULT_SETTING), *folders]:
                     for f in os.scandir(folder):
                         name = f.name
-                        if name.startswith("seeds-") and name.endswith(".parquet"):
+                        if not name.endswith(".parquet"):
+                            continue
+                        if name.startswith("seeds-"):  # a training job's block of seeds
                             block = name.removeprefix("seeds-").removesuffix(".parquet")
-                            unit = (kind, dataset, arch, setting, block, Path(f.path))
-                            found.append(UnitFile(*unit))
+                        elif name.startswith("seed-"):  # one run of an imported zoo
+                            seed = name.removeprefix("seed-").removesuffix(".parquet")
+                            block = f"{seed}-{seed}"
+                        else:
+                            continue
+                        unit = (kind, dataset, arch, setting, block, Path(f.path))
+                        found.append(UnitFile(*unit))
     return sorted(found)
 
 
@@ -93,7 +101,10 @@ def stale_files(
     """The per-job files under `results` whose training job the config no longer asks for
     (a cell, a dataset or a block of seeds that left it)."""
     wanted = expected_units(config)
-    return [f for f in unit_files(results, kinds) if f.unit not in wanted]
+    imported = set(config.get("imports", {}))  # their runs are planned from their own files
+    return [
+        f for f in unit_files(results, kinds) if f.dataset not in imported and f.unit not in wanted
+    ]
 
 
 def stale_summary(files: list[UnitFile]) -> str | None:

@@ -38,6 +38,7 @@ ONCE_PER_RUN = (
     "claims",
     "predict_accuracy",
     "dashboard",
+    "report",
     "all",
 )
 PLACEHOLDER = "CHANGE_ME"
