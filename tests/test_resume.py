@@ -318,3 +318,24 @@ def test_a_lock_file_removed_by_its_holder_is_never_locked_by_a_late_opener(tmp_
         resume._Lock(path)
     lock.release(remove=True)
     assert not path.exists()
+
+
+def test_pruning_a_folder_another_job_removed_first_is_not_an_error(tmp_path, monkeypatch):
+    from weightzoo.resume import prune
+
+    leaf = tmp_path / "resume" / "digits" / "mlp-d1-w16" / "default"
+    leaf.mkdir(parents=True)
+    real_rmdir = Path.rmdir
+
+    def raced(self):  # another job, finishing at the same moment, removes it first
+        real_rmdir(self)
+        raise FileNotFoundError(2, "No such file or directory", str(self))
+
+    monkeypatch.setattr(Path, "rmdir", raced)
+    prune(leaf)  # no error: the folder is gone, whoever removed it
+    assert not leaf.exists() and (tmp_path / "resume" / "digits" / "mlp-d1-w16").exists()
+    monkeypatch.undo()
+    sibling = tmp_path / "resume" / "digits" / "cnn-b1-c4"
+    sibling.mkdir()
+    prune(tmp_path / "resume" / "digits" / "mlp-d1-w16")  # a parent still holds a sibling
+    assert not (tmp_path / "resume" / "digits" / "mlp-d1-w16").exists() and sibling.exists()

@@ -20,11 +20,18 @@ logger = logging.getLogger(__name__)
 
 def prune(folder: Path) -> None:
     """Remove `folder` and its parents while they are empty, up to results/resume (the
-    setting, architecture and dataset folders a finished block leaves)."""
+    setting, architecture and dataset folders a finished block leaves). Jobs finishing at
+    once prune the same folders: one that another job removed, or filled, first is left to
+    it."""
     for _ in range(3):
-        if folder.name == "resume" or not folder.is_dir() or any(folder.iterdir()):
+        if folder.name == "resume":
             break
-        folder.rmdir()
+        try:
+            if any(folder.iterdir()):
+                break
+            folder.rmdir()
+        except (FileNotFoundError, OSError):  # gone, or filled by another job, meanwhile
+            break
         folder = folder.parent
 
 
