@@ -30,12 +30,18 @@ class DiskFullError(OSError):
         return self.strerror
 
 
-def size_text(n: float) -> str:
-    """Bytes as a short human size: 512 B, 3.4 KB, 120 MB, 2.1 GB (powers of 1000)."""
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if abs(n) < 1000 or unit == "TB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
+DECIMAL = ("B", "KB", "MB", "GB", "TB")  # powers of 1000
+BINARY = ("B", "KiB", "MiB", "GiB", "TiB")  # powers of 1024
+
+
+def size_text(n: float, units: tuple[str, ...] = DECIMAL, digits: int = 1) -> str:
+    """Bytes in the largest unit that keeps the number at least 1: 512 B, 3.4 KB, 2.1 GB
+    (`units` with an "iB" unit count in powers of 1024: 1.5 GiB)."""
+    base = 1024 if units[1].endswith("iB") else 1000
+    for unit in units:
+        if abs(n) < base or unit == units[-1]:
+            return f"{n:.0f} {unit}" if unit == units[0] else f"{n:.{digits}f} {unit}"
+        n /= base
     raise AssertionError("unreachable")
 
 

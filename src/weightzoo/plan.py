@@ -14,7 +14,7 @@ import math
 from dataclasses import dataclass
 
 from weightzoo import config as wzconfig
-from weightzoo import families
+from weightzoo import families, io
 
 # Bytes a dumped value takes on disk. Files hold zstd-compressed byte-stream-split float32
 # values: 0.96-1.06x the raw float32 bytes on trained weights (benchmarks/results.md,
@@ -127,11 +127,7 @@ def prepared_bytes(config: dict, dataset: str) -> int:
 
 def size_text(n: float) -> str:
     """Bytes in the largest binary unit that keeps the number at least 1 (1.5 GiB)."""
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(n) < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    raise AssertionError("unreachable")
+    return io.size_text(n, io.BINARY)
 
 
 def plan_text(config: dict) -> str:

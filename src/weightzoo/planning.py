@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 import yaml
 
 from weightzoo import config as cfg
-from weightzoo import families
+from weightzoo import families, io
 
 BYTES_PER_VALUE = 4  # dumps hold float32 values
 # Per metrics row (one per seed and epoch): train/test loss and accuracy, lr, wall time.
@@ -271,12 +271,8 @@ def make_plan(config: dict, profile: str | Path | None = None) -> Plan:
 
 
 def size(n_bytes: float) -> str:
-    """Bytes in a readable unit: 29.0 kB, 1.45 GB (powers of 1000)."""
-    for unit in ("B", "kB", "MB", "GB", "TB"):
-        if abs(n_bytes) < 1000 or unit == "TB":
-            return f"{n_bytes:.0f} {unit}" if unit == "B" else f"{n_bytes:.2f} {unit}"
-        n_bytes /= 1000
-    raise AssertionError  # unreachable
+    """Bytes in a readable unit: 29.00 kB, 1.45 GB (powers of 1000)."""
+    return io.size_text(n_bytes, ("B", "kB", "MB", "GB", "TB"), digits=2)
 
 
 def _minutes(m: float) -> str:

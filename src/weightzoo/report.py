@@ -21,6 +21,7 @@ from pathlib import Path
 
 import polars as pl
 
+from weightzoo import io
 from weightzoo.tables import CELL_KEYS
 
 # The figures the page shows (results/figures/<name>.svg), with what each is for.
@@ -75,11 +76,7 @@ def md_table(frame: pl.DataFrame, headers: Sequence[str] | None = None) -> list[
 
 def size_text(n: float) -> str:
     """Bytes in the largest binary unit that keeps the number at least 1 (1.5 GiB)."""
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if abs(n) < 1024:
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} TiB"
+    return io.size_text(n, io.BINARY)
 
 
 # ---------------------------------------------------------------------------------------
