@@ -104,6 +104,17 @@ def test_ten_eigenvalue_layer_is_too_few_evals_with_its_alpha_kept():
     assert spectral.spectral_stats(w, min_evals=10)["fit_status"] != "too_few_evals"
 
 
+@pytest.mark.parametrize("shape", [(1, 784), (10, 1), (1, 1, 3, 3), (1, 1)])
+def test_one_eigenvalue_matrix_is_too_few_evals_not_failed(shape):
+    # a width-1 MLP layer or a 1-channel conv has one eigenvalue: no fit is possible, and
+    # that is the matrix's size, not a failed fit
+    w = np.random.default_rng(0).standard_normal(shape)
+    row = spectral.spectral_stats(w)
+    assert row["num_evals"] == 1 and not np.isfinite(row["alpha"])
+    assert row["fit_status"] == "too_few_evals"
+    assert list(spectral.spectral_table([w], seeds=[0])["fit_status"]) == ["too_few_evals"]
+
+
 def test_five_spikes_above_a_flat_bulk_are_a_short_tail():
     evals = np.concatenate([np.linspace(1, 2, 95), 100 * 2.0 ** np.arange(5)])
     fit = spectral.fit_power_law(evals)
@@ -227,7 +238,7 @@ def test_conv_reshape_and_kernel_position_pooling_give_the_expected_counts():
     np.testing.assert_allclose(spectral.esd(w).sum(), np.sum(w**2), rtol=1e-12)
 
 
-def test_zero_and_degenerate_matrices_give_nan_and_failed_without_warnings():
+def test_zero_and_degenerate_matrices_give_nan_and_a_status_without_warnings():
     cases = {
         "zeros": np.zeros((64, 64)),
         "identity": np.eye(64),  # every eigenvalue 1: no tail to fit
@@ -241,7 +252,10 @@ def test_zero_and_degenerate_matrices_give_nan_and_failed_without_warnings():
         table = spectral.spectral_table(list(cases.values()), seeds=list(range(len(cases))))
         for name in cases:
             i = list(cases).index(name)
-            assert table["fit_status"][i] == "failed", name
+            # no eigenvalue above the threshold (or one) is a size verdict; 64 equal ones or
+            # NaN entries are a fit that failed
+            expected = "failed" if name in ("identity", "nan") else "too_few_evals"
+            assert table["fit_status"][i] == expected, name
             for c in ("alpha", "alpha_hill", "xmin", "n_tail", "ks_d", "alpha_weighted"):
                 assert np.isnan(table[c][i]), (name, c)
             assert not table["heavy_tailed"][i]

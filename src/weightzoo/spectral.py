@@ -251,12 +251,17 @@ def _norms(x: np.ndarray, alpha: np.ndarray) -> dict[str, np.ndarray]:
 
 
 def _status(fits: dict[str, np.ndarray], min_evals: int, min_tail: int) -> np.ndarray:
-    """fit_status of each row: failed (no finite α) before too_few_evals before short_tail."""
-    failed = ~np.isfinite(fits["alpha"])
+    """fit_status of each row: too_few_evals before failed (no finite α) before short_tail.
+
+    A matrix with fewer eigenvalues than `min_evals` is `too_few_evals` whether or not its fit
+    gave a finite α: a width-1 layer's single eigenvalue cannot be fitted at all, and calling
+    it `failed` would blame the fit for what the matrix's size decided.
+    """
     few = fits["num_evals"] < min_evals
+    failed = ~np.isfinite(fits["alpha"])
     short = fits["n_tail"] < min_tail
-    labels = ["failed", "too_few_evals", "short_tail"]
-    return np.select([failed, few, short], labels, "ok").astype(object)
+    labels = ["too_few_evals", "failed", "short_tail"]
+    return np.select([few, failed, short], labels, "ok").astype(object)
 
 
 def _fit_blocks(
@@ -418,7 +423,9 @@ def spectral_table(
     out["fit_status"] = np.full(len(ws), "failed", dtype=object)
     for c in FIT_COLUMNS:
         out[c][members] = fits[c][: len(members)]
-    out["num_evals"][[i for i, s in enumerate(stacks) if s.size == 0]] = 0.0
+    empty = [i for i, s in enumerate(stacks) if s.size == 0]
+    out["num_evals"][empty] = 0.0
+    out["fit_status"][empty] = "too_few_evals"  # no eigenvalue at all: the matrix's size
     null_alphas = np.full((len(ws), draws), np.nan)
     null_alphas[drawn] = fits["alpha"][len(members) :].reshape(len(drawn), draws)
     out.update(_null_summary(null_alphas))
