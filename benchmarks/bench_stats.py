@@ -307,7 +307,7 @@ def _top(st: pstats.Stats, runs: int, n: int = 8) -> list[str]:
 
 
 STATS_PY, DUMPS_PY = "weightzoo/stats.py", "weightzoo/dumps.py"
-PERCENTILE = ("numpy/lib/_function_base_impl.py", "percentile")
+PERCENTILE = ("weightzoo/stats.py", "percentiles")
 SVDS = ("scipy/sparse/linalg/_eigen/_svds.py", "svds")
 LAPACK_SVD = ("numpy/linalg/_linalg.py", "svd")
 # The parts of a weightzoo profile, exclusive of each other, in table order: column header
@@ -318,8 +318,8 @@ PARTS = {
         "`matrix_stats` (a LAPACK SVD, or ARPACK `svds` "
         "from a smaller side of LANCZOS_MIN_DIM; with the part in `svds`)",
     ),
-    "quantiles": ("quantiles", "`np.percentile` in `segment_stats`, a partition per segment"),
-    "hist": ("histograms", "`_segment_hist`: bin indices and one bincount"),
+    "quantiles": ("quantiles", "`stats.percentiles`: a radix select per segment"),
+    "hist": ("histograms", "`_segment_counts`: bin indices and one bincount"),
     "moments": (
         "rest of segment_stats",
         "`segment_stats` less the two before: moments, extremes and norms by `ufunc.reduceat`",
@@ -368,12 +368,12 @@ class Profile:
             return _cumtime(st, path_end, name) / (runs * per)
 
         total = st.total_tt / (runs * per)
-        seg, frame = cum(STATS_PY, "segment_stats"), cum(STATS_PY, "_dumps_frame")
+        seg, frame = cum(STATS_PY, "_segment_raw"), cum(STATS_PY, "_dumps_frame")
         reading = cum(STATS_PY, "_row_group_batches") + cum(STATS_PY, "_dumps")
         p = {
             "spectral": cum(STATS_PY, "matrix_stats"),
             "quantiles": cum(*PERCENTILE),
-            "hist": cum(STATS_PY, "_segment_hist"),
+            "hist": cum(STATS_PY, "_segment_counts"),
         }
         p["moments"] = seg - p["quantiles"] - p["hist"]
         p["strengths"] = cum(STATS_PY, "node_strength") + cum(STATS_PY, "strength_summary")
@@ -644,8 +644,8 @@ def _verdict(results: list[Result]) -> str:
         "value (its power-law fit needs the spectrum), weightzoo a LAPACK SVD below "
         f"`LANCZOS_MIN_DIM` = {stats.LANCZOS_MIN_DIM} and only the largest singular value "
         "(ARPACK) from it. (ii) and (iii) do far more than WeightWatcher: w − w0, every "
-        "tensor (biases and norms too), two whole-network pools, quantiles (`np.percentile`, "
-        "the one per-segment call left in `segment_stats`), histograms and node strengths; "
+        "tensor (biases and norms too), two whole-network pools, quantiles (`stats.percentiles`, "
+        "a radix select per segment), histograms and node strengths; "
         "those parts, and assembling the polars frame, are what separates them from (i)."
     )
     return "\n".join(lines)

@@ -425,3 +425,100 @@ def test_heavy_tail_fits_fill_the_weight_matrices_and_summarise_the_pool():
     assert df.filter(scope="hidden.0.bias")["fit_status"].null_count() == 4
     assert df.filter(target="delta", scope_type="tensor")["alpha"].is_null().all()
     assert stats_table(table, hist(4))["alpha"].is_null().all()
+
+
+# -- the fast paths give numpy's values bit for bit --------------------------------------------
+
+
+def _adversarial_arrays() -> list[np.ndarray]:
+    """Arrays at and above stats.RADIX_MIN whose percentiles a wrong radix select would get
+    wrong: one sign only, ties, signed zeros, subnormals, infinities, huge and tiny scales."""
+    from weightzoo.stats import RADIX_MIN
+
+    rng = np.random.default_rng(7)
+    out = []
+    for n in (RADIX_MIN, RADIX_MIN + 1, 3 * RADIX_MIN + 5, 250_001):
+        normal = rng.standard_normal(n)
+        zeros = normal.copy()
+        zeros[::7], zeros[::11] = 0.0, -0.0
+        infinite = normal.copy()
+        infinite[[3, 9]] = [np.inf, -np.inf]
+        out += [
+            normal,
+            normal * 1e-30,
+            np.abs(normal) * 1e6,
+            -np.abs(normal),
+            rng.integers(-3, 4, n).astype(np.float64),  # many ties
+            np.zeros(n),
+            rng.standard_cauchy(n),
+            normal.astype(np.float32).astype(np.float64),  # float32 weights as stored
+            zeros,
+            infinite,
+            np.where(rng.random(n) < 0.5, 5e-324, -5e-324),  # subnormals of both signs
+        ]
+    return out
+
+
+def test_percentiles_are_numpys_bit_for_bit():
+    from weightzoo.stats import percentiles
+
+    with np.errstate(invalid="ignore"):
+        for x in _adversarial_arrays():
+            expected = np.percentile(x, QUANTILES)
+            got = percentiles(x)
+            assert got.dtype == expected.dtype
+            np.testing.assert_array_equal(got, expected, err_msg=f"n={x.size}")
+    nan = np.random.default_rng(1).standard_normal(40_000)
+    nan[17] = np.nan
+    assert np.isnan(percentiles(nan)).all()  # as np.percentile says
+
+
+def _numpy_histogram_counts(x: np.ndarray, lo: float, hi: float, bins: int) -> np.ndarray:
+    """np.histogram with the outliers put in the edge bins, as the stats define it."""
+    return np.histogram(np.clip(x, lo, hi), bins=bins, range=(lo, hi))[0]
+
+
+def test_histogram_counts_are_numpys_at_every_edge():
+    from weightzoo.stats import _segment_counts
+
+    lo, hi, bins = -1.0, 1.0, 200
+    edges = np.linspace(lo, hi, bins + 1)
+    near = np.concatenate(
+        [edges, np.nextafter(edges, -np.inf), np.nextafter(edges, np.inf), edges + 1e-12]
+    )
+    rng = np.random.default_rng(3)
+    x = np.concatenate([near, rng.normal(0, 0.4, 50_000), [-7.0, 3.0, -np.inf, np.inf, hi, lo]])
+    got = _segment_counts(x, np.array([x.size]), lo, hi, bins)[0]
+    np.testing.assert_array_equal(got, _numpy_histogram_counts(x, lo, hi, bins))
+    # several segments at once: each its own counts
+    parts = [x[:1000], x[1000:1001], x[1001:]]
+    got = _segment_counts(x, np.array([p.size for p in parts]), lo, hi, bins)
+    for row, part in zip(got, parts, strict=True):
+        np.testing.assert_array_equal(row, _numpy_histogram_counts(part, lo, hi, bins))
+
+
+def test_pool_histograms_summed_from_tensors_equal_the_pools_own():
+    # the pools' counts are their tensors' summed; they must be what the pool's values give
+    rng = np.random.default_rng(5)
+    shapes = {"a.weight": (300, 80), "a.bias": (300,), "b.weight": (10, 300), "b.bias": (10,)}
+    state = {k: rng.normal(0, 0.3, s).astype(np.float32) for k, s in shapes.items()}
+    init = {k: rng.normal(0, 0.3, s).astype(np.float32) for k, s in shapes.items()}
+
+    def dump(arrays: dict, epoch: int) -> pa.Table:
+        tensors = [(k, k.rsplit(".", 1)[1], a) for k, a in arrays.items()]
+        return weights_table({(0, epoch): tensors})
+
+    found = dump_stats(dump(state, 3), dump(init, 0), hist(50))
+    weights = [v.ravel() for k, v in state.items() if k.endswith("weight")]
+    deltas = [(state[k].astype(np.float64) - init[k]).ravel() for k in state]
+    expected = {
+        ("all_weights", "w"): np.concatenate(weights),
+        ("all_params", "w"): np.concatenate([v.ravel() for v in state.values()]),
+        ("all_params", "delta"): np.concatenate(deltas),
+    }
+    by_key = {(r["scope"], r["target"]): r for r in found}
+    for key, values in expected.items():
+        own = tensor_stats(values, RANGE, 50)
+        np.testing.assert_array_equal(by_key[key]["hist"], own["hist"], err_msg=str(key))
+        for c in ("mean", "std", "q5", "q50", "q95", "min", "max", "max_abs", "l1", "l2"):
+            assert by_key[key][c] == own[c], (key, c)

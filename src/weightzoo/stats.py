@@ -7,8 +7,9 @@ histogram on a range common to the whole zoo, the spectral norm and stable rank 
 matrices, and a summary of node strength (the complex-network view of a DNN: a neuron's
 summed incoming / outgoing weights). Moments, extremes, norms and histograms of every scope
 of several dumps are a handful of numpy reductions over one flat float64 buffer
-(`segment_stats`); quantiles take one partition per scope, and the spectral norm one SVD per
-weight matrix (Lanczos for large ones). No Python loop ever runs over weights.
+(`segment_stats`); quantiles take one radix select per scope (`percentiles`: np.percentile's
+values, bit for bit), a pool's histogram is its tensors' counts summed, and the spectral norm
+takes one SVD per weight matrix (Lanczos for large ones). No Python loop ever runs over weights.
 
 Two more kinds of rows and columns: target "scaled" (the pool of weight matrices, each divided
 by the std of its epoch-0 values: w / std(w0), which removes the fan-in scale of Kaiming
@@ -21,6 +22,7 @@ dump's valid fits (`n_valid_fits` of them).
 from __future__ import annotations
 
 import math
+import sys
 import zlib
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -28,6 +30,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
+import numpy.lib._function_base_impl as _nb  # numpy's percentile steps: pinned numpy
 import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -124,9 +127,26 @@ def segment_stats(
     Segment i is x[starts[i]:starts[i + 1]] (the last runs to the end; starts ascending).
     Moments, extremes, norms and histograms are a handful of numpy reductions over the whole
     array (ufunc.reduceat, one bincount), whatever the number of segments; only the
-    quantiles take a partition per segment. Returns a column (length n_segments) per
-    statistic, and "hist" as (n_segments, bins) float32.
+    quantiles take a selection per segment (`percentiles`). Returns a column (length
+    n_segments) per statistic, and "hist" as (n_segments, bins) float32.
     """
+    cols = _segment_raw(x, starts, hist_range, bins, None)
+    counts = cols.pop("hist_counts")
+    with np.errstate(all="ignore"):
+        cols["hist"] = (counts / cols["count"][:, None]).astype(np.float32)
+    return cols
+
+
+def _segment_raw(
+    x: np.ndarray,
+    starts: np.ndarray,
+    hist_range: tuple[float, float],
+    bins: int,
+    hist_of: np.ndarray | None,
+) -> dict[str, np.ndarray]:
+    """`segment_stats` with the histograms as counts ("hist_counts", int64), counted only for
+    the segments `hist_of` marks (None: all); the others' rows are zero, for the caller to
+    fill (a pool's counts are its members' summed)."""
     lo, hi = _check_hist(hist_range, bins)
     x = np.asarray(x, dtype=np.float64)
     starts = np.asarray(starts, dtype=np.int64)
@@ -145,9 +165,17 @@ def segment_stats(
 
     total = reduce(np.add, x)
     mean = total / np.where(empty, 1, counts)
-    d = x - np.repeat(mean[~empty], counts[~empty])
-    d2 = d * d
-    m2, m3, m4 = (reduce(np.add, v)[~empty] / n for v in (d2, d2 * d, d2 * d2))
+    # two work arrays the size of x carry every elementwise step (no temporary per step);
+    # each step is the same elementwise operation as ever, so every sum has the same bits
+    d = np.empty_like(x)
+    if k == 1:
+        np.subtract(x, mean[0], out=d)
+    else:
+        np.subtract(x, np.repeat(mean[~empty], counts[~empty]), out=d)
+    d2 = np.multiply(d, d)
+    m2 = reduce(np.add, d2)[~empty] / n
+    m3 = reduce(np.add, np.multiply(d2, d, out=d))[~empty] / n
+    m4 = reduce(np.add, np.multiply(d2, d2, out=d))[~empty] / n
     var = np.full(k, np.nan)
     var[~empty] = m2
     skew, kurtosis = np.full(k, np.nan), np.full(k, np.nan)
@@ -157,7 +185,7 @@ def segment_stats(
         constant = m2 <= (np.finfo(np.float64).resolution * mean[~empty]) ** 2
         skew[~empty] = np.where(constant, np.nan, m3 / m2**1.5)
         kurtosis[~empty] = np.where(constant, np.nan, m4 / m2**2 - 3.0)
-    absx = np.abs(x)
+    absx = np.abs(x, out=d)
     out = {
         "count": counts,
         "mean": mean,
@@ -170,28 +198,104 @@ def segment_stats(
     }
     quantiles = np.full((k, len(QUANTILES)), np.nan)
     for i in np.flatnonzero(~empty):
-        quantiles[i] = np.percentile(x[starts[i] : starts[i] + counts[i]], QUANTILES)
+        quantiles[i] = percentiles(x[starts[i] : starts[i] + counts[i]])
     out.update(zip(QUANTILE_COLUMNS, quantiles.T, strict=True))
     out["l1"] = reduce(np.add, absx)
-    out["l2"] = np.sqrt(reduce(np.add, x * x))
-    out["max_abs"] = reduce(np.maximum, absx)
-    out["hist"] = _segment_hist(x, counts, lo, hi, bins)
+    max_abs = reduce(np.maximum, absx)
+    out["l2"] = np.sqrt(reduce(np.add, np.multiply(x, x, out=d2)))
+    out["max_abs"] = max_abs
+    del d, d2, absx
+    hist = np.zeros((k, bins), dtype=np.int64)
+    if hist_of is None:
+        hist = _segment_counts(x, counts, lo, hi, bins)
+    elif hist_of.any():
+        keep = np.repeat(hist_of, counts)
+        hist[hist_of] = _segment_counts(x[keep], counts[hist_of], lo, hi, bins)
+    out["hist_counts"] = hist
     return out
 
 
-def _segment_hist(x: np.ndarray, counts: np.ndarray, lo: float, hi: float, bins: int):
-    """np.histogram's bins on [lo, hi] for every segment (outliers in the edge bins), one
-    bincount over (segment, bin) pairs; each row normalised to sum to 1 (NaN if empty)."""
+# From this size on, `percentiles` finds its order statistics by the float's top 16 bits
+# (one bincount and a small partition) instead of partitioning the whole array.
+RADIX_MIN = 1 << 14
+_RADIX_BITS = 1 << 16
+# bucket order = value order: negatives by falling top bits, then non-negatives by rising
+_RADIX_ORDER = np.concatenate([np.arange(_RADIX_BITS - 1, 0x7FFF, -1), np.arange(0x8000)])
+_Q = np.true_divide(np.asarray(QUANTILES), 100)  # what np.percentile makes of QUANTILES
+_LINEAR = _nb._QuantileMethods["linear"]
+
+
+def percentiles(x: np.ndarray) -> np.ndarray:
+    """np.percentile(x, QUANTILES) of a 1-D float64 array, the same values bit for bit.
+
+    numpy partitions the whole array around the 18 ranks the 9 quantiles interpolate between.
+    Here, from RADIX_MIN values on, those order statistics come from a radix select: the
+    array's top 16 bits (sign, exponent and 4 bits of mantissa, read in place) are counted in
+    65,536 buckets, whose order is the values' order; each rank falls in one bucket, and only
+    the few values of those buckets are partitioned. numpy's own index, gamma and lerp
+    functions then interpolate, so the result is np.percentile's. Arrays with a NaN (whose
+    percentiles are NaN) and small arrays go to np.percentile itself.
+    """
+    n = x.size
+    if n < RADIX_MIN or x.dtype != np.float64 or x.ndim != 1 or sys.byteorder != "little":
+        return np.percentile(x, QUANTILES)
+    top = x.view(np.uint16)[3::4]  # the high 16 bits of each little-endian float64
+    raw = np.bincount(top, minlength=_RADIX_BITS)
+    if (raw[0x7FF0:0x8000].any() or raw[0xFFF0:].any()) and np.isnan(x).any():  # inf or NaN
+        return np.percentile(x, QUANTILES)
+    order = _RADIX_ORDER
+    cum = np.cumsum(raw[order])
+    virtual = np.asanyarray(_LINEAR["get_virtual_index"](n, _Q))
+    previous, following = _nb._get_indexes(x, virtual, n)
+    indexes = np.unique(np.concatenate([previous, following]))  # numpy says -1 for the last
+    ranks = np.where(indexes < 0, indexes + n, indexes)
+    at = np.searchsorted(cum, ranks, side="right")  # the bucket (in value order) of each rank
+    values = np.empty(ranks.size)
+    wanted = np.zeros(_RADIX_BITS, dtype=bool)
+    wanted[order[at]] = True
+    picked = wanted[top]  # one pass: the values of the buckets that hold a rank
+    near, near_top = x[picked], top[picked]
+    for bucket in np.unique(at):
+        members = near[near_top == order[bucket]]
+        first = cum[bucket] - members.size  # rank of the bucket's smallest value
+        local = ranks[at == bucket] - first
+        values[at == bucket] = np.partition(members, local)[local]
+    lookup = dict(zip(indexes.tolist(), values, strict=True))
+    below = np.array([lookup[r] for r in previous.tolist()])
+    above = np.array([lookup[r] for r in following.tolist()])
+    gamma = _nb._get_gamma(virtual, previous, _LINEAR)
+    return np.asarray(_nb._lerp(below, above, gamma))
+
+
+# A value whose position (x - lo) / width lies this close to a whole number may have been put
+# one bin off by rounding; only those are checked against the edges (the error is ~1e-13).
+_EDGE_SLACK = 1e-9
+
+
+def _segment_counts(x: np.ndarray, counts: np.ndarray, lo: float, hi: float, bins: int):
+    """Histogram counts (segments x bins, int64): np.histogram's bin on [lo, hi] of each value
+    (its floor((x - lo) / width), then, like np.histogram, one bin down or up where rounding
+    put it across an edge), counted per segment; values outside [lo, hi] go to the edge bins,
+    so no mass is lost."""
     edges = np.linspace(lo, hi, bins + 1)
+    t = np.subtract(x, lo)
+    t *= bins / (hi - lo)
+    whole = np.floor(t)
+    t -= whole  # the position within its bin, in [0, 1) (NaN for NaN)
+    near = np.flatnonzero(~((t >= _EDGE_SLACK) & (t <= 1 - _EDGE_SLACK)))
+    del t
     with np.errstate(invalid="ignore"):
-        idx = np.clip(np.floor((x - lo) * (bins / (hi - lo))), 0, bins - 1).astype(np.intp)
-    # np.histogram's correction for values that rounding put one bin off its edges
-    idx -= (x < edges[idx]) & (idx > 0)
-    idx += (x >= edges[idx + 1]) & (idx < bins - 1)
-    seg = np.repeat(np.arange(len(counts)), counts)
-    hist = np.bincount(seg * bins + idx, minlength=len(counts) * bins).reshape(-1, bins)
-    with np.errstate(all="ignore"):
-        return (hist / counts[:, None]).astype(np.float32)
+        np.clip(whole, 0, bins - 1, out=whole)
+        idx = whole.astype(np.intp)
+    del whole
+    if near.size:  # np.histogram's correction, on the few values near an edge
+        v, i = x[near], idx[near]
+        i -= (v < edges[i]) & (i > 0)
+        i += (v >= edges[i + 1]) & (i < bins - 1)
+        idx[near] = i
+    if len(counts) > 1:
+        idx += np.repeat(np.arange(len(counts)) * bins, counts)
+    return np.bincount(idx, minlength=len(counts) * bins).reshape(-1, bins)
 
 
 def tensor_stats(values: np.ndarray, hist_range: tuple[float, float], bins: int) -> dict:
@@ -451,8 +555,12 @@ def _scaled_weights(rows: pa.Table, w: np.ndarray, w0: np.ndarray, offsets: np.n
         return values / np.repeat(std0, sizes)
 
 
-def _segment_columns(parts: list[np.ndarray], hist_range, bins: int) -> dict[str, np.ndarray]:
-    """`segment_stats` of consecutive parts, concatenated about CHUNK_VALUES values at a time."""
+def _segment_columns(
+    parts: list[np.ndarray], hist_range, bins: int, hist_of: np.ndarray
+) -> dict[str, np.ndarray]:
+    """`_segment_raw` of consecutive parts, concatenated about CHUNK_VALUES values at a time
+    (a larger part alone, uncopied when it is float64 already); histogram counts of the parts
+    `hist_of` marks."""
     sizes = np.array([part.size for part in parts], dtype=np.int64)
     chunks, cols, filled = [], [], CHUNK_VALUES
     for i, size in enumerate(sizes):
@@ -462,11 +570,29 @@ def _segment_columns(parts: list[np.ndarray], hist_range, bins: int) -> dict[str
         chunks[-1].append(i)
         filled += size
     for chunk in chunks:
-        x = np.concatenate([parts[i].astype(np.float64, copy=False) for i in chunk])
+        if len(chunk) == 1:
+            x = np.ascontiguousarray(parts[chunk[0]], dtype=np.float64)
+        else:
+            x = np.concatenate([parts[i].astype(np.float64, copy=False) for i in chunk])
         starts = np.concatenate([[0], np.cumsum(sizes[chunk])[:-1]]).astype(np.int64)
-        cols.append(segment_stats(x, starts, hist_range, bins))
+        cols.append(_segment_raw(x, starts, hist_range, bins, hist_of[chunk]))
         del x
     return {c: np.concatenate([part[c] for part in cols]) for c in cols[0]}
+
+
+def _pool_members(meta: list[tuple]) -> dict[int, list[int]]:
+    """The tensor segments whose values make up each pool segment of one dump's `meta`, for
+    targets w and delta (the scaled pool has no tensor rows): its histogram is theirs summed."""
+    members: dict[int, list[int]] = {}
+    for i, (scope, scope_type, _, _, target) in enumerate(meta):
+        if scope_type != "pool" or target == "scaled":
+            continue
+        tensors = [j for j, m in enumerate(meta) if m[1] == "tensor" and m[4] == target]
+        if scope == WEIGHT_POOL:
+            members[i] = [j for j in tensors if meta[j][2] == "weight"]
+        else:  # PARAM_POOL: every tensor but buffers
+            members[i] = [j for j in tensors if meta[j][2] != "buffer"]
+    return members
 
 
 def _spectral_fits(
@@ -501,23 +627,34 @@ def _dumps_frame(
     """Statistics of several dumps, (ids, rows, init_rows) each, in a few `segment_stats`
     calls (one per histogram range) and one batched heavy-tail fit."""
     meta, parts, matrices, ids = [], [], [], []
+    members: dict[int, list[int]] = {}
     for dump_ids, rows, init_rows in items:
         m, p, mats = _dump_segments(rows, init_rows)
         matrices += [(len(meta) + i, name, shape) for i, name, shape in mats]
+        for pool, of in _pool_members(m).items():
+            members[len(meta) + pool] = [len(meta) + j for j in of]
         meta += m
         parts += p
         ids += [dump_ids] * len(m)
     scaled = np.array([m[4] == "scaled" for m in meta])
+    hist_of = np.ones(len(meta), dtype=bool)
+    hist_of[list(members)] = False
     cols: dict[str, np.ndarray] = {}
     for pick, value_range in ((~scaled, hist.range), (scaled, hist.scaled_range)):
         if not pick.any():
             continue
-        found = _segment_columns([parts[i] for i in np.flatnonzero(pick)], value_range, hist.bins)
+        found = _segment_columns(
+            [parts[i] for i in np.flatnonzero(pick)], value_range, hist.bins, hist_of[pick]
+        )
         for c, v in found.items():
             if c not in cols:
                 cols[c] = np.zeros((len(meta), *v.shape[1:]), v.dtype)
             cols[c][pick] = v
-    counts = cols.pop("hist")
+    binned = cols.pop("hist_counts")
+    for pool, of in members.items():  # a pool's values are its members': so are its counts
+        binned[pool] = binned[of].sum(axis=0)
+    with np.errstate(all="ignore"):
+        counts = (binned / cols["count"][:, None]).astype(np.float32)
     extra = {c: np.full(len(meta), np.nan) for c in MATRIX_COLUMNS + STRENGTH_COLUMNS}
     for i, name, shape in matrices:
         values = parts[i]
