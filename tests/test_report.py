@@ -126,3 +126,44 @@ def test_publish_copies_the_page_and_its_figures_relinked(tmp_path):
     assert target.read_text() == "# R\n\n![a](replication-mnist/a.svg)\n"
     assert copied == [tmp_path / "docs" / "replication-mnist" / "a.svg"]
     assert Path(copied[0]).read_text() == "<svg/>"
+
+
+def test_verdict_agreement_pairs_places_across_datasets_and_counts_what_differs():
+    def frame(dataset, verdicts):
+        return pl.DataFrame(
+            {
+                "claim": [c for c, _, _, _ in verdicts],
+                "within": [w for _, w, _, _ in verdicts],
+                "dataset": [dataset] * len(verdicts),
+                "family": [f for _, _, f, _ in verdicts],
+                "verdict": [v for _, _, _, v in verdicts],
+                "direction": ["higher"] * len(verdicts),
+            }
+        )
+
+    digits = frame(
+        "digits",
+        [
+            (1, "cell", "mlp", "supported"),
+            (1, "cell", "cnn", "explained by size"),
+            (2, "cell", "mlp", "not supported"),
+            (3, "run", "vit", "supported"),  # only on digits
+        ],
+    )
+    mnist = frame(
+        "mnist",
+        [
+            (1, "cell", "mlp", "supported"),
+            (1, "cell", "cnn", "supported"),
+            (2, "cell", "mlp", "not supported"),
+        ],
+    )
+    table = report.verdict_agreement(mnist, digits)
+    agree = {(r["claim"], r["family"]): r["agree"] for r in table.iter_rows(named=True)}
+    assert agree == {(1, "mlp"): True, (1, "cnn"): False, (2, "mlp"): True, (3, "vit"): None}
+    lines = report.agreement_lines(mnist, digits, "MNIST", "digits")
+    assert (
+        "Of the 3 verdicts both runs give (claim × level × family), 2 agree and 1 differ; "
+        "1 are given by one run only." in lines[2]
+    )
+    assert "| verdict (MNIST) |" in "\n".join(lines)

@@ -60,9 +60,15 @@ def _plan(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from weightzoo.report import publish
+    from weightzoo.report import agreement_lines, publish, run_verdicts
 
-    copied = publish(Path(args.results) / "report.md", Path(args.to))
+    appendix = []
+    if args.against:
+        here = args.name or Path(args.results).name
+        there = args.against_name or Path(args.against).name
+        ours, theirs = run_verdicts(args.results), run_verdicts(args.against)
+        appendix = agreement_lines(ours, theirs, here, there)
+    copied = publish(Path(args.results) / "report.md", Path(args.to), appendix)
     print(f"wrote {args.to} and {len(copied)} figure(s) in {Path(args.to).with_suffix('')}/")
     return 0
 
@@ -90,6 +96,11 @@ def parser() -> argparse.ArgumentParser:
     )
     rp.add_argument("--results", default="results", help="the run's folder (results)")
     rp.add_argument("--to", required=True, help="the page, e.g. docs/replication-mnist.md")
+    rp.add_argument(
+        "--against", help="another finished run's folder: its verdicts beside this run's"
+    )
+    rp.add_argument("--name", help="this run's name in that comparison (its folder's name)")
+    rp.add_argument("--against-name", help="the other run's name (its folder's name)")
     rp.set_defaults(run=_report)
     return top
 

@@ -482,12 +482,66 @@ def write_report(
         tmp.write_text(text)
 
 
+AGREEMENT_KEYS = ("claim", "within", "family")  # a verdict's place, whatever the dataset
+
+
+def verdict_agreement(ours: pl.DataFrame, theirs: pl.DataFrame) -> pl.DataFrame:
+    """One row per verdict place (claim, level, family) of either run: each run's verdict and
+    direction, and whether they agree (null where one run has no such verdict)."""
+    keys = [k for k in AGREEMENT_KEYS if k in ours.columns and k in theirs.columns]
+    shown = [c for c in ("verdict", "direction", "statistic") if c in ours.columns]
+
+    def side(frame: pl.DataFrame, suffix: str) -> pl.DataFrame:
+        picked = frame.select(*keys, *[c for c in shown if c in frame.columns])
+        return picked.unique(keys, keep="first", maintain_order=True).rename(
+            {c: f"{c} {suffix}" for c in shown if c in frame.columns}
+        )
+
+    joined = side(ours, "here").join(side(theirs, "there"), on=keys, how="full", coalesce=True)
+    return joined.with_columns(
+        pl.when(pl.col("verdict here").is_null() | pl.col("verdict there").is_null())
+        .then(None)
+        .otherwise(pl.col("verdict here") == pl.col("verdict there"))
+        .alias("agree")
+    ).sort(keys)
+
+
+def agreement_lines(ours: pl.DataFrame, theirs: pl.DataFrame, here: str, there: str) -> list[str]:
+    """The section of a report that sets its verdicts beside another run's (`there`)."""
+    table = verdict_agreement(ours, theirs)
+    both = table.filter(pl.col("agree").is_not_null())
+    agree = int(both["agree"].sum())
+    renamed = table.rename(
+        {
+            c: c.replace(" here", f" ({here})").replace(" there", f" ({there})")
+            for c in table.columns
+        }
+    ).with_columns(pl.col("agree").replace_strict({True: "yes", False: "no"}, default="–"))
+    return [
+        f"## The verdicts on {here} beside those on {there}",
+        "",
+        f"Of the {both.height} verdicts both runs give (claim × level × family), {agree} agree "
+        f"and {both.height - agree} differ; {table.height - both.height} are given by one run "
+        "only. Generated from both runs' verdict tables.",
+        "",
+        *md_table(renamed),
+        "",
+    ]
+
+
 _LINK = re.compile(r"!\[([^\]]*)\]\(([^)]+)\)")
 
 
-def publish(report: str | Path, target: str | Path) -> list[Path]:
+def run_verdicts(results: str | Path) -> pl.DataFrame:
+    """The verdict table of a finished run's folder."""
+    tables = Path(results) / "tables"
+    return verdict_table(pl.read_parquet(tables / "claims.parquet"), tables)
+
+
+def publish(report: str | Path, target: str | Path, appendix: Sequence[str] = ()) -> list[Path]:
     """Copy a generated report to `target` (e.g. docs/replication-mnist.md) with the figures
-    it links, which go to a folder named after it (docs/replication-mnist/); returns them."""
+    it links, which go to a folder named after it (docs/replication-mnist/), and `appendix`
+    (lines) at its end; returns the figures."""
     report, target = Path(report), Path(target)
     folder = target.with_suffix("")
     folder.mkdir(parents=True, exist_ok=True)
@@ -503,5 +557,7 @@ def publish(report: str | Path, target: str | Path) -> list[Path]:
         return f"![{match[1]}]({folder.name}/{source.name})"
 
     text = _LINK.sub(relink, report.read_text())
+    if appendix:
+        text = text.rstrip() + "\n\n" + "\n".join(appendix).rstrip() + "\n"
     target.write_text(text)
     return copied
