@@ -658,6 +658,7 @@ def section_memory(opts: common.Options) -> str:
                 f"{smem['peak'] - smem['base']:.1f} MiB",
             ]
         )
+    paper_rows = [_paper_stats_row(opts, *case) for case in PAPER_LARGEST]
     return "\n".join(
         [
             "## Memory",
@@ -690,5 +691,80 @@ def section_memory(opts: common.Options) -> str:
                 ["weights file", "on disk", "uncompressed", "largest dump", "base", "grown"],
                 stat_rows,
             ),
+            "",
+            "The largest architectures of `config/paper.yaml` (MNIST-shaped input), their "
+            "statistics job with the heavy-tail fits on (`analysis.spectral` of "
+            "config/config.yaml): a weights file written as a training job writes it, "
+            f"{len(PAPER_SEEDS)} seeds × the paper's dump epochs {PAPER_EPOCHS} (each dump the "
+            "initial weights plus noise, `bench_stats._write_weights_file`). The job reads a "
+            "few dumps at a time, so its memory follows the largest dump, not the seeds or "
+            "epochs in the file:",
+            "",
+            common.table(
+                [
+                    "architecture",
+                    "parameters",
+                    "dumps",
+                    "on disk",
+                    "largest dump",
+                    "job s",
+                    "base",
+                    "grown",
+                    "peak",
+                ],
+                paper_rows,
+            ),
         ]
     )
+
+
+# the largest architecture of each family in config/paper.yaml
+PAPER_LARGEST = (
+    ("mlp", {"depth": 4, "width": 1000, "activation": "relu"}),
+    ("cnn", {"blocks": 4, "channels": 32}),
+    ("vit", {"patch": 4, "depth": 2, "heads": 16, "embed": 64}),
+)
+PAPER_SEEDS = (0, 1)
+PAPER_EPOCHS = [0, 1, 2, 5, 10, 20, 30]
+
+
+def _paper_stats_row(opts: common.Options, family: str, arch: dict) -> list[str]:
+    """Peak memory and time of the statistics job of one of paper.yaml's largest models."""
+    import time
+
+    import bench_stats
+
+    torch.manual_seed(0)
+    model = build_model(family, arch, bench_stats.MNIST_SHAPE, data.N_CLASSES).eval()
+    init = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    label = families.parse(family, arch).id
+    case = bench_stats.Case(label, family, model, bench_stats.MNIST_SHAPE, init, 1, "")
+    weights = opts.workdir / f"paper-{label}.parquet"
+    bench_stats._write_weights_file(case, weights, list(PAPER_SEEDS), PAPER_EPOCHS)
+    meta = pq.ParquetFile(weights).metadata
+    sizes = [meta.row_group(i).total_byte_size for i in range(meta.num_row_groups)]
+    stats_job = {
+        "weights_path": str(weights),
+        "family": family,
+        "in_shape": list(bench_stats.MNIST_SHAPE),
+        "hist": CONFIG["analysis"]["hist"],
+        "spectral": CONFIG["analysis"]["spectral"],
+        "stats_out": str(opts.workdir / f"paper-{label}-stats.parquet"),
+        "maps_out": str(opts.workdir / f"paper-{label}-maps.parquet"),
+    }
+    started = time.perf_counter()
+    mem = measure_job("stats", stats_job)
+    seconds = time.perf_counter() - started
+    size = weights.stat().st_size
+    weights.unlink()
+    return [
+        f"`{label}`",
+        f"{count_params(model):,}",
+        f"{len(sizes)}",
+        f"{size / 2**20:.0f} MiB",
+        f"{max(sizes) / 2**20:.1f} MiB",
+        f"{seconds:.0f}",
+        f"{mem['base']:.0f} MiB",
+        f"{mem['peak'] - mem['base']:.0f} MiB",
+        f"{mem['peak']:.0f} MiB",
+    ]
