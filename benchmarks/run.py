@@ -40,6 +40,7 @@ SECTIONS = {
     "scale": ("bench_faults", "section_planning_scale"),  # (k)
     "checksums": ("bench_faults", "section_checksums"),  # (l)
     "imports": ("bench_imports", "section_imports"),  # (m)
+    "precision": ("bench_precision", "section_precision"),  # (n): needs a finished run
 }
 TRAINING = ["training", "seeds", "dumps", "memory"]
 
