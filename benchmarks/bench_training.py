@@ -42,7 +42,8 @@ ADAM = {
 ADAMW = {**ADAM, "optimizer": "adamw", "lr": 0.001, "weight_decay": 0.05}
 NEVER = {"max_loss_ratio": 0.0, "patience": 1}  # only a NaN or infinite loss stops a seed
 CONFIG = yaml.safe_load((common.ROOT / "config" / "config.yaml").read_text())
-# architectures of the default config (digits) and of config/paper.yaml's kind (28x28)
+# architectures of the default config (digits) and of config/paper.yaml's kind (28x28), with
+# config/replicate.yaml's largest MLP and ViT (its largest CNN is the b3-c16 above them)
 ARCHS = {
     "digits": [
         ("mlp", {"depth": 2, "width": 64}),
@@ -53,6 +54,8 @@ ARCHS = {
         ("mlp", {"depth": 2, "width": 256}),
         ("cnn", {"blocks": 3, "channels": 16}),
         ("vit", {"patch": 4, "depth": 2, "heads": 4, "embed": 32}),
+        ("mlp", {"depth": 2, "width": 1000}),
+        ("vit", {"patch": 7, "depth": 1, "heads": 16, "embed": 32}),
     ],
 }
 SEED_ARCHS = [
