@@ -41,6 +41,7 @@ SECTIONS = {
     "checksums": ("bench_faults", "section_checksums"),  # (l)
     "imports": ("bench_imports", "section_imports"),  # (m)
     "precision": ("bench_precision", "section_precision"),  # (n): needs a finished run
+    "replication": ("bench_replication", "section_replication"),  # (o): a finished run's log
 }
 TRAINING = ["training", "seeds", "dumps", "memory"]
 
