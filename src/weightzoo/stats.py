@@ -215,12 +215,12 @@ def _segment_raw(
     return out
 
 
-# From this size on, `percentiles` finds its order statistics by the float's top 16 bits
+# From this size on, `percentiles` finds its order statistics by the floats' top 20 bits
 # (one bincount and a small partition) instead of partitioning the whole array.
 RADIX_MIN = 1 << 14
-_RADIX_BITS = 1 << 16
-# bucket order = value order: negatives by falling top bits, then non-negatives by rising
-_RADIX_ORDER = np.concatenate([np.arange(_RADIX_BITS - 1, 0x7FFF, -1), np.arange(0x8000)])
+_RADIX_SHIFT = 12  # of a float64's high 32 bits, keep 20: sign, exponent, 8 bits of mantissa
+_RADIX_BITS = 1 << 20
+_HALF = _RADIX_BITS >> 1  # keys from here on are negative values
 _Q = np.true_divide(np.asarray(QUANTILES), 100)  # what np.percentile makes of QUANTILES
 _LINEAR = _nb._QuantileMethods["linear"]
 
@@ -230,33 +230,37 @@ def percentiles(x: np.ndarray) -> np.ndarray:
 
     numpy partitions the whole array around the 18 ranks the 9 quantiles interpolate between.
     Here, from RADIX_MIN values on, those order statistics come from a radix select: the
-    array's top 16 bits (sign, exponent and 4 bits of mantissa, read in place) are counted in
-    65,536 buckets, whose order is the values' order; each rank falls in one bucket, and only
-    the few values of those buckets are partitioned. numpy's own index, gamma and lerp
-    functions then interpolate, so the result is np.percentile's. Arrays with a NaN (whose
-    percentiles are NaN) and small arrays go to np.percentile itself.
+    array's top 20 bits (sign, exponent and 8 bits of mantissa) are counted in 2^20 buckets,
+    whose order is the values' order; each rank falls in one bucket, and only the few values
+    of those buckets are partitioned. numpy's own index, gamma and lerp functions then
+    interpolate, so the result is np.percentile's. Arrays with a NaN (whose percentiles are
+    NaN) and small arrays go to np.percentile itself.
     """
     n = x.size
     if n < RADIX_MIN or x.dtype != np.float64 or x.ndim != 1 or sys.byteorder != "little":
         return np.percentile(x, QUANTILES)
-    top = x.view(np.uint16)[3::4]  # the high 16 bits of each little-endian float64
-    raw = np.bincount(top, minlength=_RADIX_BITS)
-    if (raw[0x7FF0:0x8000].any() or raw[0xFFF0:].any()) and np.isnan(x).any():  # inf or NaN
+    key = x.view(np.uint32)[1::2] >> _RADIX_SHIFT  # the high 20 bits of each float64
+    raw = np.bincount(key, minlength=_RADIX_BITS)
+    exponent_all_ones = (_RADIX_BITS >> 12) * 0x7FF  # inf and NaN: keys 0x7FF00.. and 0xFFF00..
+    special = raw[exponent_all_ones:_HALF].any() or raw[_HALF + exponent_all_ones :].any()
+    if special and np.isnan(x).any():
         return np.percentile(x, QUANTILES)
-    order = _RADIX_ORDER
-    cum = np.cumsum(raw[order])
+    # value order: negatives by falling key, then non-negatives by rising key
+    negative = raw[_HALF:][::-1]
+    cum = np.concatenate([np.cumsum(negative), np.cumsum(raw[:_HALF]) + negative.sum()])
     virtual = np.asanyarray(_LINEAR["get_virtual_index"](n, _Q))
     previous, following = _nb._get_indexes(x, virtual, n)
     indexes = np.unique(np.concatenate([previous, following]))  # numpy says -1 for the last
     ranks = np.where(indexes < 0, indexes + n, indexes)
     at = np.searchsorted(cum, ranks, side="right")  # the bucket (in value order) of each rank
-    values = np.empty(ranks.size)
+    keys = np.where(at < _HALF, _RADIX_BITS - 1 - at, at - _HALF)
     wanted = np.zeros(_RADIX_BITS, dtype=bool)
-    wanted[order[at]] = True
-    picked = wanted[top]  # one pass: the values of the buckets that hold a rank
-    near, near_top = x[picked], top[picked]
+    wanted[keys] = True
+    where = np.flatnonzero(wanted[key])  # one pass: the values of the buckets holding a rank
+    near, near_key = x[where], key[where]
+    values = np.empty(ranks.size)
     for bucket in np.unique(at):
-        members = near[near_top == order[bucket]]
+        members = near[near_key == keys[at == bucket][0]]
         first = cum[bucket] - members.size  # rank of the bucket's smallest value
         local = ranks[at == bucket] - first
         values[at == bucket] = np.partition(members, local)[local]
