@@ -84,8 +84,8 @@ AGREEMENT_TEXT = (
     "w rows). WW's `spectral_norm` is the largest eigenvalue of WᵀW, i.e. σ_max², so ours "
     "(σ_max) is compared with its square root; both define stable rank as ‖W‖_F² / σ_max². "
     "'Of which Lanczos': dense layers whose smaller side is ≥ `stats.LANCZOS_MIN_DIM` "
-    f"({stats.LANCZOS_MIN_DIM}), where our σ_max comes from ARPACK `svds` (the largest "
-    "singular value only) while WW's comes from its full SVD. For a conv kernel WW takes the "
+    f"({stats.LANCZOS_MIN_DIM}), where our σ_max comes from ARPACK `eigsh` (the largest "
+    "eigenvalue of the Gram matrix WᵀW or WWᵀ only) while WW's comes from its full SVD. For a conv kernel WW takes the "
     "kh·kw slices W[:, :, i, j] as separate matrices, scaled by 1/√2, and pools their "
     "eigenvalues, whereas we take W reshaped to (out, in·kh·kw): other matrices, so conv "
     "layers are checked against WW's definition recomputed from the weights, and the ratio "
@@ -308,15 +308,15 @@ def _top(st: pstats.Stats, runs: int, n: int = 8) -> list[str]:
 
 STATS_PY, DUMPS_PY = "weightzoo/stats.py", "weightzoo/dumps.py"
 PERCENTILE = ("weightzoo/stats.py", "percentiles")
-SVDS = ("scipy/sparse/linalg/_eigen/_svds.py", "svds")
+SVDS = ("scipy/sparse/linalg/_eigen/arpack/arpack.py", "eigsh")
 LAPACK_SVD = ("numpy/linalg/_linalg.py", "svd")
 # The parts of a weightzoo profile, exclusive of each other, in table order: column header
 # and what it holds (see `Profile.of`).
 PARTS = {
     "spectral": (
         "σ_max, stable rank",
-        "`matrix_stats` (a LAPACK SVD, or ARPACK `svds` "
-        "from a smaller side of LANCZOS_MIN_DIM; with the part in `svds`)",
+        "`matrix_stats` (a LAPACK SVD, or ARPACK `eigsh` of the Gram matrix "
+        "from a smaller side of LANCZOS_MIN_DIM; with the part in `eigsh`)",
     ),
     "quantiles": ("quantiles", "`stats.percentiles`: a radix select per segment"),
     "hist": ("histograms", "`_segment_counts`: bin indices and one bincount"),
@@ -355,7 +355,7 @@ class Profile:
 
     total: float
     parts: dict[str, float]
-    lanczos: float  # of which in ARPACK `svds`
+    lanczos: float  # of which in ARPACK `eigsh`
     lapack: float  # of which in numpy's (LAPACK) svd
     lapack_calls: float  # numpy svd calls per call ((iii): per file)
     batches: float  # `_dumps_frame` calls per call ((iii): per file)

@@ -329,9 +329,10 @@ def matrix_stats(w: np.ndarray) -> dict:
     """Spectral norm and stable rank ||W||_F^2 / ||W||_2^2 of w reshaped to (shape[0], -1).
 
     Conv kernels (out, in, kh, kw) become (out, in*kh*kw). Small matrices get all their
-    singular values (LAPACK); large ones only the largest, from scipy's ARPACK `svds` with a
-    fixed start vector (deterministic; relative accuracy LANCZOS_TOL), falling back to LAPACK
-    if it does not converge. Tensors with ndim < 2 give NaN; so does the stable rank of an
+    singular values (LAPACK); large ones only the largest: the square root of the largest
+    eigenvalue of W^T W (or W W^T, the smaller), from scipy's ARPACK `eigsh` with a fixed
+    start vector (deterministic; relative accuracy LANCZOS_TOL), falling back to LAPACK if it
+    does not converge. Tensors with ndim < 2 give NaN; so does the stable rank of an
     all-zero matrix (0/0, e.g. the change w - w0 at epoch 0).
     """
     w = np.asarray(w)
@@ -343,12 +344,15 @@ def matrix_stats(w: np.ndarray) -> dict:
         return {"spectral_norm": 0.0, "stable_rank": math.nan}
     spectral = None
     if min(m.shape) >= LANCZOS_MIN_DIM:
+        # the Gram matrix of the smaller side, once (one BLAS product), so that each Lanczos
+        # step is one product with it instead of one with W and one with W^T
+        gram = m.T @ m if m.shape[0] >= m.shape[1] else m @ m.T
         try:
-            v0 = np.full(min(m.shape), 1 / math.sqrt(min(m.shape)))
-            top = scipy.sparse.linalg.svds(
-                m, k=1, v0=v0, return_singular_vectors=False, tol=LANCZOS_TOL
+            v0 = np.full(len(gram), 1 / math.sqrt(len(gram)))
+            top = scipy.sparse.linalg.eigsh(
+                gram, k=1, v0=v0, return_eigenvectors=False, tol=LANCZOS_TOL
             )
-            spectral = float(top[0])
+            spectral = math.sqrt(max(float(top[0]), 0.0))
         except scipy.sparse.linalg.ArpackNoConvergence:
             spectral = None
     if spectral is None:
