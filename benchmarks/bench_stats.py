@@ -645,7 +645,8 @@ def _verdict(results: list[Result]) -> str:
         f"`LANCZOS_MIN_DIM` = {stats.LANCZOS_MIN_DIM} and only the largest singular value "
         "(ARPACK) from it. (ii) and (iii) do far more than WeightWatcher: w − w0, every "
         "tensor (biases and norms too), two whole-network pools, quantiles (`stats.percentiles`, "
-        "a radix select per segment), histograms and node strengths; "
+        "a radix select per segment; a pool's combined from its tensors'), histograms and node "
+        "strengths; "
         "those parts, and assembling the polars frame, are what separates them from (i)."
     )
     return "\n".join(lines)

@@ -11,6 +11,7 @@ import pyarrow as pa
 import pytest
 import scipy.stats
 
+from weightzoo import stats
 from weightzoo.dumps import WEIGHTS_SCHEMA
 from weightzoo.stats import (
     QUANTILES,
@@ -497,11 +498,21 @@ def test_histogram_counts_are_numpys_at_every_edge():
         np.testing.assert_array_equal(row, _numpy_histogram_counts(part, lo, hi, bins))
 
 
-def test_pool_histograms_summed_from_tensors_equal_the_pools_own():
-    # the pools' counts are their tensors' summed; they must be what the pool's values give
+def test_pool_statistics_combined_from_tensors_equal_the_pools_own():
+    # A pool's statistics come from its tensors': counts, histograms, extremes and quantiles
+    # must be what the pool's own values give, bit for bit; sums and moments to rounding. One
+    # weight matrix is shifted by 5, another by 0.5, so that the members' means differ (the
+    # cross terms of the combined central moments matter); a.weight and b.weight are large
+    # enough for the radix select (their counts taken once, with the tensor's), so are the
+    # pools of w and delta, c.weight is not (counted for the pool).
     rng = np.random.default_rng(5)
-    shapes = {"a.weight": (300, 80), "a.bias": (300,), "b.weight": (10, 300), "b.bias": (10,)}
+    shapes = {
+        **{"a.weight": (300, 80), "a.bias": (300,), "b.weight": (200, 300), "b.bias": (200,)},
+        **{"c.weight": (10, 200), "c.bias": (10,)},
+    }
     state = {k: rng.normal(0, 0.3, s).astype(np.float32) for k, s in shapes.items()}
+    state["b.weight"] += np.float32(0.5)
+    state["c.weight"] += np.float32(5.0)
     init = {k: rng.normal(0, 0.3, s).astype(np.float32) for k, s in shapes.items()}
 
     def dump(arrays: dict, epoch: int) -> pa.Table:
@@ -514,11 +525,15 @@ def test_pool_histograms_summed_from_tensors_equal_the_pools_own():
     expected = {
         ("all_weights", "w"): np.concatenate(weights),
         ("all_params", "w"): np.concatenate([v.ravel() for v in state.values()]),
+        ("all_weights", "delta"): np.concatenate([deltas[0], deltas[2], deltas[4]]),
         ("all_params", "delta"): np.concatenate(deltas),
     }
     by_key = {(r["scope"], r["target"]): r for r in found}
+    assert expected[("all_weights", "w")].size >= stats.RADIX_MIN
     for key, values in expected.items():
         own = tensor_stats(values, RANGE, 50)
         np.testing.assert_array_equal(by_key[key]["hist"], own["hist"], err_msg=str(key))
-        for c in ("mean", "std", "q5", "q50", "q95", "min", "max", "max_abs", "l1", "l2"):
+        for c in ("count", "min", "max", "max_abs", *stats.QUANTILE_COLUMNS):
             assert by_key[key][c] == own[c], (key, c)
+        for c in ("mean", "std", "var", "skew", "kurtosis", "l1", "l2"):
+            assert by_key[key][c] == pytest.approx(own[c], rel=1e-13), (key, c)

@@ -8,8 +8,10 @@ matrices, and a summary of node strength (the complex-network view of a DNN: a n
 summed incoming / outgoing weights). Moments, extremes, norms and histograms of every scope
 of several dumps are a handful of numpy reductions over one flat float64 buffer
 (`segment_stats`); quantiles take one radix select per scope (`percentiles`: np.percentile's
-values, bit for bit), a pool's histogram is its tensors' counts summed, and the spectral norm
-takes one SVD per weight matrix (Lanczos for large ones). No Python loop ever runs over weights.
+values, bit for bit). A pool's statistics are combined from its tensors' (`_combine_pool`):
+counts, extremes, histograms and quantiles are the pool's own bit for bit, sums and central
+moments equal to rounding (1e-12 relative or better). The spectral norm takes one SVD per
+weight matrix (Lanczos on the Gram matrix for large ones). No Python loop runs over weights.
 
 Two more kinds of rows and columns: target "scaled" (the pool of weight matrices, each divided
 by the std of its epoch-0 values: w / std(w0), which removes the fan-in scale of Kaiming
@@ -70,6 +72,11 @@ FIRST_LAYER = {"mlp": ("hidden.0.weight", "head.weight"), "vit": ("patch_embed.p
 # is shared while the float64 working arrays stay a few tens of MB.
 BATCH_VALUES = 1 << 18
 CHUNK_VALUES = 1 << 20
+# What `_segment_raw` adds for a pool's statistics to be combined from its tensors'.
+_POOL_SUMS = ("sum", "sum_sq", "central_2", "central_3", "central_4", "radix")
+# Up to this many segments in one call, per-segment steps loop over views of the segments
+# instead of repeating a per-segment value into an array the size of the values.
+_LOOP_SEGMENTS = 64
 
 
 # The keys of every dump's rows: the run and the epoch.
@@ -131,6 +138,8 @@ def segment_stats(
     n_segments) per statistic, and "hist" as (n_segments, bins) float32.
     """
     cols = _segment_raw(x, starts, hist_range, bins, None)
+    for internal in _POOL_SUMS:
+        cols.pop(internal)
     counts = cols.pop("hist_counts")
     with np.errstate(all="ignore"):
         cols["hist"] = (counts / cols["count"][:, None]).astype(np.float32)
@@ -143,10 +152,15 @@ def _segment_raw(
     hist_range: tuple[float, float],
     bins: int,
     hist_of: np.ndarray | None,
+    radix_of: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
     """`segment_stats` with the histograms as counts ("hist_counts", int64), counted only for
     the segments `hist_of` marks (None: all); the others' rows are zero, for the caller to
-    fill (a pool's counts are its members' summed)."""
+    fill (a pool's counts are its members' summed). Also the sums a pool's statistics are
+    combined from (`_combine_pool`): "sum", "sum_sq" (Σx²), "central_2" .. "central_4"
+    (Σ(x - mean)^k) and, for the segments `radix_of` names (an object array: None for none,
+    True to count here, or `_radix_counts` already taken), "radix": `_radix_counts` of their
+    values."""
     lo, hi = _check_hist(hist_range, bins)
     x = np.asarray(x, dtype=np.float64)
     starts = np.asarray(starts, dtype=np.int64)
@@ -167,15 +181,12 @@ def _segment_raw(
     mean = total / np.where(empty, 1, counts)
     # two work arrays the size of x carry every elementwise step (no temporary per step);
     # each step is the same elementwise operation as ever, so every sum has the same bits
-    d = np.empty_like(x)
-    if k == 1:
-        np.subtract(x, mean[0], out=d)
-    else:
-        np.subtract(x, np.repeat(mean[~empty], counts[~empty]), out=d)
+    d = _centred(x, starts, counts, mean)
     d2 = np.multiply(d, d)
-    m2 = reduce(np.add, d2)[~empty] / n
-    m3 = reduce(np.add, np.multiply(d2, d, out=d))[~empty] / n
-    m4 = reduce(np.add, np.multiply(d2, d2, out=d))[~empty] / n
+    central = [reduce(np.add, d2)]
+    central.append(reduce(np.add, np.multiply(d2, d, out=d)))
+    central.append(reduce(np.add, np.multiply(d2, d2, out=d)))
+    m2, m3, m4 = (c[~empty] / n for c in central)
     var = np.full(k, np.nan)
     var[~empty] = m2
     skew, kurtosis = np.full(k, np.nan), np.full(k, np.nan)
@@ -196,68 +207,140 @@ def _segment_raw(
         "min": reduce(np.minimum, x),
         "max": reduce(np.maximum, x),
     }
-    quantiles = np.full((k, len(QUANTILES)), np.nan)
-    for i in np.flatnonzero(~empty):
-        quantiles[i] = percentiles(x[starts[i] : starts[i] + counts[i]])
+    quantiles, radix = _segment_quantiles(x, starts, counts, radix_of)
     out.update(zip(QUANTILE_COLUMNS, quantiles.T, strict=True))
     out["l1"] = reduce(np.add, absx)
     max_abs = reduce(np.maximum, absx)
-    out["l2"] = np.sqrt(reduce(np.add, np.multiply(x, x, out=d2)))
+    out["sum"] = total
+    out["sum_sq"] = reduce(np.add, np.multiply(x, x, out=d2))
+    out["l2"] = np.sqrt(out["sum_sq"])
     out["max_abs"] = max_abs
+    out.update({f"central_{j}": c for j, c in enumerate(central, start=2)})
+    out["radix"] = radix
     del d, d2, absx
-    hist = np.zeros((k, bins), dtype=np.int64)
-    if hist_of is None:
-        hist = _segment_counts(x, counts, lo, hi, bins)
-    elif hist_of.any():
-        keep = np.repeat(hist_of, counts)
-        hist[hist_of] = _segment_counts(x[keep], counts[hist_of], lo, hi, bins)
-    out["hist_counts"] = hist
+    if hist_of is None or hist_of.all():
+        out["hist_counts"] = _segment_counts(x, counts, lo, hi, bins)
+    else:
+        out["hist_counts"] = np.zeros((k, bins), dtype=np.int64)
+        if hist_of.any():
+            keep = np.repeat(hist_of, counts)
+            out["hist_counts"][hist_of] = _segment_counts(x[keep], counts[hist_of], lo, hi, bins)
     return out
 
 
-# From this size on, `percentiles` finds its order statistics by the floats' top 20 bits
-# (one bincount and a small partition) instead of partitioning the whole array.
+def _centred(x: np.ndarray, starts: np.ndarray, counts: np.ndarray, mean: np.ndarray):
+    """x minus its segment's mean, into a new array."""
+    d = np.empty_like(x)
+    filled = counts > 0
+    if len(starts) <= _LOOP_SEGMENTS:  # segment by segment: no array of repeated means
+        for i in np.flatnonzero(filled):
+            span = slice(starts[i], starts[i] + counts[i])
+            np.subtract(x[span], mean[i], out=d[span])
+    else:
+        np.subtract(x, np.repeat(mean[filled], counts[filled]), out=d)
+    return d
+
+
+def _segment_quantiles(x, starts, counts, radix_of) -> tuple[np.ndarray, np.ndarray]:
+    """`percentiles` of each non-empty segment (NaN rows for empty ones), and the radix counts
+    of the segments `radix_of` names (see `_segment_raw`)."""
+    quantiles = np.full((len(starts), len(QUANTILES)), np.nan)
+    radix = np.full(len(starts), None, dtype=object)
+    for i in np.flatnonzero(counts):
+        segment = x[starts[i] : starts[i] + counts[i]]
+        if radix_of is not None and radix_of[i] is not None:
+            radix[i] = radix_of[i] if isinstance(radix_of[i], tuple) else _radix_counts(segment)
+            quantiles[i] = percentiles(segment, radix[i])
+        else:
+            quantiles[i] = percentiles(segment)
+    return quantiles, radix
+
+
+# From this size on, `percentiles` finds its order statistics by the values' top 16 bits as
+# float32 (one bincount and a small partition) instead of partitioning the whole array.
 RADIX_MIN = 1 << 14
-_RADIX_SHIFT = 12  # of a float64's high 32 bits, keep 20: sign, exponent, 8 bits of mantissa
-_RADIX_BITS = 1 << 20
+_RADIX_BITS = 1 << 16  # sign, exponent and 7 bits of mantissa of a float32
 _HALF = _RADIX_BITS >> 1  # keys from here on are negative values
 _Q = np.true_divide(np.asarray(QUANTILES), 100)  # what np.percentile makes of QUANTILES
 _LINEAR = _nb._QuantileMethods["linear"]
 
 
-def percentiles(x: np.ndarray) -> np.ndarray:
+def percentiles(x: np.ndarray, radix: tuple | None = None) -> np.ndarray:
     """np.percentile(x, QUANTILES) of a 1-D float64 array, the same values bit for bit.
 
     numpy partitions the whole array around the 18 ranks the 9 quantiles interpolate between.
     Here, from RADIX_MIN values on, those order statistics come from a radix select: the
-    array's top 20 bits (sign, exponent and 8 bits of mantissa) are counted in 2^20 buckets,
-    whose order is the values' order; each rank falls in one bucket, and only the few values
-    of those buckets are partitioned. numpy's own index, gamma and lerp functions then
-    interpolate, so the result is np.percentile's. Arrays with a NaN (whose percentiles are
-    NaN) and small arrays go to np.percentile itself.
+    values rounded to float32 (rounding never reverses an order) have their top 16 bits
+    (sign, exponent and 7 bits of mantissa) counted in 2^16 buckets, whose order is the
+    values' order; each rank falls in one bucket, and only the few float64 values of those
+    buckets are partitioned. numpy's own index, gamma and lerp functions then interpolate, so
+    the result is np.percentile's. Arrays with a NaN (whose percentiles are NaN) and small
+    arrays go to np.percentile itself. `radix`: `_radix_counts(x)`, if already counted.
     """
-    n = x.size
-    if n < RADIX_MIN or x.dtype != np.float64 or x.ndim != 1 or sys.byteorder != "little":
+    if x.size < RADIX_MIN or x.dtype != np.float64 or not _radix_ok(x):
         return np.percentile(x, QUANTILES)
-    key = x.view(np.uint32)[1::2] >> _RADIX_SHIFT  # the high 20 bits of each float64
+    key, raw = radix if radix is not None else _radix_counts(x)
+    if raw is None:  # a NaN
+        return np.percentile(x, QUANTILES)
+    return _radix_select([(x, key)], raw, x.size)
+
+
+def pool_percentiles(parts: list[np.ndarray], radixes: list[tuple | None]) -> np.ndarray:
+    """np.percentile(np.concatenate(parts), QUANTILES), the same values bit for bit, without
+    the concatenation: a pool's buckets are its parts' `_radix_counts` summed (those given,
+    the others counted here), and only the values of the buckets holding a rank are taken
+    from each part. Small pools and pools with a NaN go to np.percentile."""
+    n = sum(part.size for part in parts)
+    if n < RADIX_MIN or not all(_radix_ok(part) for part in parts):
+        return np.percentile(np.concatenate(parts, dtype=np.float64), QUANTILES)
+    radixes = [r or _radix_counts(p) for p, r in zip(parts, radixes, strict=True)]
+    if any(raw is None for _, raw in radixes):
+        return np.percentile(np.concatenate(parts, dtype=np.float64), QUANTILES)
+    raw = np.sum([raw for _, raw in radixes], axis=0)
+    return _radix_select([(p, key) for p, (key, _) in zip(parts, radixes, strict=True)], raw, n)
+
+
+def _radix_ok(x: np.ndarray) -> bool:
+    return x.dtype in (np.float64, np.float32) and x.ndim == 1 and sys.byteorder == "little"
+
+
+def _radix_counts(x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """(key, raw): the top 16 bits of x's values rounded to float32 (float32 values as they
+    are), and their bucket counts; raw is None when x holds a NaN."""
+    if x.dtype == np.float32:  # the values as stored: their own bits
+        key = x.view(np.uint16)[1::2]
+    else:
+        with np.errstate(over="ignore"):  # beyond float32's range: inf, still in order
+            key = x.astype(np.float32).view(np.uint16)[1::2]
+    # the high 16 bits of each float32 (little-endian: every second uint16)
     raw = np.bincount(key, minlength=_RADIX_BITS)
-    exponent_all_ones = (_RADIX_BITS >> 12) * 0x7FF  # inf and NaN: keys 0x7FF00.. and 0xFFF00..
+    exponent_all_ones = 0x7F80  # inf and NaN: keys 0x7F80.. and 0xFF80..
     special = raw[exponent_all_ones:_HALF].any() or raw[_HALF + exponent_all_ones :].any()
     if special and np.isnan(x).any():
-        return np.percentile(x, QUANTILES)
+        return key, None
+    return key, raw
+
+
+def _radix_select(parts: list[tuple[np.ndarray, np.ndarray]], raw: np.ndarray, n: int):
+    """np.percentile's quantiles of the n values of `parts` ((values, key) each), whose
+    bucket counts are `raw`."""
     # value order: negatives by falling key, then non-negatives by rising key
     negative = raw[_HALF:][::-1]
     cum = np.concatenate([np.cumsum(negative), np.cumsum(raw[:_HALF]) + negative.sum()])
     virtual = np.asanyarray(_LINEAR["get_virtual_index"](n, _Q))
-    previous, following = _nb._get_indexes(x, virtual, n)
+    previous, following = _nb._get_indexes(np.empty(0), virtual, n)
     indexes = np.unique(np.concatenate([previous, following]))  # numpy says -1 for the last
     ranks = np.where(indexes < 0, indexes + n, indexes)
     at = np.searchsorted(cum, ranks, side="right")  # the bucket (in value order) of each rank
     keys = np.where(at < _HALF, _RADIX_BITS - 1 - at, at - _HALF)
     wanted = np.zeros(_RADIX_BITS, dtype=bool)
     wanted[keys] = True
-    where = np.flatnonzero(wanted[key])  # one pass: the values of the buckets holding a rank
-    near, near_key = x[where], key[where]
+    near, near_key = [], []
+    for values, key in parts:  # one pass each: the values of the buckets holding a rank
+        where = np.flatnonzero(wanted[key])
+        near.append(values[where].astype(np.float64, copy=False))
+        near_key.append(key[where])
+    near, near_key = np.concatenate(near), np.concatenate(near_key)
     values = np.empty(ranks.size)
     for bucket in np.unique(at):
         members = near[near_key == keys[at == bucket][0]]
@@ -297,8 +380,11 @@ def _segment_counts(x: np.ndarray, counts: np.ndarray, lo: float, hi: float, bin
         i -= (v < edges[i]) & (i > 0)
         i += (v >= edges[i + 1]) & (i < bins - 1)
         idx[near] = i
-    if len(counts) > 1:
+    if len(counts) > _LOOP_SEGMENTS:
         idx += np.repeat(np.arange(len(counts)) * bins, counts)
+    elif len(counts) > 1:
+        for i, (start, count) in enumerate(zip(np.cumsum(counts) - counts, counts, strict=True)):
+            idx[start : start + count] += i * bins
     return np.bincount(idx, minlength=len(counts) * bins).reshape(-1, bins)
 
 
@@ -465,15 +551,20 @@ def _flat_values(rows: pa.Table) -> tuple[np.ndarray, np.ndarray]:
     return flat, offsets - offsets[0]
 
 
-def network_scopes(rows: pa.Table, flat: np.ndarray | None = None) -> list[Scope]:
+def network_scopes(
+    rows: pa.Table,
+    flat: np.ndarray | None = None,
+    own: tuple[np.ndarray, np.ndarray] | None = None,
+) -> list[Scope]:
     """The scopes of one (run, epoch) dump: a Scope per tensor, then "all_weights" (every
     kind == "weight" tensor, concatenated) and "all_params" (every tensor but buffers).
 
     Tensor scopes and "all_params" are views of one flat buffer (the Arrow list column
     flattened once); only "all_weights" is a copy. `flat`, if given, replaces the rows' own
-    values with an array of the same layout (e.g. w - w0).
+    values with an array of the same layout (e.g. w - w0). `own`: `_flat_values(rows)`, if
+    already taken.
     """
-    own, offsets = _flat_values(rows)
+    own, offsets = own if own is not None else _flat_values(rows)
     if flat is None:
         flat = own
     elif flat.shape != own.shape:
@@ -532,14 +623,15 @@ def _dump_segments(rows: pa.Table, init_rows: pa.Table | None) -> tuple[list, li
     """
     targets: list[tuple[str, np.ndarray | None]] = [("w", None)]
     scaled = None
+    own = _flat_values(rows)
     if init_rows is not None:
-        w, offsets = _flat_values(rows)
+        w, offsets = own
         w0 = _aligned_init(rows, init_rows)
         targets.append(("delta", w.astype(np.float64) - w0))
         scaled = _scaled_weights(rows, w, w0, offsets)
     meta, parts, matrices = [], [], []
     for target, flat in targets:
-        for scope in network_scopes(rows, flat):
+        for scope in network_scopes(rows, flat, own):
             if scope.scope_type == "tensor" and scope.kind == "weight":
                 matrices.append((len(meta), scope.scope, scope.shape))
             meta.append((scope.scope, scope.scope_type, scope.kind, scope.layer, target))
@@ -556,19 +648,23 @@ def _scaled_weights(rows: pa.Table, w: np.ndarray, w0: np.ndarray, offsets: np.n
     picked = [i for i, kind in enumerate(kinds) if kind == "weight" and offsets[i + 1] > offsets[i]]
     if not picked:
         return np.zeros(0, np.float64)
-    sizes = np.diff(offsets)[picked]
-    std0 = np.array([w0[offsets[i] : offsets[i + 1]].std() for i in picked])
-    values = np.concatenate([w[offsets[i] : offsets[i + 1]] for i in picked]).astype(np.float64)
+    out = np.empty(int(np.diff(offsets)[picked].sum()), np.float64)
+    at = 0
     with np.errstate(divide="ignore", invalid="ignore"):
-        return values / np.repeat(std0, sizes)
+        for i in picked:  # each matrix in float64 divided by its std0, into its slice of out
+            end = at + offsets[i + 1] - offsets[i]
+            std0 = w0[offsets[i] : offsets[i + 1]].std()
+            np.divide(w[offsets[i] : offsets[i + 1]], std0, out=out[at:end], dtype=np.float64)
+            at = end
+    return out
 
 
 def _segment_columns(
-    parts: list[np.ndarray], hist_range, bins: int, hist_of: np.ndarray
+    parts: list[np.ndarray], hist_range, bins: int, hist_of: np.ndarray, radix_of: np.ndarray
 ) -> dict[str, np.ndarray]:
     """`_segment_raw` of consecutive parts, concatenated about CHUNK_VALUES values at a time
     (a larger part alone, uncopied when it is float64 already); histogram counts of the parts
-    `hist_of` marks."""
+    `hist_of` marks, radix counts of those `radix_of` marks."""
     sizes = np.array([part.size for part in parts], dtype=np.int64)
     chunks, cols, filled = [], [], CHUNK_VALUES
     for i, size in enumerate(sizes):
@@ -583,9 +679,71 @@ def _segment_columns(
         else:
             x = np.concatenate([parts[i].astype(np.float64, copy=False) for i in chunk])
         starts = np.concatenate([[0], np.cumsum(sizes[chunk])[:-1]]).astype(np.int64)
-        cols.append(_segment_raw(x, starts, hist_range, bins, hist_of[chunk]))
+        # float32 parts (weights as stored) give their radix keys without a conversion
+        radix = np.full(len(chunk), None, dtype=object)
+        for j, i in enumerate(chunk):
+            if radix_of[i]:
+                radix[j] = _radix_counts(parts[i]) if parts[i].dtype == np.float32 else True
+        cols.append(_segment_raw(x, starts, hist_range, bins, hist_of[chunk], radix))
         del x
     return {c: np.concatenate([part[c] for part in cols]) for c in cols[0]}
+
+
+def _combine_pool(cols: dict[str, np.ndarray], pool: int, of: list[int], parts: list) -> None:
+    """Fill row `pool` of `_segment_raw`'s columns from its member rows `of`: counts, sums,
+    extremes and histogram counts add up; the central moments about the pool's mean come from
+    each member's about its own (Σ(x - m)^k expanded around m = m_j + δ_j); the quantiles from
+    the members' values (`pool_percentiles`, bit for bit np.percentile's of the pool)."""
+    of = [j for j in of if cols["count"][j] > 0]
+    n_j = cols["count"][of].astype(np.float64)
+    n = n_j.sum()
+    cols["count"][pool] = int(n)
+    cols["hist_counts"][pool] = cols["hist_counts"][of].sum(axis=0)
+    cols["radix"][pool] = None
+    if not of:
+        for v in cols.values():
+            if v.dtype == np.float64:
+                v[pool] = np.nan
+        return
+    total = cols["sum"][of].sum()
+    mean = total / n
+    delta = cols["mean"][of] - mean
+    c2, c3, c4 = (cols[f"central_{k}"][of] for k in (2, 3, 4))
+    central = (
+        (c2 + n_j * delta**2).sum(),
+        (c3 + 3 * delta * c2 + n_j * delta**3).sum(),
+        (c4 + 4 * delta * c3 + 6 * delta**2 * c2 + n_j * delta**4).sum(),
+    )
+    m2, m3, m4 = (c / n for c in central)
+    with np.errstate(all="ignore"):
+        constant = m2 <= (np.finfo(np.float64).resolution * mean) ** 2
+        skew = np.nan if constant else m3 / m2**1.5
+        kurtosis = np.nan if constant else m4 / m2**2 - 3.0
+    sum_sq = cols["sum_sq"][of].sum()
+    found = {
+        "sum": total,
+        "mean": mean,
+        "var": m2,
+        "std": math.sqrt(m2),
+        "skew": skew,
+        "kurtosis": kurtosis,
+        "min": cols["min"][of].min(),
+        "max": cols["max"][of].max(),
+        "l1": cols["l1"][of].sum(),
+        "sum_sq": sum_sq,
+        "l2": math.sqrt(sum_sq),
+        "max_abs": cols["max_abs"][of].max(),
+        **{f"central_{k}": c for k, c in enumerate(central, start=2)},
+    }
+    found.update(
+        zip(
+            QUANTILE_COLUMNS,
+            pool_percentiles([parts[j] for j in of], [cols["radix"][j] for j in of]),
+            strict=True,
+        )
+    )
+    for c, v in found.items():
+        cols[c][pool] = v
 
 
 def _pool_members(meta: list[tuple]) -> dict[int, list[int]]:
@@ -645,22 +803,34 @@ def _dumps_frame(
         parts += p
         ids += [dump_ids] * len(m)
     scaled = np.array([m[4] == "scaled" for m in meta])
-    hist_of = np.ones(len(meta), dtype=bool)
-    hist_of[list(members)] = False
+    # a pool of w or delta is its tensors' values: its statistics are combined from theirs
+    derived = np.zeros(len(meta), dtype=bool)
+    derived[list(members)] = True
+    large = np.array([part.size >= RADIX_MIN for part in parts])
+    radix_of = np.zeros(len(meta), dtype=bool)
+    for pool, of in members.items():
+        radix_of[of] = large[pool]
+    radix_of &= large
     cols: dict[str, np.ndarray] = {}
-    for pick, value_range in ((~scaled, hist.range), (scaled, hist.scaled_range)):
+    for pick, value_range in ((~scaled & ~derived, hist.range), (scaled, hist.scaled_range)):
         if not pick.any():
             continue
         found = _segment_columns(
-            [parts[i] for i in np.flatnonzero(pick)], value_range, hist.bins, hist_of[pick]
+            [parts[i] for i in np.flatnonzero(pick)],
+            value_range,
+            hist.bins,
+            np.ones(pick.sum(), dtype=bool),
+            radix_of[pick],
         )
         for c, v in found.items():
             if c not in cols:
                 cols[c] = np.zeros((len(meta), *v.shape[1:]), v.dtype)
             cols[c][pick] = v
+    for pool, of in members.items():
+        _combine_pool(cols, pool, of, parts)
+    for internal in _POOL_SUMS:
+        cols.pop(internal)
     binned = cols.pop("hist_counts")
-    for pool, of in members.items():  # a pool's values are its members': so are its counts
-        binned[pool] = binned[of].sum(axis=0)
     with np.errstate(all="ignore"):
         counts = (binned / cols["count"][:, None]).astype(np.float32)
     extra = {c: np.full(len(meta), np.nan) for c in MATRIX_COLUMNS + STRENGTH_COLUMNS}
