@@ -167,3 +167,18 @@ def test_verdict_agreement_pairs_places_across_datasets_and_counts_what_differs(
         "1 are given by one run only." in lines[2]
     )
     assert "| verdict (MNIST) |" in "\n".join(lines)
+    summary = report.agreement_summary(mnist, digits, "MNIST", "digits", "docs/mnist.md")
+    assert summary.splitlines() == [
+        "Of the 3 verdicts (claim × level × family) that both the MNIST run and the digits run "
+        "give, **2 agree** and **1 differ**; 1 are given by one run only ([the comparison]"
+        "(docs/mnist.md)).",
+        "",
+        "- Agree: claim 1 (within each cell, mlp); claim 2 (within each cell, mlp).",
+        "- Differ: claim 1 (within each cell, cnn): supported on MNIST, explained by size on "
+        "digits.",
+    ]
+    readme = "a\n" + report.AGREEMENT_START + "\nold\n" + report.AGREEMENT_END + "\nb\n"
+    rewritten = report.replace_between(
+        readme, report.AGREEMENT_START, report.AGREEMENT_END, summary
+    )
+    assert "old" not in rewritten and summary in rewritten and rewritten.endswith("end -->\nb\n")

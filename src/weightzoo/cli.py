@@ -11,6 +11,7 @@ dataset x family) and weightzoo.report; this module parses arguments and prints.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -60,16 +61,28 @@ def _plan(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from weightzoo.report import agreement_lines, publish, run_verdicts
+    from weightzoo import report
 
-    appendix = []
+    appendix, summary = [], None
+    if args.readme and not args.against:
+        raise ValueError("--readme needs --against: it writes the comparison of two runs")
     if args.against:
         here = args.name or Path(args.results).name
         there = args.against_name or Path(args.against).name
-        ours, theirs = run_verdicts(args.results), run_verdicts(args.against)
-        appendix = agreement_lines(ours, theirs, here, there)
-    copied = publish(Path(args.results) / "report.md", Path(args.to), appendix)
+        ours, theirs = report.run_verdicts(args.results), report.run_verdicts(args.against)
+        appendix = report.agreement_lines(ours, theirs, here, there)
+        if args.readme:
+            page = os.path.relpath(Path(args.to), Path(args.readme).parent)
+            summary = report.agreement_summary(ours, theirs, here, there, page)
+    copied = report.publish(Path(args.results) / "report.md", Path(args.to), appendix)
     print(f"wrote {args.to} and {len(copied)} figure(s) in {Path(args.to).with_suffix('')}/")
+    if summary is not None:
+        readme = Path(args.readme)
+        text = report.replace_between(
+            readme.read_text(), report.AGREEMENT_START, report.AGREEMENT_END, summary
+        )
+        readme.write_text(text)
+        print(f"wrote the comparison into {readme}")
     return 0
 
 
@@ -101,6 +114,10 @@ def parser() -> argparse.ArgumentParser:
     )
     rp.add_argument("--name", help="this run's name in that comparison (its folder's name)")
     rp.add_argument("--against-name", help="the other run's name (its folder's name)")
+    rp.add_argument(
+        "--readme",
+        help="with --against: rewrite this file's agreement section (its markers) in place",
+    )
     rp.set_defaults(run=_report)
     return top
 

@@ -532,6 +532,46 @@ def agreement_lines(ours: pl.DataFrame, theirs: pl.DataFrame, here: str, there: 
 _LINK = re.compile(r"!\[([^\]]*)\]\(([^)]+)\)")
 
 
+AGREEMENT_START = "<!-- agreement:start: weightzoo report --against … --readme README.md -->"
+AGREEMENT_END = "<!-- agreement:end -->"
+
+
+def agreement_summary(
+    ours: pl.DataFrame, theirs: pl.DataFrame, here: str, there: str, page: str
+) -> str:
+    """A few generated lines for a README: how many verdicts two runs share, which agree and
+    which differ (each with both verdicts), and where the whole comparison is (`page`)."""
+    table = verdict_agreement(ours, theirs)
+    both = table.filter(pl.col("agree").is_not_null())
+
+    def place(row: dict) -> str:
+        level = f"within each {row['within']}, " if row.get("within") else ""
+        return f"claim {row['claim']} ({level}{row.get('family') or 'all'})"
+
+    agree = [place(r) for r in both.filter(pl.col("agree")).iter_rows(named=True)]
+    differ = [
+        f"{place(r)}: {r['verdict here']} on {here}, {r['verdict there']} on {there}"
+        for r in both.filter(~pl.col("agree")).iter_rows(named=True)
+    ]
+    lines = [
+        f"Of the {both.height} verdicts (claim × level × family) that both the {here} run and "
+        f"the {there} run give, **{len(agree)} agree** and **{len(differ)} differ**; "
+        f"{table.height - both.height} are given by one run only ([the comparison]({page})).",
+        "",
+        f"- Agree: {'; '.join(agree) if agree else 'none'}.",
+        f"- Differ: {'; '.join(differ) if differ else 'none'}.",
+    ]
+    return "\n".join(lines)
+
+
+def replace_between(text: str, start: str, end: str, section: str) -> str:
+    """`text` with what lies between the markers `start` and `end` replaced by `section`."""
+    i, j = text.find(start), text.find(end)
+    if i < 0 or j < i:
+        raise ValueError(f"the markers {start!r} … {end!r} are missing")
+    return f"{text[: i + len(start)]}\n{section.strip()}\n{text[j:]}"
+
+
 def run_verdicts(results: str | Path) -> pl.DataFrame:
     """The verdict table of a finished run's folder."""
     tables = Path(results) / "tables"
