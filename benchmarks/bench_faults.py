@@ -1,16 +1,18 @@
-"""Sections (j) and (k): what guarding against faults costs.
+"""Sections (k) and (l): what guarding against faults costs.
 
-(j) Planning at scale: `snakemake -n` of zoos of 2,000, 5,000 and 20,000 cells (MLP depths
+(k) Planning at scale: `snakemake -n` of zoos of 2,000, 5,000 and 20,000 cells (MLP depths
     1-4 x widths 1..N/4 on digits, one block of seeds each), with the workflow profile, timed
-    as whole processes with their peak memory; weightzoo's own share (config validation,
-    sweep expansion, the code hashes, the checks of results/) timed in-process.
-(k) Checksums: reading a large weight dump with and without checking its page checksums,
+    as whole processes (wall and CPU seconds, peak memory); weightzoo's own share (config
+    validation, sweep expansion, the code hashes, the checks of results/) timed in-process;
+    and the 20,000 cells again with training and statistics packed (pack.stats).
+(l) Checksums: reading a large weight dump with and without checking its page checksums,
     and writing it with and without them.
 """
 
 from __future__ import annotations
 
 import re
+import resource
 import shutil
 import subprocess
 import sys
@@ -23,12 +25,14 @@ from common import ROOT, Options, Timing, table, timed
 
 SIZES = (2_000, 5_000, 20_000)
 QUICK_SIZES = (200, 400)
+PACKED_JOBS = 8  # pack.jobs_per_family of the packed row
 
 
-def scale_config(cells: int) -> dict:
+def scale_config(cells: int, packed: bool = False) -> dict:
     """A zoo of `cells` cells: MLP depths 1-4 x widths 1..cells/4 on digits, one block of
-    seeds per cell (so twice as many jobs, plus the tables, figures and dashboard)."""
-    return {
+    seeds per cell (so twice as many jobs, plus the tables, figures and dashboard); packed:
+    the blocks in PACKED_JOBS training jobs and as many statistics jobs."""
+    config = {
         "datasets": ["digits"],
         "seeds": {"start": 0, "count": 2},
         "seeds_per_job": 2,
@@ -41,6 +45,21 @@ def scale_config(cells: int) -> dict:
             "vit": {"enabled": False},
         },
     }
+    if packed:
+        config["pack"] = {"jobs_per_family": PACKED_JOBS, "stats": True}
+    return config
+
+
+def _run_timed(
+    cmd: list[str], cwd: Path
+) -> tuple[float, float, float, subprocess.CompletedProcess]:
+    """(wall s, user + system CPU s, peak RSS MiB, result) of one whole process: the CPU
+    seconds are what a loaded machine changes least."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    wall, peak, res = common.run_with_peak_rss(cmd, cwd=cwd)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return wall, cpu, peak, res
 
 
 def _jobs(output: str) -> int | None:
@@ -49,14 +68,14 @@ def _jobs(output: str) -> int | None:
 
 
 def _weightzoo_share(config_path: Path) -> float:
-    """Seconds weightzoo's own planning code takes for a config, in-process: validation,
+    """CPU seconds weightzoo's own planning code takes for a config, in-process: validation,
     cells, blocks, the code hashes of every script and the checks of results/."""
     code = f"""
 import sys, time
 from pathlib import Path
 sys.path.insert(0, {str(ROOT / "src")!r})
 from weightzoo import codehash, config as c, inventory
-t0 = time.perf_counter()
+t0 = time.process_time()
 cfg = c.load_config({str(ROOT / "config/config.yaml")!r}, {str(config_path)!r})
 c.validate_config(cfg, {str(ROOT / "config/schema.yaml")!r})
 cells, blocks = c.all_cells(cfg), c.seed_blocks(cfg)
@@ -65,7 +84,7 @@ for s in Path({str(ROOT / "workflow/scripts")!r}).glob("[a-z]*.py"):
 folders = [f"results/weights/dataset=d/arch={{a}}/setting={{t}}" for a, t in cells]
 inventory.unwritable(folders)
 inventory.unit_files("results", ("weights",))
-print(time.perf_counter() - t0)
+print(time.process_time() - t0)
 """
     res = subprocess.run(
         [sys.executable, "-c", code],
@@ -78,16 +97,17 @@ print(time.perf_counter() - t0)
 
 
 def section_planning_scale(opts: Options) -> str:
-    heading = "## (j) Planning at scale\n\n"
+    heading = "## (k) Planning at scale\n\n"
     base = opts.workdir / "scale"
     snakemake = str(Path(sys.executable).parent / "snakemake")
     rows = []
-    for cells in QUICK_SIZES if opts.quick else SIZES:
-        work = base / str(cells)
+    sizes = QUICK_SIZES if opts.quick else SIZES
+    for cells, packed in [*((n, False) for n in sizes), (sizes[-1], True)]:
+        work = base / f"{cells}{'-packed' if packed else ''}"
         shutil.rmtree(work, ignore_errors=True)
         work.mkdir(parents=True)
         cfg = work / "scale.yaml"
-        cfg.write_text(yaml.safe_dump(scale_config(cells)))
+        cfg.write_text(yaml.safe_dump(scale_config(cells, packed)))
         cmd = [
             snakemake,
             "-n",
@@ -100,9 +120,9 @@ def section_planning_scale(opts: Options) -> str:
             "--configfile",
             str(cfg),
         ]
-        walls, peaks, jobs = [], [], None
+        walls, cpus, peaks, jobs = [], [], [], None
         for _ in range(opts.repeats if cells <= 5_000 else 1):
-            wall, peak, res = common.run_with_peak_rss(cmd, cwd=work)
+            wall, cpu, peak, res = _run_timed(cmd, work)
             if res.returncode != 0:
                 return (
                     heading
@@ -110,14 +130,18 @@ def section_planning_scale(opts: Options) -> str:
                     + (res.stdout[-3000:] + "\n```")
                 )
             walls.append(wall)
+            cpus.append(cpu)
             peaks.append(peak)
             jobs = _jobs(res.stdout)
         own = _weightzoo_share(cfg)
+        cpu = Timing(cpus).median
         rows.append(
             [
-                f"{cells:,}",
+                f"{cells:,}" + (f" packed ({PACKED_JOBS} + {PACKED_JOBS} jobs)" if packed else ""),
                 f"{jobs:,}" if jobs else "?",
                 Timing(walls).fmt(),
+                Timing(cpus).fmt(),
+                f"{1000 * cpu / jobs:.2f} ms" if jobs else "?",
                 Timing(peaks).fmt(unit="MiB", digits=0),
                 f"{own:.1f} s",
             ]
@@ -127,10 +151,24 @@ def section_planning_scale(opts: Options) -> str:
             "`snakemake -n --quiet rules` as a whole process, with profiles/default (the workflow "
             "profile), in an empty `--directory`: every job is planned. Cells are MLP depths 1-4 "
             "x widths 1..N/4 on digits, one block of seeds each (a training and a statistics job "
-            "per cell). The 20,000-cell row is one run; the others the median of "
-            f"{opts.repeats}. weightzoo's share is its own planning code timed in-process.",
+            "per cell); the packed row plans the largest zoo with `pack: {jobs_per_family: "
+            f"{PACKED_JOBS}, stats: true}}`. Rows over 5,000 cells are one run each; the others the "
+            f"median of {opts.repeats}. CPU is the process's user + system seconds (a loaded "
+            "machine stretches the wall time far more), and CPU per job divides it by the jobs. "
+            "weightzoo's share is the CPU time of its own planning code, timed in-process.",
             "",
-            table(["cells", "jobs", "dry run", "peak RSS", "weightzoo's share"], rows),
+            table(
+                [
+                    "cells",
+                    "jobs",
+                    "dry run (wall)",
+                    "CPU (user + sys)",
+                    "CPU per job",
+                    "peak RSS",
+                    "weightzoo's share",
+                ],
+                rows,
+            ),
         ]
     )
 
@@ -142,7 +180,7 @@ def section_checksums(opts: Options) -> str:
 
     from weightzoo import dumps, tables
 
-    heading = "## (k) Page checksums\n\n"
+    heading = "## (l) Page checksums\n\n"
     work = opts.workdir / "checksums"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)

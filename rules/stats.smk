@@ -1,25 +1,53 @@
-# Statistics of the dumped weights: one job per training job, then one table.
+# Statistics of the dumped weights: one job per block of seeds, or, with pack.stats, one
+# job per training pack (one rule each, its files listed), then one table.
 
 
-rule weight_stats:
-    input:
-        weights=f"results/weights/{UNIT}.parquet",
-    output:
-        stats=f"results/stats/{UNIT}.parquet",
-        maps=f"results/strength_maps/{UNIT}.parquet",
-    log:
-        "results/logs/weight_stats/{dataset}/{arch}/{setting}/seeds-{seeds}.log",
-    benchmark:
-        "results/benchmarks/weight_stats/{dataset}/{arch}/{setting}/seeds-{seeds}.tsv"
-    conda:
-        "../envs/analysis.yaml"
-    params:
-        job=stats_settings,
-        hist=config["analysis"]["hist"],
-        spectral=config["analysis"]["spectral"],
-        code=code_of("weight_stats.py"),
-    script:
-        "../workflow/scripts/weight_stats.py"
+if not STATS_PACKS:
+
+    rule weight_stats:
+        input:
+            weights=f"results/weights/{UNIT}.parquet",
+        output:
+            stats=f"results/stats/{UNIT}.parquet",
+            maps=f"results/strength_maps/{UNIT}.parquet",
+        log:
+            "results/logs/weight_stats/{dataset}/{arch}/{setting}/seeds-{seeds}.log",
+        benchmark:
+            "results/benchmarks/weight_stats/{dataset}/{arch}/{setting}/seeds-{seeds}.tsv"
+        conda:
+            "../envs/analysis.yaml"
+        params:
+            job=stats_settings,
+            hist=config["analysis"]["hist"],
+            spectral=config["analysis"]["spectral"],
+            code=code_of("weight_stats.py"),
+        script:
+            "../workflow/scripts/weight_stats.py"
+
+
+for pack_id, units in STATS_PACKS.items():
+
+    rule:
+        name:
+            f"weight_stats_{pack_id}"
+        input:
+            weights=[u.path("weights") for u in units],
+        output:
+            stats=[u.path("stats") for u in units],
+            maps=[u.path("strength_maps") for u in units],
+        log:
+            f"results/logs/weight_stats/pack-{pack_id}.log",
+        benchmark:
+            f"results/benchmarks/weight_stats/pack-{pack_id}.tsv"
+        conda:
+            "../envs/analysis.yaml"
+        params:
+            job=pack_stats_settings(units),
+            hist=config["analysis"]["hist"],
+            spectral=config["analysis"]["spectral"],
+            code=code_of("weight_stats_pack.py"),
+        script:
+            "../workflow/scripts/weight_stats_pack.py"
 
 
 rule aggregate_stats:

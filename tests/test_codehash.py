@@ -3,6 +3,7 @@ times."""
 
 from __future__ import annotations
 
+import ast
 import os
 import shutil
 import time
@@ -106,3 +107,21 @@ def test_relative_imports_and_packages_are_followed(tmp_path):
         "workflow/scripts/claims.py", "weightzoo/__init__.py", "weightzoo/jobs.py:claims_job",
         "weightzoo/analysis/__init__.py", "weightzoo/analysis/claims.py", "weightzoo/tables.py",
     }  # fmt: skip
+
+
+def test_each_module_is_scanned_for_imports_once_for_every_script(tmp_path, monkeypatch):
+    scripts, src = copy_library(tmp_path)
+    from weightzoo import codehash
+
+    scanned = []
+    original = codehash._Library.imported
+
+    def counting(self, node, module):
+        if isinstance(node, ast.Module):  # a whole module, not one statement of it
+            scanned.append(module)
+        return original(self, node, module)
+
+    monkeypatch.setattr(codehash._Library, "imported", counting)
+    for script in ("train.py", "weight_stats.py", "claims.py", "figure.py"):
+        job_code(scripts / script, src)
+    assert scanned and len(scanned) == len(set(scanned))  # no module's whole tree twice

@@ -42,6 +42,16 @@ def test_one_cell_plans_its_jobs_and_networks(default_config):
     assert plan.jobs["prepare_dataset"] == 1 and "download_dataset" not in plan.jobs
 
 
+def test_statistics_per_pack_plan_one_statistics_job_per_training_pack():
+    # the paper's zoo: 648 blocks of each family spread over 4 training jobs per family
+    config = load_config(DEFAULT, PAPER)
+    config["pack"] = {"jobs_per_family": 4, "stats": False}
+    assert planning.job_counts(config)["weight_stats"] == 648  # one per block
+    config["pack"]["stats"] = True
+    counts = planning.job_counts(config)
+    assert counts["train"] == counts["weight_stats"] == 3 * 3 * 4  # datasets x families x 4
+
+
 def paper_profile(tmp_path, account="myproj", partition="gpu"):
     text = (ROOT / "profiles/slurm/config.yaml").read_text()
     text = text.replace("CHANGE_ME_account", account).replace("CHANGE_ME_partition", partition)

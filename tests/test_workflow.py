@@ -16,6 +16,7 @@ import pytest
 import torch
 import yaml
 from conftest import ROOT
+from polars.testing import assert_frame_equal
 from test_dashboard import Page, dump_dom
 
 from weightzoo.dumps import rows_to_state_dict
@@ -571,9 +572,18 @@ def test_packed_training_jobs_give_the_same_networks_in_fewer_jobs(tiny_run, tmp
         f"train_{d}_{f}_0" for d in ("blobs", "digits") for f in ("cnn", "mlp", "vit")
     ]
     assert counts["weight_stats"] == 12
+    # pack.stats: one statistics job per pack too, 6 instead of 12
+    packed = write_config(tmp_path / "pack.yaml", {"pack": {"jobs_per_family": 1, "stats": True}})
+    plan = snakemake(tmp_path, "-n", "--configfile", *configs, str(packed))
+    counts = job_counts(plan.stdout)
+    assert "weight_stats" not in counts
+    assert sorted(k for k in counts if k.startswith("weight_stats_")) == [
+        f"weight_stats_{d}_{f}_0" for d in ("blobs", "digits") for f in ("cnn", "mlp", "vit")
+    ]
+    tables = ["runs", "stats", "strength_maps"]
     proc = snakemake(
         tmp_path,
-        "results/tables/runs.parquet",
+        *(f"results/tables/{t}.parquet" for t in tables),
         "--cores",
         "2",
         "--configfile",
@@ -602,3 +612,8 @@ def test_packed_training_jobs_give_the_same_networks_in_fewer_jobs(tiny_run, tmp
     assert wa.select("values").collect().equals(wb.select("values").collect())
     log = (tmp_path / "results/logs/train/pack-digits_mlp_0.log").read_text()
     assert "pack done: 2 blocks" in log and not list((tmp_path / "results/resume").glob("*"))
+    for table in ("stats", "strength_maps"):  # the same statistics as one job per block
+        a = pl.read_parquet(work / f"results/tables/{table}.parquet")
+        b = pl.read_parquet(tmp_path / f"results/tables/{table}.parquet")
+        keys = [c for c, dtype in a.schema.items() if not dtype.is_nested()]
+        assert_frame_equal(a.sort(keys), b.sort(keys), check_exact=True)

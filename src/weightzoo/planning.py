@@ -157,7 +157,7 @@ class Plan:
 
 def job_counts(config: dict) -> dict[str, int]:
     """The workflow's jobs by rule, as `snakemake -n` lists them (packed training jobs under
-    `train`)."""
+    `train`, packed statistics jobs under `weight_stats`)."""
     from weightzoo.figures import FIGURES
 
     units = len(config["datasets"]) * len(cfg.all_cells(config)) * len(cfg.seed_blocks(config))
@@ -169,7 +169,7 @@ def job_counts(config: dict) -> dict[str, int]:
         "download_dataset": downloads,
         "prepare_dataset": len(config["datasets"]),
         "train": len(packs) if packs else units,
-        "weight_stats": units,
+        "weight_stats": len(packs) if packs and config["pack"]["stats"] else units,
         "figure": len(FIGURES),
         **dict.fromkeys(ONCE_PER_RUN, 1),
     }
