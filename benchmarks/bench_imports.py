@@ -1,4 +1,4 @@
-"""(j) A public zoo's scale: importing a Small CNN Zoo and analysing it.
+"""(m) A public zoo's scale: importing a Small CNN Zoo and analysing it.
 
 A synthetic zoo in the Small CNN Zoo's files (weights.npy of float32 rows of 4,970 weights,
 metrics.csv.gz, layout.csv; weightzoo.zoo_writers) is written at each size of
@@ -142,10 +142,10 @@ def measure(rows: int, work: Path) -> dict:
             f"jobs.setup_logging({str(work / 'claims.log')!r})",
             f"T = {str(tables)!r}",
             f"jobs.claims_job(runs_path=T + '/runs.parquet', stats_path=T + '/stats.parquet', "
-            f"analysis_cfg=json.loads({json.dumps(claims_cfg)!r}), groups_out=T + '/groups.parquet', "
-            "final_out=T + '/final_stats.parquet', trajectories_out=T + '/trajectories.parquet', "
-            "claims_out=T + '/claims.parquet', cells_out=T + '/cells.parquet', "
-            f"claims_md_out={str(work / 'claims.md')!r})",
+            f"analysis_cfg=json.loads({json.dumps(claims_cfg)!r}), outputs={{"
+            "'groups': T + '/groups.parquet', 'final': T + '/final_stats.parquet', "
+            "'trajectories': T + '/trajectories.parquet', 'claims': T + '/claims.parquet', "
+            f"'cells': T + '/cells.parquet', 'claims_md': {str(work / 'claims.md')!r}}})",
         ]
     )
     out["claims_s"], out["claims_mib"], _ = run_jobs([claims], 1)
@@ -185,8 +185,8 @@ HEADERS = [
 
 
 def section_imports(opts: common.Options) -> str:
-    """Markdown section (j): import, statistics, claims and prediction of a Small CNN Zoo."""
-    head = "## (j) A public zoo's scale: a Small CNN Zoo imported and analysed"
+    """Markdown section (m): import, statistics, claims and prediction of a Small CNN Zoo."""
+    head = "## (m) A public zoo's scale: a Small CNN Zoo imported and analysed"
     sizes = QUICK_ROWS if opts.quick else opts.import_rows
     results = {rows: measure(rows, opts.workdir / "imports" / str(rows)) for rows in sizes}
     table = [
