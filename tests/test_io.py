@@ -46,9 +46,7 @@ def test_a_failing_writer_leaves_neither_file_nor_temporary(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_atomic_paths_sync_every_file_before_any_rename_and_each_folder_once(
-    tmp_path, monkeypatch
-):
+def test_atomic_paths_sync_every_file_before_any_rename_and_each_folder_once(tmp_path, monkeypatch):
     events = []
     fsync, replace = os.fsync, os.replace
 
