@@ -534,9 +534,9 @@ def bootstrap_kendall(y, p, cells, counts, chunk: int = 256) -> np.ndarray:
     n = w @ n_cell
     copies = (w * (w - 1)) @ n_cell
     pairs = n * (n - 1)
-    s = np.einsum("bi,ij,bj->b", w, k, w)
-    ties_y = np.einsum("bi,ij,bj->b", w, ty, w) + copies
-    ties_p = np.einsum("bi,ij,bj->b", w, tp, w) + copies
+    s = resampling.quadratic_forms(w, k)
+    ties_y = resampling.quadratic_forms(w, ty) + copies
+    ties_p = resampling.quadratic_forms(w, tp) + copies
     with np.errstate(all="ignore"):
         return s / np.sqrt((pairs - ties_y) * (pairs - ties_p))
 
