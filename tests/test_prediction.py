@@ -565,3 +565,12 @@ def test_quadratic_forms_equal_einsum_on_random_matrices():
     m = rng.normal(size=(70, 70))
     expected = np.einsum("bi,ij,bj->b", w, m, w)
     np.testing.assert_allclose(quadratic_forms(w, m), expected, rtol=1e-12, atol=1e-12)
+
+
+def test_rank_subsample_keeps_every_step_th_cell_when_cells_outnumber_the_runs():
+    cells = np.repeat(np.arange(3000), 1)[::-1].copy()  # 3,000 one-run cells
+    keep = P.rank_subsample(cells, 200)
+    assert sorted(cells[keep].tolist()) == list(range(0, 3000, 30))  # 100 cells, 1 run each
+    two = np.repeat(np.arange(300), 3)
+    kept = two[P.rank_subsample(two, 200)]
+    assert np.bincount(kept)[::3].tolist() == [2] * 100 and len(kept) == 200

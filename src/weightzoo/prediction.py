@@ -476,13 +476,18 @@ def cell_resamples(n_cells: int, n_boot: int, seed: int) -> np.ndarray:
 
 def rank_subsample(cells: np.ndarray, max_runs: int) -> np.ndarray:
     """Indices of at most about `max_runs` runs, the same number (the first) of every cell,
-    at least 2 each: rank metrics' bootstrap cost grows with the square of the runs."""
+    at least 2 each: rank metrics' bootstrap cost grows with the square of the runs (and of
+    the cells). With more than max_runs / 2 cells, every step-th cell (in code order) is kept,
+    so that a zoo of 30,000 one-run cells does not need cell x cell matrices of 7 GB."""
     order = np.argsort(cells, kind="stable")
     sorted_cells = cells[order]
-    starts = np.flatnonzero(np.r_[True, sorted_cells[1:] != sorted_cells[:-1]])
+    new = np.r_[True, sorted_cells[1:] != sorted_cells[:-1]]
+    starts = np.flatnonzero(new)
     rank = np.arange(len(cells)) - np.repeat(starts, np.diff(np.r_[starts, len(cells)]))
     keep = max(2, max_runs // max(len(starts), 1))
-    return np.sort(order[rank < keep])
+    step = -(-len(starts) // max(max_runs // 2, 1))  # ceil: 1 unless cells > max_runs / 2
+    kept_cell = (np.cumsum(new) - 1) % step == 0
+    return np.sort(order[(rank < keep) & kept_cell])
 
 
 def bootstrap_r2_mae(y, p, cells, counts) -> dict[str, np.ndarray]:
