@@ -41,7 +41,7 @@ class Options:
     device: str = "cpu"  # "cuda" when a GPU is present and asked for
     threads: int = 1
     workdir: Path = field(default_factory=lambda: ROOT / "benchmarks" / ".work")
-    import_rows: tuple[int, ...] = (27_000,)  # sizes of the imported zoo (section j)
+    import_rows: tuple[int, ...] = (27_000,)  # sizes of the imported zoo (section m)
 
 
 # -- timing and throughput ---------------------------------------------------------------------

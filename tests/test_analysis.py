@@ -700,3 +700,26 @@ def test_a_size_control_that_cannot_tell_is_inconclusive_with_the_cells_needed()
     assert v["cells_needed"] == controls.cells_needed(raw["estimate"], 1, 0.05)
     assert v["raw_minus_partial"] == pytest.approx(raw["estimate"] - size["estimate"])
     assert v["equivalence"].startswith("not shown negligible")
+
+
+def test_between_part_equals_the_mean_pairwise_distances_it_names():
+    """Every permutation's log ratio is log(mean W1 over pairs of optimal cells / over pairs
+    of suboptimal cells), the pairs summed one by one."""
+    from weightzoo import resampling
+    from weightzoo.analysis.inference import between_part
+
+    rng = np.random.default_rng(11)
+    cdf = np.cumsum(rng.random((12, 9)), axis=1)
+    cdf /= cdf[:, -1:]
+    optimal = np.arange(12) < 5
+    part = between_part(cdf, optimal, 0.25, n_perm=40, rng=np.random.default_rng(2))
+    labels = optimal[resampling.permutation_indices(12, 40, np.random.default_rng(2))]
+
+    def mean_w1(members):
+        pairs = [(i, j) for i in members for j in members if i != j]
+        return sum(np.abs(cdf[i] - cdf[j]).sum() * 0.25 for i, j in pairs) / len(pairs)
+
+    for p, lab in enumerate([optimal, *labels]):
+        expected = np.log(mean_w1(np.flatnonzero(lab)) / mean_w1(np.flatnonzero(~lab)))
+        found = part.estimate if p == 0 else part.null[p - 1]
+        assert found == pytest.approx(expected, rel=1e-12, abs=1e-12)

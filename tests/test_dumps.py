@@ -105,3 +105,26 @@ def test_a_training_job_with_bfloat16_dumps_records_it_and_the_zoo_gives_it_back
     pq.write_table(pq.read_table(out / "runs" / unit), out / "tables" / "runs.parquet")
     state = open_zoo(out).state_dict("digits", "mlp-d1-w4", 1, epoch=1)
     assert state["hidden.0.weight"].dtype == torch.bfloat16
+
+
+def test_concat_files_gathers_many_small_row_groups_into_few(tmp_path, monkeypatch):
+    """Thousands of per-run files become a few large row groups (a reader pays per row
+    group), holding the same rows in the same order."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from weightzoo import dumps
+
+    monkeypatch.setattr(dumps, "GROUP_ROWS", 25)
+    files = []
+    for i in range(12):
+        path = tmp_path / f"part{i}.parquet"
+        pq.write_table(pa.table({"run": [i] * 4, "row": list(range(4))}), path)
+        files.append(path)
+    out = tmp_path / "all.parquet"
+    assert dumps.concat_files(files, out) == 48
+    f = pq.ParquetFile(out)
+    assert [f.metadata.row_group(i).num_rows for i in range(f.num_row_groups)] == [28, 20]
+    table = pq.read_table(out)
+    assert table["run"].to_pylist() == [i for i in range(12) for _ in range(4)]
+    assert table["row"].to_pylist() == list(range(4)) * 12

@@ -46,6 +46,39 @@ def test_a_failing_writer_leaves_neither_file_nor_temporary(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_atomic_paths_sync_every_file_before_any_rename_and_each_folder_once(tmp_path, monkeypatch):
+    events = []
+    fsync, replace = os.fsync, os.replace
+
+    def recording_fsync(fd):
+        events.append(("fsync", os.readlink(f"/proc/self/fd/{fd}")))
+        fsync(fd)
+
+    def recording_replace(src, dst):
+        events.append(("replace", str(src), str(dst)))
+        replace(src, dst)
+
+    monkeypatch.setattr(os, "fsync", recording_fsync)
+    monkeypatch.setattr(os, "replace", recording_replace)
+    targets = [tmp_path / "a" / f"{i}.txt" for i in range(5)] + [tmp_path / "b" / "5.txt"]
+    with io.atomic_paths(targets) as tmps:
+        for i, tmp in enumerate(tmps):
+            tmp.write_text(str(i))
+    kinds = [e[0] for e in events]
+    assert kinds == ["fsync"] * 6 + ["replace"] * 6 + ["fsync"] * 2
+    assert sorted(e[1] for e in events[:6]) == sorted(map(str, tmps))
+    assert sorted(e[1] for e in events[12:]) == [str(tmp_path / "a"), str(tmp_path / "b")]
+    assert [t.read_text() for t in targets] == [str(i) for i in range(6)]
+
+
+def test_atomic_paths_leave_nothing_when_the_block_fails(tmp_path):
+    targets = [tmp_path / f"{i}.parquet" for i in range(3)]
+    with pytest.raises(RuntimeError), io.atomic_paths(targets) as tmps:
+        tmps[0].write_text("half")
+        raise RuntimeError("writer failed")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_size_text_reads_like_a_person_writes_it():
     assert [io.size_text(n) for n in (512, 3_400, 120_000_000, 2_100_000_000)] == [
         "512 B", "3.4 KB", "120.0 MB", "2.1 GB"]  # fmt: skip

@@ -555,3 +555,22 @@ def test_boosting_iterations_are_chosen_on_folds_grouped_by_cell():
     _, chosen = P.fit_hgb(X, y, cells, P.PredictionConfig.from_config(DEFAULT))
     # grouped: more trees only fit noise, so few are kept; ungrouped, all max_iter of them
     assert chosen["max_iter"] <= 10 < DEFAULT["hgb"]["max_iter"]
+
+
+def test_quadratic_forms_equal_einsum_on_random_matrices():
+    from weightzoo.resampling import quadratic_forms
+
+    rng = np.random.default_rng(3)
+    w = rng.integers(0, 4, size=(600, 70)).astype(float)  # draw counts, more rows than a chunk
+    m = rng.normal(size=(70, 70))
+    expected = np.einsum("bi,ij,bj->b", w, m, w)
+    np.testing.assert_allclose(quadratic_forms(w, m), expected, rtol=1e-12, atol=1e-12)
+
+
+def test_rank_subsample_keeps_every_step_th_cell_when_cells_outnumber_the_runs():
+    cells = np.repeat(np.arange(3000), 1)[::-1].copy()  # 3,000 one-run cells
+    keep = P.rank_subsample(cells, 200)
+    assert sorted(cells[keep].tolist()) == list(range(0, 3000, 30))  # 100 cells, 1 run each
+    two = np.repeat(np.arange(300), 3)
+    kept = two[P.rank_subsample(two, 200)]
+    assert np.bincount(kept)[::3].tolist() == [2] * 100 and len(kept) == 200

@@ -537,3 +537,45 @@ def test_pool_statistics_combined_from_tensors_equal_the_pools_own():
             assert by_key[key][c] == own[c], (key, c)
         for c in ("mean", "std", "var", "skew", "kurtosis", "l1", "l2"):
             assert by_key[key][c] == pytest.approx(own[c], rel=1e-13), (key, c)
+
+
+def test_files_stats_equals_file_stats_of_each_file_whatever_the_grouping(tmp_path):
+    """Many small runs summarised together give each file's own `file_stats` frame bit for
+    bit: runs of different architectures with the same seed never share an epoch-0 w0, a
+    file of two seeds and a file without epoch 0 keep theirs."""
+    import pyarrow.parquet as pq
+
+    from weightzoo.spectral import SpectralConfig
+    from weightzoo.stats import file_stats, files_stats
+
+    rng = np.random.default_rng(7)
+    fits = SpectralConfig(
+        min_evals=5, min_tail=3, null_draws=1, null_min_evals=0, pool_kernel_positions=False
+    )
+    paths = []
+    layouts = [((8, 6), [0, 1, 2]), ((5, 9), [0, 3]), ((8, 6), [1, 2]), ((7, 7), [0, 1])]
+    for i, (shape, epochs) in enumerate(layouts):
+        seeds = [0, 1] if i == 3 else [0]  # every file has a seed 0
+        dumps = {
+            (s, e): tensors(
+                rng.normal(size=shape).astype(np.float32),
+                rng.normal(size=shape[0]).astype(np.float32),
+            )
+            for s in seeds
+            for e in epochs
+        }
+        table = weights_table(dumps)
+        table = table.set_column(2, "arch", pa.array([f"mlp-{i}"] * table.num_rows))
+        path = tmp_path / f"run{i}.parquet"
+        with pq.ParquetWriter(path, WEIGHTS_SCHEMA) as writer:
+            for s, e in dumps:  # a row group per dump, as a training job writes them
+                keep = (np.array(table["seed"]) == s) & (np.array(table["epoch"]) == e)
+                writer.write_table(table.filter(pa.array(keep)))
+        paths.append(path)
+    one_by_one = [file_stats(p, hist(8), fits) for p in paths]
+    assert one_by_one[2].filter(target="delta").height == 0  # no epoch 0: no w - w0
+    for at_once in (1, 2, 3, 64):
+        together = list(files_stats(paths, hist(8), fits, at_once=at_once))
+        assert len(together) == len(paths)
+        for alone, found in zip(one_by_one, together, strict=True):
+            assert found.equals(alone), at_once

@@ -20,7 +20,6 @@ that cannot be placed is kept as kind "unknown" (no layer) and listed in the run
 from __future__ import annotations
 
 import ast
-import contextlib
 import json
 import logging
 import math
@@ -37,7 +36,7 @@ import numpy as np
 
 import weightzoo
 from weightzoo import settings
-from weightzoo.io import atomic_path
+from weightzoo.io import atomic_paths
 
 # polars, pyarrow and torch are imported where they are used: planning a workflow with no
 # imports, or with zoos in folder formats, needs none of them.
@@ -951,9 +950,33 @@ class RunResult:
     diverged_epoch: int | None = None
 
 
+class RowGroups:
+    """Writes a run's checkpoints into a ParquetWriter as row groups of up to GROUP_VALUES
+    weights (a small run's checkpoints in one: the per-row-group cost is paid once); each
+    row group holds whole checkpoints. `flush()` writes what is left."""
+
+    GROUP_VALUES = 1 << 22
+
+    def __init__(self, writer) -> None:
+        self.writer, self.tables, self.values = writer, [], 0
+
+    def write_table(self, table) -> None:
+        self.tables.append(table)
+        self.values += int(np.asarray(table.column("numel")).sum())
+        if self.values >= self.GROUP_VALUES:
+            self.flush()
+
+    def flush(self) -> None:
+        import pyarrow as pa
+
+        if self.tables:
+            self.writer.write_table(pa.concat_tables(self.tables))
+        self.tables, self.values = [], 0
+
+
 def read_run(run: Run, reader: Reader, dataset: str, roles: dict, writer) -> RunResult:
     """Read a run's checkpoints in epoch order, check them, and hand each finite one to
-    `writer` (a ParquetWriter of the weights schema) as one row group. A checkpoint with a
+    `writer` (a ParquetWriter of the weights schema, or RowGroups). A checkpoint with a
     NaN or infinite value ends the run as diverged (its earlier dumps are kept)."""
     from weightzoo import dumps
 
@@ -1055,9 +1078,10 @@ def import_shard(
     runs: list[dict],
     outputs: list[dict],
 ) -> None:
-    """Import the runs of one job (`ImportPlan.job`): per run, its weights (a row group per
-    checkpoint), metrics (a row per checkpoint) and runs table (one row). Architectures are
-    checked to keep one layout; the job's files appear together at its end, or not at all."""
+    """Import the runs of one job (`ImportPlan.job`): per run, its weights (whole checkpoints
+    in row groups of up to RowGroups.GROUP_VALUES weights), metrics (a row per checkpoint)
+    and runs table (one row). Architectures are checked to keep one layout; the job's files
+    appear together at its end (committed at once, `atomic_paths`), or not at all."""
     import polars as pl
     import pyarrow.parquet as pq
 
@@ -1068,12 +1092,14 @@ def import_shard(
     entry = {"import": name, "format": format, "path": path}
     layouts: dict[str, tuple[dict, str]] = {}
     options = dumps.WEIGHTS_PARQUET_OPTIONS
-    with contextlib.ExitStack() as stack:
+    with atomic_paths([out[k] for out in outputs for k in out]) as tmps:
         for i, (d, out) in enumerate(zip(runs, outputs, strict=True)):
             run = Run.from_dict(d)
-            tmp = {k: stack.enter_context(atomic_path(out[k])) for k in out}
-            with pq.ParquetWriter(tmp["weights"], dumps.WEIGHTS_SCHEMA, **options) as writer:
+            tmp = dict(zip(out, tmps[i * len(out) : (i + 1) * len(out)], strict=True))
+            with pq.ParquetWriter(tmp["weights"], dumps.WEIGHTS_SCHEMA, **options) as file:
+                writer = RowGroups(file)
                 r = read_run(run, reader, name, roles, writer)
+                writer.flush()
             shapes, first = layouts.setdefault(run.arch, (r.shapes, r.files[0]))
             if shapes != r.shapes:
                 raise ZooFileError(
@@ -1123,6 +1149,8 @@ def import_stats(*, units: list[dict], hist: dict, spectral: dict | None) -> Non
     {weights, stats, maps} paths; `hist` is analysis.hist, `spectral` analysis.spectral. No
     first-layer strength maps: an imported zoo's input images are not known (empty tables)."""
     import polars as pl
+    import pyarrow as pa
+    import pyarrow.parquet as pq
 
     from weightzoo import dumps, stats
     from weightzoo.spectral import SpectralConfig
@@ -1130,11 +1158,17 @@ def import_stats(*, units: list[dict], hist: dict, spectral: dict | None) -> Non
     started = time.perf_counter()
     ranges = stats.HistConfig.from_config(hist)
     fits = None if spectral is None else SpectralConfig.from_config(spectral)
-    empty = pl.DataFrame(schema=stats.MAP_SCHEMA).to_arrow()
-    for u in units:
-        table = stats.file_stats(u["weights"], ranges, fits)
-        dumps.write_table(table.to_arrow(), u["stats"])
-        dumps.write_table(empty, u["maps"])
+    sink = pa.BufferOutputStream()  # every maps file is the same empty table: its bytes once
+    pq.write_table(pl.DataFrame(schema=stats.MAP_SCHEMA).to_arrow(), sink, **dumps.PARQUET_OPTIONS)
+    empty = sink.getvalue().to_pybytes()
+    frames = stats.files_stats([u["weights"] for u in units], ranges, fits)
+    for first in range(0, len(units), stats.FILES_AT_ONCE):  # committed a group at a time
+        group = units[first : first + stats.FILES_AT_ONCE]
+        paths = [p for u in group for p in (u["stats"], u["maps"])]
+        with atomic_paths(paths) as tmps:
+            for i in range(len(group)):
+                pq.write_table(next(frames).to_arrow(), tmps[2 * i], **dumps.PARQUET_OPTIONS)
+                tmps[2 * i + 1].write_bytes(empty)
     logger.info("statistics of %d run(s) in %.1f s", len(units), time.perf_counter() - started)
 
 

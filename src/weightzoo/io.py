@@ -174,3 +174,45 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         if full is not err:
             raise full from err
         raise
+
+
+# Files committed together are fsynced by this many threads: an fsync waits on the disk and
+# releases the GIL, so the many small files of an import job overlap their waits.
+SYNC_THREADS = 8
+
+
+def commit_all(pairs: list[tuple[Path, Path]], threads: int = SYNC_THREADS) -> None:
+    """`commit` of many (temporary, final) pairs: every file's data reach the disk (fsyncs in
+    `threads` threads) before any rename, and each folder's renames reach it (one fsync per
+    distinct folder) before this returns."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    if not pairs:
+        return
+    with ThreadPoolExecutor(max(1, min(threads, len(pairs)))) as pool:
+        list(pool.map(fsync_file, [tmp for tmp, _ in pairs]))
+    for tmp, path in pairs:
+        os.replace(tmp, path)
+    folders = sorted({Path(path).parent for _, path in pairs})
+    with ThreadPoolExecutor(max(1, min(threads, len(folders)))) as pool:
+        list(pool.map(fsync_dir, folders))
+
+
+@contextmanager
+def atomic_paths(paths: list[str | os.PathLike[str]]) -> Iterator[list[Path]]:
+    """`atomic_path` for many files written together: yields their temporary paths; if the
+    block succeeds they are committed together (`commit_all`: fsyncs in threads, one per
+    folder for the renames), otherwise every temporary file is removed."""
+    tmps: list[Path] = []
+    try:
+        for path in paths:
+            tmps.append(reserve(path))
+        yield tmps
+        commit_all(list(zip(tmps, map(Path, paths), strict=True)))
+    except BaseException as err:
+        full = next((e for e in (explain(err, t) for t in tmps[:1]) if e is not err), None)
+        for tmp in tmps:
+            discard(tmp)
+        if full is not None:
+            raise full from err
+        raise

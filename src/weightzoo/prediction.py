@@ -476,13 +476,18 @@ def cell_resamples(n_cells: int, n_boot: int, seed: int) -> np.ndarray:
 
 def rank_subsample(cells: np.ndarray, max_runs: int) -> np.ndarray:
     """Indices of at most about `max_runs` runs, the same number (the first) of every cell,
-    at least 2 each: rank metrics' bootstrap cost grows with the square of the runs."""
+    at least 2 each: rank metrics' bootstrap cost grows with the square of the runs (and of
+    the cells). With more than max_runs / 2 cells, every step-th cell (in code order) is kept,
+    so that a zoo of 30,000 one-run cells does not need cell x cell matrices of 7 GB."""
     order = np.argsort(cells, kind="stable")
     sorted_cells = cells[order]
-    starts = np.flatnonzero(np.r_[True, sorted_cells[1:] != sorted_cells[:-1]])
+    new = np.r_[True, sorted_cells[1:] != sorted_cells[:-1]]
+    starts = np.flatnonzero(new)
     rank = np.arange(len(cells)) - np.repeat(starts, np.diff(np.r_[starts, len(cells)]))
     keep = max(2, max_runs // max(len(starts), 1))
-    return np.sort(order[rank < keep])
+    step = -(-len(starts) // max(max_runs // 2, 1))  # ceil: 1 unless cells > max_runs / 2
+    kept_cell = (np.cumsum(new) - 1) % step == 0
+    return np.sort(order[(rank < keep) & kept_cell])
 
 
 def bootstrap_r2_mae(y, p, cells, counts) -> dict[str, np.ndarray]:
@@ -534,9 +539,9 @@ def bootstrap_kendall(y, p, cells, counts, chunk: int = 256) -> np.ndarray:
     n = w @ n_cell
     copies = (w * (w - 1)) @ n_cell
     pairs = n * (n - 1)
-    s = np.einsum("bi,ij,bj->b", w, k, w)
-    ties_y = np.einsum("bi,ij,bj->b", w, ty, w) + copies
-    ties_p = np.einsum("bi,ij,bj->b", w, tp, w) + copies
+    s = resampling.quadratic_forms(w, k)
+    ties_y = resampling.quadratic_forms(w, ty) + copies
+    ties_p = resampling.quadratic_forms(w, tp) + copies
     with np.errstate(all="ignore"):
         return s / np.sqrt((pairs - ties_y) * (pairs - ties_p))
 

@@ -128,3 +128,14 @@ def percentile_ci(draws: np.ndarray, confidence: float = 0.95) -> tuple[float, f
     tail = (1 - confidence) / 2 * 100
     low, high = np.percentile(finite, [tail, 100 - tail])
     return float(low), float(high)
+
+
+def quadratic_forms(w: np.ndarray, m: np.ndarray, chunk: int = 256) -> np.ndarray:
+    """wᵢᵀ M wᵢ of every row of `w` (one per resample), as matrix products `chunk` rows at a
+    time: np.einsum("bi,ij,bj->b") loops without BLAS (45 s for 999 x 3,000 cells, 1 s so)."""
+    w = np.asarray(w, dtype=np.float64)
+    out = np.empty(len(w))
+    for b in range(0, len(w), chunk):
+        rows = w[b : b + chunk]
+        out[b : b + chunk] = np.einsum("bi,bi->b", rows @ m, rows)
+    return out

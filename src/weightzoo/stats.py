@@ -26,7 +26,7 @@ from __future__ import annotations
 import math
 import sys
 import zlib
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -947,13 +947,15 @@ def stats_table(
     """
     parts = [weights] if isinstance(weights, pa.Table) else weights
     frames, batch, batched_values = [], [], 0
-    init: dict[int, pa.Table | None] = {}
+    init: dict[tuple, pa.Table | None] = {}
     for part in parts:
         for seed, epoch, rows in _dumps(part):
-            if seed not in init:  # dumps come seed by seed, epoch 0 first
-                init.clear()  # keep only the current seed's w0 in memory
-                init[seed] = rows if epoch == 0 else None
-            batch.append(({**_ids(rows), "seed": seed, "epoch": epoch}, rows, init[seed]))
+            ids = {**_ids(rows), "seed": seed}
+            run = tuple(ids.values())  # a run's dumps come together, epoch 0 first
+            if run not in init:
+                init.clear()  # keep only the current run's w0 in memory
+                init[run] = rows if epoch == 0 else None
+            batch.append(({**ids, "epoch": epoch}, rows, init[run]))
             batched_values += int(rows.column("numel").to_numpy().sum())
             if batched_values >= BATCH_VALUES:
                 frames.append(_dumps_frame(batch, hist, fits))
@@ -974,6 +976,56 @@ def file_stats(
     """`stats_table` of a weights file, streamed a few row groups (dumps) at a time."""
     pf = pq.ParquetFile(path, page_checksum_verification=True)
     return stats_table(_row_group_batches(pf), hist, fits)
+
+
+# Imported zoos hold many small runs, a file each: their statistics are taken this many
+# files at a time, so a few _dumps_frame calls serve them all.
+FILES_AT_ONCE = 64
+
+
+def files_stats(
+    paths: Sequence[str | Path],
+    hist: HistConfig,
+    fits: spectral.SpectralConfig | None = None,
+    at_once: int = FILES_AT_ONCE,
+) -> Iterator[pl.DataFrame]:
+    """`file_stats` of each file, in order, the same frames, computed `at_once` files at a
+    time (one `stats_table` over their dumps, split by file). The files hold different runs."""
+    for first in range(0, len(paths), at_once):
+        group = paths[first : first + at_once]
+        runs: list[tuple] = []  # (file index, run keys) of every run met
+        frame = stats_table(_chained(group, runs), hist, fits)
+        owner = pl.DataFrame(
+            runs, schema=["file", "dataset", "arch", "setting", "seed"], orient="row"
+        ).unique()
+        found = frame.join(
+            owner.with_columns(pl.col("seed").cast(pl.Int32)),
+            on=["dataset", "arch", "setting", "seed"],
+            how="left",
+            maintain_order="left",
+        )
+        by_file = found.partition_by("file", as_dict=True, maintain_order=True)
+        for i in range(len(group)):
+            yield by_file[i,].drop("file") if (i,) in by_file else frame.clear()
+
+
+def _chained(paths: Sequence[str | Path], runs: list[tuple]) -> Iterator[pa.Table]:
+    """The row groups of several weights files, one after another; each part's runs are
+    recorded in `runs` as (file index, dataset, arch, setting, seed)."""
+    for i, path in enumerate(paths):
+        pf = pq.ParquetFile(path, page_checksum_verification=True)
+        for part in _row_group_batches(pf):
+            ids = [part[c] for c in ("dataset", "arch")]
+            setting = (
+                part["setting"]
+                if "setting" in part.column_names
+                else pa.chunked_array([pa.array([DEFAULT_SETTING] * part.num_rows)])
+            )
+            keys = pa.table(
+                {"dataset": ids[0], "arch": ids[1], "setting": setting, "seed": part["seed"]}
+            )
+            runs.extend((i, *k) for k in set(zip(*keys.to_pydict().values(), strict=True)))
+            yield part
 
 
 def _row_group_batches(pf: pq.ParquetFile) -> Iterator[pa.Table]:

@@ -95,8 +95,8 @@ def between_part(
     labels = optimal[resampling.permutation_indices(len(optimal), n_perm, rng)].astype(float)
     labels = np.vstack([optimal.astype(float)[None, :], labels])
     k1, k0 = optimal.sum(), (~optimal).sum()
-    within_opt = np.einsum("pi,ij,pj->p", labels, dist, labels) / (k1 * (k1 - 1))
-    within_sub = np.einsum("pi,ij,pj->p", 1 - labels, dist, 1 - labels) / (k0 * (k0 - 1))
+    within_opt = resampling.quadratic_forms(labels, dist) / (k1 * (k1 - 1))
+    within_sub = resampling.quadratic_forms(1 - labels, dist) / (k0 * (k0 - 1))
     with np.errstate(divide="ignore", invalid="ignore"):
         logratio = np.log(np.maximum(within_opt, 1e-300)) - np.log(np.maximum(within_sub, 1e-300))
     return Part(
