@@ -14,20 +14,26 @@ import torch
 from weightzoo import dumps, io
 
 
-def test_atomic_path_syncs_the_file_before_the_rename_and_the_folder_after(tmp_path, monkeypatch):
-    events = []
+@pytest.fixture
+def events(monkeypatch) -> list[tuple]:
+    """Every os.fsync (of the path its descriptor names) and os.replace, in order."""
+    seen = []
     fsync, replace = os.fsync, os.replace
 
     def recording_fsync(fd):
-        events.append(("fsync", os.readlink(f"/proc/self/fd/{fd}")))
+        seen.append(("fsync", os.readlink(f"/proc/self/fd/{fd}")))
         fsync(fd)
 
     def recording_replace(src, dst):
-        events.append(("replace", str(src), str(dst)))
+        seen.append(("replace", str(src), str(dst)))
         replace(src, dst)
 
     monkeypatch.setattr(os, "fsync", recording_fsync)
     monkeypatch.setattr(os, "replace", recording_replace)
+    return seen
+
+
+def test_atomic_path_syncs_the_file_before_the_rename_and_the_folder_after(tmp_path, events):
     target = tmp_path / "done.txt"
     with io.atomic_path(target) as tmp:
         tmp.write_text("finished")
@@ -46,20 +52,7 @@ def test_a_failing_writer_leaves_neither_file_nor_temporary(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_atomic_paths_sync_every_file_before_any_rename_and_each_folder_once(tmp_path, monkeypatch):
-    events = []
-    fsync, replace = os.fsync, os.replace
-
-    def recording_fsync(fd):
-        events.append(("fsync", os.readlink(f"/proc/self/fd/{fd}")))
-        fsync(fd)
-
-    def recording_replace(src, dst):
-        events.append(("replace", str(src), str(dst)))
-        replace(src, dst)
-
-    monkeypatch.setattr(os, "fsync", recording_fsync)
-    monkeypatch.setattr(os, "replace", recording_replace)
+def test_atomic_paths_sync_every_file_before_any_rename_and_each_folder_once(tmp_path, events):
     targets = [tmp_path / "a" / f"{i}.txt" for i in range(5)] + [tmp_path / "b" / "5.txt"]
     with io.atomic_paths(targets) as tmps:
         for i, tmp in enumerate(tmps):

@@ -8,6 +8,7 @@ from pathlib import Path
 import polars as pl
 
 from weightzoo import report
+from weightzoo.markdown import replace_between
 
 
 def runs_frame() -> pl.DataFrame:
@@ -178,7 +179,5 @@ def test_verdict_agreement_pairs_places_across_datasets_and_counts_what_differs(
         "digits.",
     ]
     readme = "a\n" + report.AGREEMENT_START + "\nold\n" + report.AGREEMENT_END + "\nb\n"
-    rewritten = report.replace_between(
-        readme, report.AGREEMENT_START, report.AGREEMENT_END, summary
-    )
+    rewritten = replace_between(readme, report.AGREEMENT_START, report.AGREEMENT_END, summary)
     assert "old" not in rewritten and summary in rewritten and rewritten.endswith("end -->\nb\n")

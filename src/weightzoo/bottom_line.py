@@ -23,6 +23,8 @@ from pathlib import Path
 
 import polars as pl
 
+from weightzoo.markdown import replace_between
+
 ALL = "all"  # the dataset / family name of pooled rows (weightzoo.analysis.ALL)
 MINUS = "−"
 CLAIM_TITLES = {  # the paper's claims in plain words
@@ -308,11 +310,7 @@ def from_results(results: str | Path) -> str:
 
 def replace_section(text: str, section: str) -> str:
     """`text` with what lies between README_START and README_END replaced by `section`."""
-    start, end = text.find(README_START), text.find(README_END)
-    if start < 0 or end < start:
-        raise ValueError(f"the markers {README_START!r} … {README_END!r} are missing")
-    head = text[: start + len(README_START)]
-    return f"{head}\n{section.strip()}\n{text[end:]}"
+    return replace_between(text, README_START, README_END, section)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

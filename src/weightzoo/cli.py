@@ -62,6 +62,7 @@ def _plan(args: argparse.Namespace) -> int:
 
 def _report(args: argparse.Namespace) -> int:
     from weightzoo import report
+    from weightzoo.markdown import replace_between
 
     appendix, summary = [], None
     if args.readme and not args.against:
@@ -78,7 +79,7 @@ def _report(args: argparse.Namespace) -> int:
     print(f"wrote {args.to} and {len(copied)} figure(s) in {Path(args.to).with_suffix('')}/")
     if summary is not None:
         readme = Path(args.readme)
-        text = report.replace_between(
+        text = replace_between(
             readme.read_text(), report.AGREEMENT_START, report.AGREEMENT_END, summary
         )
         readme.write_text(text)

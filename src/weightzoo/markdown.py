@@ -33,3 +33,12 @@ def fmt(value: object, digits: int = 3) -> str:
 def finite(value: float | None) -> float | None:
     """The value as a float, None where it is missing, NaN or infinite (a table's null)."""
     return float(value) if value is not None and math.isfinite(value) else None
+
+
+def replace_between(text: str, start: str, end: str, section: str) -> str:
+    """`text` with what lies between the markers `start` and `end` replaced by `section`
+    (a generated part of a hand-written page, e.g. the README's)."""
+    i, j = text.find(start), text.find(end)
+    if i < 0 or j < i:
+        raise ValueError(f"the markers {start!r} … {end!r} are missing")
+    return f"{text[: i + len(start)]}\n{section.strip()}\n{text[j:]}"

@@ -564,14 +564,6 @@ def agreement_summary(
     return "\n".join(lines)
 
 
-def replace_between(text: str, start: str, end: str, section: str) -> str:
-    """`text` with what lies between the markers `start` and `end` replaced by `section`."""
-    i, j = text.find(start), text.find(end)
-    if i < 0 or j < i:
-        raise ValueError(f"the markers {start!r} … {end!r} are missing")
-    return f"{text[: i + len(start)]}\n{section.strip()}\n{text[j:]}"
-
-
 def run_verdicts(results: str | Path) -> pl.DataFrame:
     """The verdict table of a finished run's folder."""
     tables = Path(results) / "tables"

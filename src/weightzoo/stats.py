@@ -137,7 +137,7 @@ def segment_stats(
     quantiles take a selection per segment (`percentiles`). Returns a column (length
     n_segments) per statistic, and "hist" as (n_segments, bins) float32.
     """
-    cols = _segment_raw(x, starts, hist_range, bins, None)
+    cols = _segment_raw(x, starts, hist_range, bins)
     for internal in _POOL_SUMS:
         cols.pop(internal)
     counts = cols.pop("hist_counts")
@@ -151,16 +151,13 @@ def _segment_raw(
     starts: np.ndarray,
     hist_range: tuple[float, float],
     bins: int,
-    hist_of: np.ndarray | None,
     radix_of: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
-    """`segment_stats` with the histograms as counts ("hist_counts", int64), counted only for
-    the segments `hist_of` marks (None: all); the others' rows are zero, for the caller to
-    fill (a pool's counts are its members' summed). Also the sums a pool's statistics are
-    combined from (`_combine_pool`): "sum", "sum_sq" (Σx²), "central_2" .. "central_4"
-    (Σ(x - mean)^k) and, for the segments `radix_of` names (an object array: None for none,
-    True to count here, or `_radix_counts` already taken), "radix": `_radix_counts` of their
-    values."""
+    """`segment_stats` with the histograms as counts ("hist_counts", int64), and the sums a
+    pool's statistics are combined from (`_combine_pool`): "sum", "sum_sq" (Σx²),
+    "central_2" .. "central_4" (Σ(x - mean)^k) and, for the segments `radix_of` names (an
+    object array: None for none, True to count here, or `_radix_counts` already taken),
+    "radix": `_radix_counts` of their values."""
     lo, hi = _check_hist(hist_range, bins)
     x = np.asarray(x, dtype=np.float64)
     starts = np.asarray(starts, dtype=np.int64)
@@ -218,13 +215,7 @@ def _segment_raw(
     out.update({f"central_{j}": c for j, c in enumerate(central, start=2)})
     out["radix"] = radix
     del d, d2, absx
-    if hist_of is None or hist_of.all():
-        out["hist_counts"] = _segment_counts(x, counts, lo, hi, bins)
-    else:
-        out["hist_counts"] = np.zeros((k, bins), dtype=np.int64)
-        if hist_of.any():
-            keep = np.repeat(hist_of, counts)
-            out["hist_counts"][hist_of] = _segment_counts(x[keep], counts[hist_of], lo, hi, bins)
+    out["hist_counts"] = _segment_counts(x, counts, lo, hi, bins)
     return out
 
 
@@ -660,11 +651,11 @@ def _scaled_weights(rows: pa.Table, w: np.ndarray, w0: np.ndarray, offsets: np.n
 
 
 def _segment_columns(
-    parts: list[np.ndarray], hist_range, bins: int, hist_of: np.ndarray, radix_of: np.ndarray
+    parts: list[np.ndarray], hist_range, bins: int, radix_of: np.ndarray
 ) -> dict[str, np.ndarray]:
     """`_segment_raw` of consecutive parts, concatenated about CHUNK_VALUES values at a time
-    (a larger part alone, uncopied when it is float64 already); histogram counts of the parts
-    `hist_of` marks, radix counts of those `radix_of` marks."""
+    (a larger part alone, uncopied when it is float64 already); radix counts of the parts
+    `radix_of` marks."""
     sizes = np.array([part.size for part in parts], dtype=np.int64)
     chunks, cols, filled = [], [], CHUNK_VALUES
     for i, size in enumerate(sizes):
@@ -684,7 +675,7 @@ def _segment_columns(
         for j, i in enumerate(chunk):
             if radix_of[i]:
                 radix[j] = _radix_counts(parts[i]) if parts[i].dtype == np.float32 else True
-        cols.append(_segment_raw(x, starts, hist_range, bins, hist_of[chunk], radix))
+        cols.append(_segment_raw(x, starts, hist_range, bins, radix))
         del x
     return {c: np.concatenate([part[c] for part in cols]) for c in cols[0]}
 
@@ -816,11 +807,7 @@ def _dumps_frame(
         if not pick.any():
             continue
         found = _segment_columns(
-            [parts[i] for i in np.flatnonzero(pick)],
-            value_range,
-            hist.bins,
-            np.ones(pick.sum(), dtype=bool),
-            radix_of[pick],
+            [parts[i] for i in np.flatnonzero(pick)], value_range, hist.bins, radix_of[pick]
         )
         for c, v in found.items():
             if c not in cols:
