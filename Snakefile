@@ -37,15 +37,17 @@ onerror:
         sys.exit(STOPS.exit_code)
 
 
-# Every file every job writes is a target, so a run after an interrupted one rebuilds any
-# that is missing (a figure's image, say, that no later job reads). The inputs are plain
+# Every job is a target, and a job whose file is missing runs again, so a run after an
+# interrupted one rebuilds any file that is missing (a figure's image, say, that no later job
+# reads; a job that writes many files is named by its first: `job_inputs`). The inputs are plain
 # positional lists: a named list of N files in a rule that also refers to other rules'
 # outputs costs Snakemake O(N) per file (it hashes the whole list), O(N^2) per plan.
 rule all:
     default_target: True
     input:
-        weight_files(),
-        metric_files(),
+        job_inputs("weights", PACKS),
+        job_inputs("metrics", PACKS),
+        missing_outputs(),
         rules.aggregate_runs.output,
         rules.aggregate_stats.output,
         rules.aggregate_strength_maps.output,

@@ -3,7 +3,7 @@
 
 rule aggregate_runs:
     input:
-        run_files(),
+        job_inputs("runs", PACKS),
     output:
         parquet="results/tables/runs.parquet",
         csv="results/tables/runs.csv",
@@ -13,6 +13,7 @@ rule aggregate_runs:
     conda:
         "../envs/analysis.yaml"
     params:
+        files=run_files(),
         code=code_of("aggregate_runs.py"),
     script:
         "../workflow/scripts/aggregate_runs.py"

@@ -1,5 +1,6 @@
 # Sweep expansion, paths and wildcard constraints. The logic lives in weightzoo.config.
 import gc
+import os
 import sys
 
 # Snakemake builds a few hundred objects per job and keeps them all until the run ends, so
@@ -32,7 +33,7 @@ from weightzoo.config import (
     validate_config,
 )
 from weightzoo.imports import ZooFileError, plan_imports
-from weightzoo.planning import merge_warnings
+from weightzoo.planning import merge_warnings, pack_hint
 
 try:
     validate_config(config, Path(workflow.basedir) / "config" / "schema.yaml")
@@ -94,6 +95,8 @@ if workflow.is_main_process:
     on_disk = unit_files("results", ("weights",))
     if line := stale_summary([f for f in on_disk if f.unit not in wanted_units]):
         print(line, file=sys.stderr)
+    if line := pack_hint(config):
+        print(line, file=sys.stderr)
 
 
 wildcard_constraints:
@@ -131,12 +134,50 @@ def train_outputs(kind):
     return trained + [f for plan in IMPORTS.values() for f in plan.files(kind)]
 
 
-def weight_files():
-    return train_outputs("weights")
+def job_groups(kind, packs):
+    """The files of one output kind by the job that writes them: one per training job, or
+    one list per pack (`packs`: PACKS for the training files, STATS_PACKS for the
+    statistics'), then one list per import shard."""
+    if packs:
+        groups = [[u.path(kind) for u in units] for units in packs.values()]
+    else:
+        groups = [
+            [f"results/{kind}/dataset={d}/arch={a}/setting={t}/seeds-{s}.parquet"]
+            for d in DATASETS
+            for a, t in CELLS
+            for s in BLOCKS
+        ]
+    return groups + [
+        [plan.file(r, kind) for r in runs]
+        for plan in IMPORTS.values()
+        for runs in plan.shards().values()
+    ]
 
 
-def metric_files():
-    return train_outputs("metrics")
+def job_inputs(kind, packs):
+    """What a job after training names as its input for one output kind: the first file of
+    each job (a job that writes many, a pack or an import shard, lists them first). Depending
+    on one file of a job is depending on the job, and a job ends with all its files written,
+    so the reader still reads every file (from its params: `train_outputs`). Naming all N
+    files of such a job costs Snakemake a match against the job's files for each, O(N^2) per
+    plan: 155 s for a packed zoo of 20,000 cells (docs/reruns.md, "Planning at scale")."""
+    return [files[0] for files in job_groups(kind, packs)]
+
+
+def missing_outputs():
+    """The other files of such jobs that are missing on disk while the first is there: `all`
+    names them, so that their job runs again (Snakemake only looks for the files that are
+    asked for; a job whose first file is missing runs anyway)."""
+    kinds = [(k, PACKS) for k in ("weights", "metrics", "runs")]
+    kinds += [(k, STATS_PACKS) for k in ("stats", "strength_maps")]
+    return [
+        f
+        for kind, packs in kinds
+        for files in job_groups(kind, packs)
+        if len(files) > 1 and os.path.exists(files[0])
+        for f in files[1:]
+        if not os.path.exists(f)
+    ]
 
 
 def run_files():

@@ -1,7 +1,8 @@
 # Zoos trained elsewhere (config: imports): each run of an imported zoo becomes the weights,
 # metrics and runs files of a trained one under dataset=<its name>, then their statistics.
 # One job per run, or per shard of a large zoo (imports.<name>.jobs): one rule each, its
-# files listed, so adding checkpoints reruns only the jobs that hold them.
+# files listed (weights first: the jobs after it name only a shard's first file, `job_inputs`
+# in rules/common.smk), so adding checkpoints reruns only the jobs that hold them.
 
 
 for name, plan in IMPORTS.items():
@@ -31,8 +32,8 @@ for name, plan in IMPORTS.items():
         rule:
             name:
                 f"import_stats_{shard}"
-            input:
-                weights=[plan.file(r, "weights") for r in runs],
+            input:  # the shard's first file: its import job, all of whose files it reads
+                weights=plan.file(runs[0], "weights"),
             output:
                 stats=[plan.file(r, "stats") for r in runs],
                 maps=[plan.file(r, "strength_maps") for r in runs],
@@ -43,6 +44,7 @@ for name, plan in IMPORTS.items():
             conda:
                 "../envs/analysis.yaml"
             params:
+                weights=[plan.file(r, "weights") for r in runs],
                 hist=config["analysis"]["hist"],
                 spectral=config["analysis"]["spectral"],
             script:

@@ -30,9 +30,9 @@ for pack_id, units in STATS_PACKS.items():
     rule:
         name:
             f"weight_stats_{pack_id}"
-        input:
-            weights=[u.path("weights") for u in units],
-        output:
+        input:  # the pack's first file: the training pack job, all of whose files it reads
+            weights=units[0].path("weights"),
+        output:  # stats first: the file that stands for the pack
             stats=[u.path("stats") for u in units],
             maps=[u.path("strength_maps") for u in units],
         log:
@@ -42,6 +42,7 @@ for pack_id, units in STATS_PACKS.items():
         conda:
             "../envs/analysis.yaml"
         params:
+            weights=[u.path("weights") for u in units],
             job=pack_stats_settings(units),
             hist=config["analysis"]["hist"],
             spectral=config["analysis"]["spectral"],
@@ -52,7 +53,7 @@ for pack_id, units in STATS_PACKS.items():
 
 rule aggregate_stats:
     input:
-        train_outputs("stats"),
+        job_inputs("stats", STATS_PACKS),
     output:
         "results/tables/stats.parquet",
     log:
@@ -61,6 +62,7 @@ rule aggregate_stats:
     conda:
         "../envs/analysis.yaml"
     params:
+        files=train_outputs("stats"),
         code=code_of("concat_tables.py"),
     script:
         "../workflow/scripts/concat_tables.py"
@@ -68,7 +70,7 @@ rule aggregate_stats:
 
 rule aggregate_strength_maps:
     input:
-        train_outputs("strength_maps"),
+        job_inputs("strength_maps", STATS_PACKS),
     output:
         "results/tables/strength_maps.parquet",
     log:
@@ -77,6 +79,7 @@ rule aggregate_strength_maps:
     conda:
         "../envs/analysis.yaml"
     params:
+        files=train_outputs("strength_maps"),
         code=code_of("concat_tables.py"),
     script:
         "../workflow/scripts/concat_tables.py"

@@ -1,5 +1,6 @@
 # Training: one job per (dataset, architecture, setting, block of seeds), or, with
-# pack.jobs_per_family > 0, one job per pack of such blocks (one rule each, its files listed).
+# pack.jobs_per_family > 0, one job per pack of such blocks (one rule each, its files listed;
+# the jobs after it name only the pack's first file: `pack_inputs` in rules/common.smk).
 # Weights and metrics are `update` outputs: Snakemake keeps a finished file while its job runs
 # again (the job writes the new one beside it and renames it into place when complete), so a
 # retrain that is stopped or fails leaves the previous weights in place. The runs file is
@@ -44,7 +45,7 @@ for pack_id, units in PACKS.items():
             f"train_{pack_id}"
         input:
             data=f"results/data/{units[0].dataset}.npz",
-        output:
+        output:  # weights first: the file that stands for the pack (rules/common.smk)
             weights=[update(u.path("weights")) for u in units],
             metrics=[update(u.path("metrics")) for u in units],
             runs=[u.path("runs") for u in units],

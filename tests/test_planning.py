@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 
 import polars as pl
@@ -171,3 +172,22 @@ def test_without_a_profile_each_training_job_asks_what_its_family_config_says():
     # 360 MLP jobs of 120 min, 216 CNN jobs of 180 min, 72 ViT jobs of 240 min, 1 GPU each
     assert len(plan.requests) == 648
     assert plan.gpu_hours == 360 * 2 + 216 * 3 + 72 * 4 == 1656
+
+
+def test_a_zoo_of_more_than_ten_thousand_single_jobs_is_told_to_pack(default_config):
+    config = copy.deepcopy(default_config)
+    config |= {"datasets": ["digits"], "seeds": {"start": 0, "count": 2}, "seeds_per_job": 2}
+    mlp = config["families"]["mlp"]
+    for family in ("cnn", "vit"):
+        config["families"][family]["enabled"] = False
+    # depths 1-4 x widths 1..2,500: 10,000 cells, one block each: no line
+    mlp["grid"] = [{"depth": [1, 2, 3, 4], "width": list(range(1, 2_501))}]
+    assert planning.pack_hint(config) is None
+    mlp["grid"][0]["width"].append(2_501)  # 10,004 blocks
+    line = planning.pack_hint(config)
+    assert line.startswith("weightzoo: 10,004 training jobs and as many statistics jobs")
+    assert "pack: {jobs_per_family: 8, stats: true}" in line
+    config["seeds_per_job"] = 1  # two blocks per cell
+    assert "20,008 training jobs" in planning.pack_hint(config)
+    config["pack"] = {"jobs_per_family": 8, "stats": False}
+    assert planning.pack_hint(config) is None

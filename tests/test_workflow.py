@@ -617,3 +617,17 @@ def test_packed_training_jobs_give_the_same_networks_in_fewer_jobs(tiny_run, tmp
         b = pl.read_parquet(tmp_path / f"results/tables/{table}.parquet")
         keys = [c for c, dtype in a.schema.items() if not dtype.is_nested()]
         assert_frame_equal(a.sort(keys), b.sort(keys), check_exact=True)
+    # The jobs after a pack name only its first file; a missing file of any of its blocks
+    # still reruns the pack (and only it and what reads it), whichever block it is.
+    again = [*(f"results/tables/{t}.parquet" for t in tables), "--configfile", *configs]
+    assert "Nothing to be done" in snakemake(tmp_path, "-n", *again, str(packed)).stdout
+    pack = sorted((tmp_path / "results/weights/dataset=digits").glob("arch=mlp-*/*/*.parquet"))
+    assert len(pack) == 2
+    for weights in pack:  # the whole workflow planned (rule all names every job)
+        kept = weights.read_bytes()
+        weights.unlink()
+        plan = snakemake(tmp_path, "-n", "--configfile", *configs, str(packed))
+        weights.write_bytes(kept)
+        counts = job_counts(plan.stdout)
+        assert counts.get("train_digits_mlp_0") == 1 and counts.get("weight_stats_digits_mlp_0")
+        assert not any(k.startswith("train_") and k != "train_digits_mlp_0" for k in counts)

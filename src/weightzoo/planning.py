@@ -379,6 +379,27 @@ def merge_warnings(default: str | Path, files: list[str | Path]) -> list[str]:
     return lines
 
 
+# Above this many training jobs unpacked, Snakemake's planning (about 2 ms of CPU per job,
+# two jobs per block: benchmarks/results.md, section k) takes most of a minute or more.
+PACK_HINT_BLOCKS = 10_000
+
+
+def pack_hint(config: dict) -> str | None:
+    """One line advising `pack` when a config plans so many single jobs that planning them
+    takes minutes (a zoo in packs plans few jobs), else None."""
+    if config["pack"]["jobs_per_family"] > 0:
+        return None
+    blocks = len(config["datasets"]) * len(cfg.all_cells(config)) * len(cfg.seed_blocks(config))
+    if blocks <= PACK_HINT_BLOCKS:
+        return None
+    return (
+        f"weightzoo: {blocks:,} training jobs and as many statistics jobs: Snakemake plans "
+        "every one before the first starts (benchmarks/results.md, section k); "
+        "pack: {jobs_per_family: 8, stats: true} trains and summarises them in 8 jobs per "
+        'dataset and family, the same files (docs/reruns.md, "Planning at scale")'
+    )
+
+
 # What a training job's runs file records of the config that made it (its `config` column)
 # and the plan compares: a difference retrains the job.
 COMPARED = ("arch_params", "train", "dump_epochs")

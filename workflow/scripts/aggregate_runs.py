@@ -7,7 +7,7 @@ from weightzoo.jobs import aggregate_runs, run_logged
 run_logged(
     aggregate_runs,
     snakemake.log[0],
-    run_files=list(snakemake.input),
+    run_files=list(snakemake.params.files),
     parquet_out=snakemake.output.parquet,
     csv_out=snakemake.output.csv,
 )

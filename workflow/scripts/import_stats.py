@@ -11,7 +11,7 @@ run_logged(
     units=[
         {"weights": w, "stats": s, "maps": m}
         for w, s, m in zip(
-            snakemake.input.weights, snakemake.output.stats, snakemake.output.maps, strict=True
+            snakemake.params.weights, snakemake.output.stats, snakemake.output.maps, strict=True
         )
     ],
     hist=snakemake.params.hist,

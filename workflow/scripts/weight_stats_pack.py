@@ -7,7 +7,7 @@ from weightzoo.jobs import run_logged, stats_pack_job
 run_logged(
     stats_pack_job,
     snakemake.log[0],
-    weights_paths=list(snakemake.input.weights),
+    weights_paths=list(snakemake.params.weights),
     **snakemake.params.job,  # family, in_shape
     hist=snakemake.params.hist,
     spectral=snakemake.params.spectral,
