@@ -17,7 +17,7 @@ correlation over n cells with k covariates has standard error sqrt(1.06 / (n −
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -167,6 +167,33 @@ def spearman_null(
     observed = correlation(zs, zy[None, :])
     null = np.nan_to_num(zs) @ zy[perms].T / zs.shape[-1]
     return observed, np.where(np.isfinite(observed)[None, :], null.T, np.nan)
+
+
+# spearman_nulls: permutations up to this many bytes (as float64) go into one product, more
+# in products of MATMUL_ROWS permutations each
+ONE_PRODUCT_BYTES = 256 * 2**20
+MATMUL_ROWS = 256
+
+
+def spearman_nulls(
+    stats: np.ndarray, y: np.ndarray, chunks: Iterable[np.ndarray], n_perm: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """`spearman_null` of `n_perm` permutations arriving in blocks (resampling's `*_chunks`).
+
+    Up to ONE_PRODUCT_BYTES (9,999 permutations of 3,355 cells) all go into one product,
+    the bits of one `spearman_null` call; beyond, products of MATMUL_ROWS permutations, the
+    same bits whatever the blocks' size. (OpenBLAS sums a column of a short block in
+    another order than inside a larger product: blocks of one size keep the bits fixed.)
+    """
+    n = np.shape(y)[-1]
+    rows = n_perm if n_perm * n * 8 <= ONE_PRODUCT_BYTES else MATMUL_ROWS
+    nulls, observed = [], None
+    for block in resampling.rechunk(chunks, rows):
+        observed, null = spearman_null(stats, y, block)
+        nulls.append(null)
+    if observed is None:
+        raise ValueError("spearman_nulls needs at least one permutation")
+    return observed, np.concatenate(nulls)
 
 
 def maxt_pvalue(observed: np.ndarray, null: np.ndarray) -> np.ndarray:
