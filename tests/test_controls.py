@@ -315,3 +315,20 @@ def test_a_family_whose_cells_change_both_ways_has_no_size_ratio():
     assert same.estimate == pytest.approx(1 / 1.1)
     low, high = same.ci
     assert low < 1 / 1.1 < high and same.equivalence_ci[0] > low
+
+
+def test_average_ranks_by_hand_and_as_scipy_bit_for_bit():
+    assert controls.average_ranks(np.array([30.0, 10.0, 20.0, 10.0])).tolist() == [4, 1.5, 3, 1.5]
+    assert controls.average_ranks(np.array([[2.0, 2.0, 2.0], [3.0, 1.0, 2.0]])).tolist() == [
+        [2, 2, 2],
+        [3, 1, 2],
+    ]
+    rng = np.random.default_rng(0)
+    for a in [
+        rng.random((40, 30)),
+        np.round(rng.random((40, 30)), 1),  # many ties, like bootstrap resamples
+        rng.integers(0, 3, (20, 7)).astype(float),
+        np.array([[1.0, np.nan, 2.0]]),  # NaN rows as scipy has them
+        np.array([np.inf, -np.inf, 1.0, 1.0, -0.0, 0.0]),
+    ]:
+        assert np.array_equal(controls.average_ranks(a), sps.rankdata(a, axis=-1), equal_nan=True)

@@ -35,10 +35,32 @@ POWER = 0.8  # the power of the "detectable" effect
 # ---------------------------------------------------------------------------------------
 
 
+def average_ranks(a: np.ndarray) -> np.ndarray:
+    """Average ranks (1-based, ties sharing their mean rank) along the last axis: scipy's
+    rankdata, exactly (ranks are integers and halves), from one unstable sort, a third of
+    its time on 999 resamples of 30,000 cells. Rows with NaN go to scipy (NaN ranks)."""
+    a = np.asarray(a, dtype=np.float64)
+    if a.shape[-1] == 0 or np.isnan(a).any():
+        return sps.rankdata(a, axis=-1)
+    order = np.argsort(a, axis=-1)
+    x = np.take_along_axis(a, order, axis=-1)
+    n = a.shape[-1]
+    position = np.broadcast_to(np.arange(n), a.shape)
+    new = np.ones(a.shape, dtype=bool)
+    new[..., 1:] = x[..., 1:] != x[..., :-1]  # a tie group starts here
+    last = np.ones(a.shape, dtype=bool)
+    last[..., :-1] = new[..., 1:]  # ... or ends here
+    first = np.maximum.accumulate(np.where(new, position, 0), axis=-1)
+    end = np.flip(np.minimum.accumulate(np.flip(np.where(last, position, n), -1), axis=-1), -1)
+    ranks = np.empty(a.shape)
+    np.put_along_axis(ranks, order, (first + end) / 2 + 1, axis=-1)
+    return ranks
+
+
 def rank_z(a: np.ndarray) -> np.ndarray:
     """Average ranks along the last axis, centred and scaled to mean square 1; NaN where
     the values are constant (a rank vector with no spread has no z-scores)."""
-    r = sps.rankdata(a, axis=-1)
+    r = average_ranks(a)
     r = r - r.mean(axis=-1, keepdims=True)
     sd = np.sqrt((r**2).mean(axis=-1, keepdims=True))
     with np.errstate(invalid="ignore", divide="ignore"):

@@ -70,6 +70,9 @@ def permutation_chunks(
     base = np.argsort(s, kind="stable")  # positions grouped by stratum
     key = s[base][None, :]
     for m in _blocks(n_resamples, rows or chunk_rows(n)):
+        if strata is None:  # one stratum: key 0, base the identity, the sort is the answer
+            yield np.argsort(rng.random((m, n)), axis=1)
+            continue
         # sorting stratum + a uniform key in [0, 1) shuffles within each stratum block only
         order = np.argsort(key + rng.random((m, n)), axis=1)
         out = np.empty((m, n), dtype=np.int64)
