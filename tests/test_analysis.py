@@ -655,6 +655,130 @@ def test_bootstrap_keeps_each_stratum_and_whole_groups():
             assert (picked == g).sum() == (groups == g).sum() * (sample == g).sum()
 
 
+def test_generator_draws_the_same_numbers_in_blocks_as_at_once():
+    """What the blocks rest on: random((a, n)) then ((b, n)) is random((a + b, n))."""
+    at_once = np.random.default_rng(3).random((7, 5))
+    rng = np.random.default_rng(3)
+    assert (np.vstack([rng.random((2, 5)), rng.random((5, 5))]) == at_once).all()
+
+
+@pytest.mark.parametrize("rows", [1, 3, 64, 200, 500])
+def test_chunked_resamples_are_the_same_rows_bit_for_bit(rows):
+    strata = np.array([0, 0, 1, 1, 1, 2, 0, 1, 2, 2, 0, 1, 1])
+    for chunks, whole in [
+        (resampling.permutation_chunks, resampling.permutation_indices),
+        (resampling.bootstrap_chunks, resampling.bootstrap_indices),
+    ]:
+        for s in (None, strata):
+            a, b = np.random.default_rng(4), np.random.default_rng(4)
+            blocks = list(chunks(13, 200, a, s, rows))
+            assert [len(x) for x in blocks][:-1] == [rows] * (len(blocks) - 1)
+            assert (np.vstack(blocks) == whole(13, 200, b, s)).all()
+            assert a.random() == b.random()  # later draws (the bootstrap's) unchanged
+
+
+def test_chunk_rows_fit_the_budget(monkeypatch):
+    monkeypatch.setattr(resampling, "CHUNK_BYTES", 64 * 2**20)
+    assert resampling.chunk_rows(30_000) == 279  # 279 x 30,000 x 8 B = 63.9 MiB
+    assert resampling.chunk_rows(10**9) == 1
+    blocks = resampling.bootstrap_chunks(30_000, 600, np.random.default_rng(0))
+    assert [len(b) for b in blocks] == [279, 279, 42]
+
+
+def test_rechunk_hands_out_blocks_of_one_size_in_order():
+    chunks = [np.arange(a, b)[:, None] for a, b in [(0, 3), (3, 8), (8, 9), (9, 18)]]
+    blocks = list(resampling.rechunk(chunks, 4))
+    assert [len(b) for b in blocks] == [4, 4, 4, 4, 2]
+    assert np.vstack(blocks).ravel().tolist() == list(range(18))
+    assert [len(b) for b in resampling.rechunk(iter([]), 4)] == []
+
+
+def test_the_claims_nulls_do_not_depend_on_the_block_size(monkeypatch):
+    """Permutation nulls and bootstrap draws of the correlation, between and maxT tests are
+    the same bits with blocks of 3 permutations as with all of them at once."""
+    from weightzoo.analysis.inference import between_part
+
+    rng = np.random.default_rng(8)
+    x, c = rng.random(40), rng.random(40)
+    y = x + rng.random(40)
+    cdf = np.cumsum(rng.random((40, 9)), axis=1)
+    cdf /= cdf[:, -1:]
+    optimal = np.arange(40) < 15
+    stats = rng.random((3, 40))
+
+    def run():
+        corr = correlation_part(x, y, c, n_perm=999, n_boot=499, rng=np.random.default_rng(1))
+        between = between_part(cdf, optimal, 0.1, n_perm=999, rng=np.random.default_rng(2))
+        perms = resampling.permutation_chunks(40, 999, np.random.default_rng(3))
+        _, null = controls.spearman_nulls(stats, y, perms, 999)
+        return [corr.null, corr.boot, corr.extra["difference_boot"], between.null, null]
+
+    whole = run()
+    monkeypatch.setattr(resampling, "CHUNK_BYTES", 3 * 40 * 8)  # blocks of 3 permutations
+    assert resampling.chunk_rows(40) == 3
+    for got, expected in zip(run(), whole, strict=True):
+        assert got.shape == expected.shape and (got == expected).all()
+    one = controls.spearman_null(
+        stats, y, resampling.permutation_indices(40, 999, np.random.default_rng(3))
+    )
+    assert (whole[-1] == one[1]).all()  # below ONE_PRODUCT_BYTES: one call's bits
+
+
+def test_spearman_nulls_in_blocks_of_one_size_above_one_product(monkeypatch):
+    """Above ONE_PRODUCT_BYTES the products run on MATMUL_ROWS permutations each: the same
+    bits whatever the permutations' blocks, one call's values to float precision."""
+    rng = np.random.default_rng(6)
+    stats, y = rng.random((4, 300)), rng.random(300)
+    one = controls.spearman_null(
+        stats, y, resampling.permutation_indices(300, 999, np.random.default_rng(5))
+    )
+    monkeypatch.setattr(controls, "ONE_PRODUCT_BYTES", 0)
+    found = []
+    for rows in (7, 256, 999):
+        perms = resampling.permutation_chunks(300, 999, np.random.default_rng(5), rows=rows)
+        found.append(controls.spearman_nulls(stats, y, perms, 999))
+    for observed, null in found:
+        assert (observed == found[0][0]).all() and (null == found[0][1]).all()
+        assert null.shape == (999, 4)
+        np.testing.assert_allclose(null, one[1], rtol=0, atol=1e-12)
+
+
+def test_stratified_subsample_keeps_each_groups_share():
+    groups = np.repeat([0, 1], [90, 10])
+    keep = resampling.stratified_subsample(groups, 20, np.random.default_rng(0))
+    assert len(np.unique(keep)) == 20 and (np.diff(keep) > 0).all()
+    assert np.bincount(groups[keep]).tolist() == [18, 2]  # a plain sample of 20 varies
+    again = resampling.stratified_subsample(groups, 20, np.random.default_rng(0))
+    other = resampling.stratified_subsample(groups, 20, np.random.default_rng(1))
+    assert (keep == again).all() and not (keep == other).all()
+    # quotas 99.8 and 0.2: largest remainder gives 100 and 0, min_each keeps both of group 1
+    rare = np.repeat([0, 1], [998, 2])
+    keep = resampling.stratified_subsample(rare, 100, np.random.default_rng(0), min_each=3)
+    assert np.bincount(rare[keep]).tolist() == [100, 2]
+
+
+def test_between_test_above_its_cell_cap_runs_on_a_stratified_subsample():
+    runs, stats = make_zoo(size_zoo())  # 10 cells: 4 optimal, 6 suboptimal
+    full = analysis.run_claims(runs, stats, SETTINGS)
+    capped = analysis.run_claims(runs, stats, dataclasses.replace(SETTINGS, between_max_cells=6))
+    rows = {
+        name: by(
+            result.claims, claim=2, dataset="d", family="mlp", test="between_w1_cells", target="w"
+        )
+        for name, result in (("full", full), ("capped", capped))
+    }
+    assert (rows["full"]["n_a"], rows["full"]["n_b"]) == (4, 6)
+    assert "between test on" not in (rows["full"]["note"] or "")
+    # quotas 2.4 and 3.6 -> 2 and 4, the optimal group raised to min_group (3)
+    assert (rows["capped"]["n_a"], rows["capped"]["n_b"], rows["capped"]["n_cells"]) == (3, 4, 7)
+    assert "between test on a random 7 of 10 cells" in rows["capped"]["note"]
+    assert rows["capped"]["estimate"] != rows["full"]["estimate"]
+    same = dataclasses.replace(SETTINGS, between_max_cells=10)  # at the cap: all cells
+    again = analysis.run_claims(runs, stats, same)
+    key = {"claim": 2, "dataset": "d", "family": "mlp", "test": "between_w1_cells"}
+    assert by(again.claims, **key, target="w") == rows["full"]
+
+
 def test_permutation_pvalue_and_interval_by_hand():
     assert resampling.pvalue(2.0, np.array([0.0, 1.0, 2.0, -3.0])) == pytest.approx(3 / 5)
     assert resampling.pvalue(2.0, np.array([0.0, 1.0, 2.0, -3.0]), "greater") == 2 / 5

@@ -315,3 +315,33 @@ def test_a_family_whose_cells_change_both_ways_has_no_size_ratio():
     assert same.estimate == pytest.approx(1 / 1.1)
     low, high = same.ci
     assert low < 1 / 1.1 < high and same.equivalence_ci[0] > low
+
+
+def test_average_ranks_by_hand_and_as_scipy_bit_for_bit():
+    assert controls.average_ranks(np.array([30.0, 10.0, 20.0, 10.0])).tolist() == [4, 1.5, 3, 1.5]
+    assert controls.average_ranks(np.array([[2.0, 2.0, 2.0], [3.0, 1.0, 2.0]])).tolist() == [
+        [2, 2, 2],
+        [3, 1, 2],
+    ]
+    rng = np.random.default_rng(0)
+    for a in [
+        rng.random((40, 30)),
+        np.round(rng.random((40, 30)), 1),  # many ties, like bootstrap resamples
+        rng.integers(0, 3, (20, 7)).astype(float),
+        np.array([[1.0, np.nan, 2.0]]),  # NaN rows as scipy has them
+        np.array([np.inf, -np.inf, 1.0, 1.0, -0.0, 0.0]),
+    ]:
+        assert np.array_equal(controls.average_ranks(a), sps.rankdata(a, axis=-1), equal_nan=True)
+
+
+def test_resampled_ranks_count_what_a_sort_of_each_resample_gives():
+    """A value drawn k times among m smaller draws ranks m + (k + 1) / 2: by hand, and as
+    scipy's rankdata of every resample, bit for bit, with ties in the data too."""
+    a = np.array([[10.0, 30.0, 20.0]])
+    idx = np.array([[[0, 0, 2], [1, 2, 1]]])
+    assert controls.resampled_ranks(a, idx).tolist() == [[[1.5, 1.5, 3], [2.5, 1, 2.5]]]
+    rng = np.random.default_rng(1)
+    for values in (rng.random((3, 25)), np.round(rng.random((3, 25)), 1)):
+        draws = controls.bootstraps(3, 40, 25, rng)
+        expected = sps.rankdata(np.take_along_axis(values[:, None, :], draws, -1), axis=-1)
+        assert np.array_equal(controls.resampled_ranks(values, draws), expected)

@@ -309,6 +309,18 @@ def test_architecture_folds_are_seeded_and_mix_families():
 # --------------------------------------------------------------------------------------------
 
 
+def test_cell_resamples_count_the_bootstrap_draws_in_any_block_size(monkeypatch):
+    from weightzoo import resampling
+
+    draws = resampling.bootstrap_indices(7, 50, np.random.default_rng(3))
+    expected = np.stack([np.bincount(d, minlength=7) for d in draws]).astype(float)
+    whole = P.cell_resamples(7, 50, seed=3)
+    monkeypatch.setattr(resampling, "CHUNK_BYTES", 4 * 7 * 8)  # blocks of 4 resamples
+    assert np.array_equal(whole, expected)
+    assert np.array_equal(P.cell_resamples(7, 50, seed=3), expected)
+    assert whole.sum(axis=1).tolist() == [7] * 50
+
+
 def test_bootstrap_metrics_equal_scipy_on_the_expanded_resample():
     rng = np.random.default_rng(5)
     cells = np.repeat(np.arange(8), 3)

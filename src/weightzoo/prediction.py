@@ -467,10 +467,15 @@ def point_metrics(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
 
 def cell_resamples(n_cells: int, n_boot: int, seed: int) -> np.ndarray:
     """(n_boot, n_cells): how often each cell is drawn in each resample of the cells with
-    replacement (resampling.bootstrap_indices, the claims' resampling of cells)."""
-    draws = resampling.bootstrap_indices(n_cells, n_boot, np.random.default_rng(seed))
-    counts = np.zeros((n_boot, n_cells))
-    np.add.at(counts, (np.repeat(np.arange(n_boot), n_cells), draws.ravel()), 1.0)
+    replacement (resampling.bootstrap_indices, the claims' resampling of cells), counted a
+    block of resamples at a time (the draws of 999 x 30,000 cells would be 240 MB more)."""
+    counts = np.empty((n_boot, n_cells))
+    start = 0
+    for draws in resampling.bootstrap_chunks(n_cells, n_boot, np.random.default_rng(seed)):
+        m = len(draws)
+        flat = (np.arange(m)[:, None] * n_cells + draws).ravel()
+        counts[start : start + m] = np.bincount(flat, minlength=m * n_cells).reshape(m, n_cells)
+        start += m
     return counts
 
 
@@ -766,15 +771,17 @@ def _evaluate(rows, results, by_epoch, folds, notes, sets, cfg):
             continue
         part = by_epoch[epoch]
         y, cells = part["final_test_acc"].to_numpy(), part["cell"].to_numpy()
-        if epoch not in counts:  # one set of resamples per epoch: increments are paired
-            counts[epoch] = cell_resamples(int(cells.max()) + 1, cfg.bootstrap, cfg.seed)
+        n_cells = int(cells.max()) + 1
+        if n_cells not in counts:  # one set of resamples per zoo size: increments are paired
+            counts[n_cells] = cell_resamples(n_cells, cfg.bootstrap, cfg.seed)  # 240 MB at
+        resamples = counts[n_cells]  # 30,000 cells: shared by the epochs of that many cells
         pred = results[row][0]
         points[row] = point_metrics(y, pred)
-        boots[row] = bootstrap_metrics(y, pred, cells, counts[epoch], cfg.max_rank_runs)
+        boots[row] = bootstrap_metrics(y, pred, cells, resamples, cfg.max_rank_runs)
         if predictor == RANK:  # a ranking, not an accuracy: rank metrics only, no held-out rows
             for m in set(METRICS) - set(RANK_METRICS):
                 points[row][m] = math.nan
-                boots[row][m] = np.full(len(counts[epoch]), np.nan)
+                boots[row][m] = np.full(len(resamples), np.nan)
             continue
         labels = {"feature_set": fset, "predictor": predictor, "split": kind, "epoch": epoch}
         oof.append(

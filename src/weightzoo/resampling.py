@@ -4,14 +4,20 @@ Seeds of one architecture share its depth, width and initial scale, so they are 
 independent samples: every resampling here works on integer group codes (0..G-1, e.g. one
 per architecture cell), optionally within strata (e.g. dataset x family), and returns index
 arrays, so one draw serves every statistic computed on it. Everything is vectorised over
-resamples: a (resamples, n) array of indices, never a Python loop over draws.
+resamples: a (resamples, n) array of indices, never a Python loop over draws. At tens of
+thousands of cells such an array of 9,999 permutations is GBs, so the `*_chunks` generators
+hand it out a block of rows at a time (CHUNK_BYTES each), the same rows bit for bit.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 import numpy as np
+
+# One block of (resamples, n) float64 keys: 9,999 permutations of 30,000 cells are 2.4 GB
+# as one array (and as much again for their argsort), 64 MiB in blocks of 279 rows.
+CHUNK_BYTES = 64 * 2**20
 
 
 def codes(*keys: Sequence) -> np.ndarray:
@@ -38,6 +44,42 @@ def _strata(n: int, strata: Sequence[int] | None) -> np.ndarray:
     return out
 
 
+def chunk_rows(n: int) -> int:
+    """Rows of a (rows, n) float64 block that fit in CHUNK_BYTES (at least 1)."""
+    return max(1, CHUNK_BYTES // (8 * max(n, 1)))
+
+
+def _blocks(n_resamples: int, rows: int) -> Iterator[int]:
+    """The row counts of consecutive blocks of at most `rows` rows."""
+    for start in range(0, n_resamples, rows):
+        yield min(rows, n_resamples - start)
+
+
+def permutation_chunks(
+    n: int,
+    n_resamples: int,
+    rng: np.random.Generator,
+    strata: Sequence[int] | None = None,
+    rows: int | None = None,
+) -> Iterator[np.ndarray]:
+    """`permutation_indices` a block of at most `rows` rows at a time (chunk_rows(n) by
+    default), bit for bit the same rows: Generator.random((a, n)) then ((b, n)) draws the
+    same numbers as ((a + b, n)). Lazy: consume every block before drawing anything else
+    from `rng`, or the later draws change."""
+    s = _strata(n, strata)
+    base = np.argsort(s, kind="stable")  # positions grouped by stratum
+    key = s[base][None, :]
+    for m in _blocks(n_resamples, rows or chunk_rows(n)):
+        if strata is None:  # one stratum: key 0, base the identity, the sort is the answer
+            yield np.argsort(rng.random((m, n)), axis=1)
+            continue
+        # sorting stratum + a uniform key in [0, 1) shuffles within each stratum block only
+        order = np.argsort(key + rng.random((m, n)), axis=1)
+        out = np.empty((m, n), dtype=np.int64)
+        out[:, base] = base[order]
+        yield out
+
+
 def permutation_indices(
     n: int, n_resamples: int, rng: np.random.Generator, strata: Sequence[int] | None = None
 ) -> np.ndarray:
@@ -45,13 +87,29 @@ def permutation_indices(
 
     Row r maps position i to `out[r, i]`; `values[out]` is each resample's permuted values.
     """
+    return _stack(permutation_chunks(n, n_resamples, rng, strata, rows=n_resamples), n)
+
+
+def bootstrap_chunks(
+    n: int,
+    n_resamples: int,
+    rng: np.random.Generator,
+    strata: Sequence[int] | None = None,
+    rows: int | None = None,
+) -> Iterator[np.ndarray]:
+    """`bootstrap_indices` a block of at most `rows` rows at a time, the same rows bit for
+    bit (as `permutation_chunks`; lazy in the same way)."""
     s = _strata(n, strata)
-    base = np.argsort(s, kind="stable")  # positions grouped by stratum
-    # sorting stratum + a uniform key in [0, 1) shuffles within each stratum block only
-    order = np.argsort(s[base][None, :] + rng.random((n_resamples, n)), axis=1)
-    out = np.empty((n_resamples, n), dtype=np.int64)
-    out[:, base] = base[order]
-    return out
+    base = np.argsort(s, kind="stable")
+    sizes = np.bincount(s)
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    block = s[base]  # the stratum of each sorted position
+    first, count = starts[block], sizes[block]
+    for m in _blocks(n_resamples, rows or chunk_rows(n)):
+        picks = first + np.floor(rng.random((m, n)) * count).astype(np.int64)
+        out = np.empty((m, n), dtype=np.int64)
+        out[:, base] = base[np.minimum(picks, first + count - 1)]
+        yield out
 
 
 def bootstrap_indices(
@@ -62,15 +120,49 @@ def bootstrap_indices(
     Position i of a draw holds an element of i's stratum, so a statistic computed per
     stratum sees a resample of that stratum alone.
     """
-    s = _strata(n, strata)
-    base = np.argsort(s, kind="stable")
-    sizes = np.bincount(s)
-    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
-    block = s[base]  # the stratum of each sorted position
-    picks = starts[block] + np.floor(rng.random((n_resamples, n)) * sizes[block]).astype(np.int64)
-    out = np.empty((n_resamples, n), dtype=np.int64)
-    out[:, base] = base[np.minimum(picks, starts[block] + sizes[block] - 1)]
-    return out
+    return _stack(bootstrap_chunks(n, n_resamples, rng, strata, rows=n_resamples), n)
+
+
+def _stack(chunks: Iterable[np.ndarray], n: int) -> np.ndarray:
+    """The blocks as one (rows, n) array; (0, n) for none."""
+    found = list(chunks)
+    return np.concatenate(found) if found else np.empty((0, n), dtype=np.int64)
+
+
+def rechunk(chunks: Iterable[np.ndarray], rows: int) -> Iterator[np.ndarray]:
+    """The rows of `chunks`, in order, in blocks of exactly `rows` rows (the last fewer):
+    a computation whose result depends on its blocks (a BLAS product) sees the same ones
+    however the rows arrive."""
+    held: list[np.ndarray] = []
+    count = 0
+    for chunk in chunks:
+        held.append(chunk)
+        count += len(chunk)
+        if count < rows:
+            continue
+        joined = np.concatenate(held)
+        full = len(joined) - len(joined) % rows
+        for start in range(0, full, rows):
+            yield joined[start : start + rows]
+        held, count = [joined[full:]], len(joined) - full
+    if count:
+        yield np.concatenate(held)
+
+
+def stratified_subsample(
+    groups: Sequence[int], size: int, rng: np.random.Generator, min_each: int = 0
+) -> np.ndarray:
+    """Sorted indices of a random subsample of about `size` elements, each group (codes
+    0..G-1) keeping its share (largest remainders) and at least min(its size, min_each)."""
+    g = np.asarray(groups, dtype=np.int64)
+    sizes = np.bincount(g)
+    quota = size * sizes / len(g)
+    take = np.floor(quota).astype(np.int64)
+    extra = np.argsort(-(quota - take), kind="stable")[: size - take.sum()]
+    take[extra] += 1
+    take = np.minimum(np.maximum(take, np.minimum(sizes, min_each)), sizes)
+    picked = [rng.permutation(np.flatnonzero(g == k))[:m] for k, m in enumerate(take)]
+    return np.sort(np.concatenate(picked))
 
 
 def group_rows(groups: Sequence[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -8,6 +8,7 @@ import numpy as np
 import polars as pl
 from scipy import stats as sps
 
+from weightzoo import resampling
 from weightzoo.analysis.cells import Cells, mean_distance_to_group, subsets
 from weightzoo.analysis.claim_settings import ClaimSettings
 from weightzoo.analysis.inference import Part, between_part, keyed_rng, pool
@@ -44,15 +45,28 @@ def _stratum_between(cells: Cells, settings: ClaimSettings, stratum: int, target
             note=f"a group has fewer than {settings.min_group} architectures: no test",
             extra={"k": (int(optimal.sum()), int((~optimal).sum()))},
         )
+    name = cells.strata.row(stratum, named=True)
+    note = ""
+    if len(optimal) > settings.between_max_cells:  # k x k distances: a subsample of cells
+        rng = keyed_rng(settings.seed, 2, "between cells", name["dataset"], name["family"])
+        keep = resampling.stratified_subsample(
+            optimal, settings.between_max_cells, rng, min_each=settings.min_group
+        )
+        note = (
+            f"between test on a random {len(keep):,} of {len(optimal):,} cells, each group "
+            "keeping its share (analysis.between_max_cells)"
+        )
+        table, optimal = table[keep], optimal[keep]
+        n_runs = int(table["n_seeds"].sum())
     mean_cdf = cells.mean_cdfs(target)[table["cell"].to_numpy()]
     if not np.isfinite(mean_cdf).all():
         return Part(None, n_cells=len(optimal), n_runs=n_runs, note=f"no {target} histograms")
-    name = cells.strata.row(stratum, named=True)
     rng = keyed_rng(settings.seed, 2, "between", target, name["dataset"], name["family"])
     part = between_part(
         mean_cdf, optimal, cells.widths[target], n_perm=settings.n_perm, rng=rng, n_runs=n_runs
     )
     part.extra["k"] = (int(optimal.sum()), int((~optimal).sum()))
+    part.note = note
     return part
 
 

@@ -17,6 +17,7 @@ class ClaimSettings:
     alpha: float  # significance level of the q-values
     min_group: int  # architectures per group in the between-architecture test
     min_cells: int  # architectures in a subset for a correlation test
+    between_max_cells: int  # the between test's cells per stratum at most (a random subsample)
     n_boot: int  # bootstrap resamples of cells
     n_perm: int  # permutations of cells
     seed: int
@@ -41,6 +42,7 @@ class ClaimSettings:
             alpha=float(cfg["alpha"]),
             min_group=int(cfg["min_group"]),
             min_cells=int(cfg["min_cells"]),
+            between_max_cells=int(cfg["between_max_cells"]),
             n_boot=int(cfg["bootstrap"]),
             n_perm=int(cfg["permutations"]),
             seed=int(cfg["seed"]),

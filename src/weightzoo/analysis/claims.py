@@ -246,9 +246,9 @@ def _stratum_strongest(
     x = np.stack([part[s].to_numpy().astype(np.float64) for s in statistics])
     x = np.where(np.isfinite(x).all(axis=1, keepdims=True), x, np.nan)  # missing: left out
     rng = keyed_rng(settings.seed, 1, "strongest", d, f)
-    perms = resampling.permutation_indices(n, settings.n_perm, rng)
-    observed, null = controls.spearman_null(
-        np.nan_to_num(x, nan=0.0), part["acc"].to_numpy(), perms
+    perms = resampling.permutation_chunks(n, settings.n_perm, rng)  # blocks: 9,999 x n is GBs
+    observed, null = controls.spearman_nulls(
+        np.nan_to_num(x, nan=0.0), part["acc"].to_numpy(), perms, settings.n_perm
     )
     observed = np.where(np.isfinite(x).all(axis=1), observed, np.nan)
     return Part(0.0, null, None, n, n_runs, extra={"observed": observed})

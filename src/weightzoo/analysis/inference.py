@@ -8,6 +8,7 @@ their stratum). Permutations and bootstraps move whole cells (weightzoo.resampli
 
 from __future__ import annotations
 
+import itertools
 import math
 import zlib
 from collections.abc import Sequence
@@ -22,6 +23,7 @@ from weightzoo.analysis.rows import ClaimTest, join_notes, sign
 from weightzoo.markdown import finite
 
 BORDERLINE = "q within permutation error of α"
+QUADRATIC_ROWS = 256  # label vectors per matrix product of the between test's quadratic forms
 
 
 @dataclass
@@ -66,11 +68,14 @@ def correlation_part(
     estimate = float(controls.partial_estimate(x, y, c)[0])
     if not np.isfinite(estimate):
         return Part(None, n_cells=n, n_runs=n_runs, note=UNDEFINED, extra={"undefined": True})
-    perms = resampling.permutation_indices(n, n_perm, rng)[None]
-    null = controls.freedman_lane_null(x, y, c, perms)[0]
-    raw, boot = controls.bootstrap_draws(
-        x, y, c, resampling.bootstrap_indices(n, n_boot, rng)[None]
-    )
+    perms = resampling.permutation_chunks(n, n_perm, rng)  # blocks: 9,999 x n is GBs
+    null = np.concatenate([controls.freedman_lane_null(x, y, c, p[None])[0] for p in perms])
+    draws = [
+        controls.bootstrap_draws(x, y, c, b[None])
+        for b in resampling.bootstrap_chunks(n, n_boot, rng)
+    ]
+    raw = np.concatenate([r for r, _ in draws], axis=1)
+    boot = np.concatenate([b for _, b in draws], axis=1)
     extra = {}
     if c is not None:
         raw_estimate = float(controls.partial_estimate(x, y, None)[0])
@@ -92,11 +97,16 @@ def between_part(
     The null permutes the group labels over cells. Negative: optimal cells closer together.
     """
     dist = squareform(pdist(cdf, "cityblock")) * width
-    labels = optimal[resampling.permutation_indices(len(optimal), n_perm, rng)].astype(float)
-    labels = np.vstack([optimal.astype(float)[None, :], labels])
+    perms = resampling.permutation_chunks(len(optimal), n_perm, rng)
+    labels = itertools.chain([optimal[None, :]], (optimal[p] for p in perms))  # observed first
+    qf = resampling.quadratic_forms
+    forms = [
+        (qf(b, dist, QUADRATIC_ROWS), qf(1 - b, dist, QUADRATIC_ROWS))
+        for b in (b.astype(float) for b in resampling.rechunk(labels, QUADRATIC_ROWS))
+    ]
     k1, k0 = optimal.sum(), (~optimal).sum()
-    within_opt = resampling.quadratic_forms(labels, dist) / (k1 * (k1 - 1))
-    within_sub = resampling.quadratic_forms(1 - labels, dist) / (k0 * (k0 - 1))
+    within_opt = np.concatenate([f for f, _ in forms]) / (k1 * (k1 - 1))
+    within_sub = np.concatenate([f for _, f in forms]) / (k0 * (k0 - 1))
     with np.errstate(divide="ignore", invalid="ignore"):
         logratio = np.log(np.maximum(within_opt, 1e-300)) - np.log(np.maximum(within_sub, 1e-300))
     return Part(
