@@ -160,7 +160,8 @@ def job_inputs(kind, packs):
     on one file of a job is depending on the job, and a job ends with all its files written,
     so the reader still reads every file (from its params: `train_outputs`). Naming all N
     files of such a job costs Snakemake a match against the job's files for each, O(N^2) per
-    plan: 155 s for a packed zoo of 20,000 cells (docs/reruns.md, "Planning at scale")."""
+    plan: 155 s for a packed zoo of 20,000 cells (docs/reruns.md, "Planning at scale").
+    """
     return [files[0] for files in job_groups(kind, packs)]
 
 

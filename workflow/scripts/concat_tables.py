@@ -4,4 +4,6 @@ import _src_path  # noqa: F401  (src/ on sys.path for envs without weightzoo ins
 
 from weightzoo.jobs import concat_tables, run_logged
 
-run_logged(concat_tables, snakemake.log[0], files=list(snakemake.params.files), output=snakemake.output[0])
+run_logged(
+    concat_tables, snakemake.log[0], files=list(snakemake.params.files), output=snakemake.output[0]
+)
