@@ -14,6 +14,7 @@ from scipy import stats as sps
 from scipy.stats import wasserstein_distance
 
 from weightzoo import analysis, controls, resampling
+from weightzoo.analysis import between
 from weightzoo.analysis.cells import mean_distance_to_group, seed_dispersion
 from weightzoo.analysis.inference import BORDERLINE, Part, correlation_part, decide, pool
 from weightzoo.analysis.rows import sign
@@ -777,6 +778,27 @@ def test_between_test_above_its_cell_cap_runs_on_a_stratified_subsample():
     again = analysis.run_claims(runs, stats, same)
     key = {"claim": 2, "dataset": "d", "family": "mlp", "test": "between_w1_cells"}
     assert by(again.claims, **key, target="w") == rows["full"]
+
+
+def test_the_between_tests_subsample_keeps_each_cells_own_label(monkeypatch):
+    """Each kept cell's CDF goes to the test with its own group label: every (CDF, label)
+    pair of the capped test is one of the full test's pairs."""
+    calls = []
+    real = between.between_part
+
+    def spy(cdf, optimal, *args, **kwargs):
+        calls.append((cdf, optimal))
+        return real(cdf, optimal, *args, **kwargs)
+
+    monkeypatch.setattr(between, "between_part", spy)
+    runs, stats = make_zoo(size_zoo())
+    analysis.run_claims(runs, stats, SETTINGS)
+    full = {(c.tobytes(), bool(o)) for cdf, opt in calls for c, o in zip(cdf, opt, strict=True)}
+    calls.clear()
+    analysis.run_claims(runs, stats, dataclasses.replace(SETTINGS, between_max_cells=6))
+    assert calls and all(len(opt) == 7 for _, opt in calls)
+    for cdf, opt in calls:
+        assert {(c.tobytes(), bool(o)) for c, o in zip(cdf, opt, strict=True)} <= full
 
 
 def test_permutation_pvalue_and_interval_by_hand():
