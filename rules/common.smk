@@ -122,16 +122,19 @@ def figure_files():
     return expand(rules.figure.output, figure=list(FIGURES))
 
 
-def train_outputs(kind):
-    """One file per training job (dataset x architecture x setting x seed block) of one
-    output kind, then one per imported run."""
-    trained = [
+def trained_files(kind):
+    """One file per block (dataset x architecture x setting x seed block) of one kind."""
+    return [
         f"results/{kind}/dataset={d}/arch={a}/setting={t}/seeds-{s}.parquet"
         for d in DATASETS
         for a, t in CELLS
         for s in BLOCKS
     ]
-    return trained + [f for plan in IMPORTS.values() for f in plan.files(kind)]
+
+
+def train_outputs(kind):
+    """One file per training job's block of one output kind, then one per imported run."""
+    return trained_files(kind) + [f for plan in IMPORTS.values() for f in plan.files(kind)]
 
 
 def job_groups(kind, packs):
@@ -141,12 +144,7 @@ def job_groups(kind, packs):
     if packs:
         groups = [[u.path(kind) for u in units] for units in packs.values()]
     else:
-        groups = [
-            [f"results/{kind}/dataset={d}/arch={a}/setting={t}/seeds-{s}.parquet"]
-            for d in DATASETS
-            for a, t in CELLS
-            for s in BLOCKS
-        ]
+        groups = [[f] for f in trained_files(kind)]
     return groups + [
         [plan.file(r, kind) for r in runs]
         for plan in IMPORTS.values()
