@@ -134,7 +134,9 @@ def trained_files(kind):
 
 def train_outputs(kind):
     """One file per training job's block of one output kind, then one per imported run."""
-    return trained_files(kind) + [f for plan in IMPORTS.values() for f in plan.files(kind)]
+    return trained_files(kind) + [
+        f for plan in IMPORTS.values() for f in plan.files(kind)
+    ]
 
 
 def job_groups(kind, packs):
